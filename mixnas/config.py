@@ -1,0 +1,360 @@
+"""The frozen architecture configuration: the only thing passed from search to model building.
+
+An :class:`ArchConfig` is a tree of frozen dataclasses. Constructing one validates it and resolves every
+mixer parameter to an explicit value (defaults filled in from the mixer registry), so
+
+* an impossible architecture cannot exist as an ``ArchConfig`` (the error names the dotted path);
+* two configs that build the same network are equal and have the same :meth:`ArchConfig.digest`,
+  whether or not defaults were spelled out;
+* ``to_dict`` / ``from_dict`` and the YAML form round-trip exactly.
+
+Layouts:
+
+``isotropic``
+    MLP-Mixer / ViT: a patch stem, then blocks at one resolution and one width (one or more stages, none
+    downsampling).
+``pyramid``
+    Swin-style stages: a patch stem, then each later stage is entered by a 2x2 stride-2 patch-merging
+    convolution that halves the grid and changes the width. ``cross_stage_fusion`` adds Strip-MLP's
+    grouped 2x2 convolutions that carry each merged stage input forward to every later stage input.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+import yaml
+
+from mixnas.errors import ArchError, MixnasError, did_you_mean
+from mixnas.registry import MixerContext, get_mixer
+
+LAYOUTS = ("isotropic", "pyramid")
+NORMS = ("layernorm", "batchnorm", "none")
+DOWNSAMPLES = ("none", "conv2x2")
+POOLS = ("mean", "cls")
+POS_EMBEDS = ("none", "learned")
+
+
+@dataclass(frozen=True)
+class MixerSpec:
+    """A mixer family name and its parameters (a sorted tuple of pairs, so the spec is hashable)."""
+
+    name: str
+    params: tuple[tuple[str, Any], ...] = ()
+
+    @classmethod
+    def of(cls, name: str, **params: Any) -> MixerSpec:
+        return cls(name, tuple(sorted(params.items())))
+
+    def __getitem__(self, key: str) -> Any:
+        return dict(self.params)[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return dict(self.params).get(key, default)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.params)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, **dict(self.params)}
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """The task's input: square image size, channels, and number of classes."""
+
+    image_size: int = 224
+    in_channels: int = 3
+    num_classes: int = 1000
+
+
+@dataclass(frozen=True)
+class StemSpec:
+    """Non-overlapping patch embedding: a ``patch_size`` stride-``patch_size`` convolution to ``dim``."""
+
+    patch_size: int = 16
+    dim: int = 768
+    bias: bool = True
+    norm: str = "none"
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """``depth`` blocks of width ``dim``: ``x + token_mixer(norm(x))`` then ``x + channel_mixer(norm(x))``."""
+
+    depth: int
+    dim: int
+    token_mixer: MixerSpec
+    channel_mixer: MixerSpec
+    downsample: str = "none"
+    norm: str = "layernorm"
+    drop_path: float = 0.0
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """Final norm, pooling (mean over tokens or the class token), dropout and a linear classifier."""
+
+    norm: str = "layernorm"
+    pool: str = "mean"
+    dropout: float = 0.0
+
+
+@dataclass(frozen=True)
+class ArchConfig:
+    """A complete, validated, canonical vision-MLP architecture."""
+
+    stages: tuple[StageSpec, ...]
+    input: InputSpec = field(default_factory=InputSpec)
+    stem: StemSpec = field(default_factory=StemSpec)
+    head: HeadSpec = field(default_factory=HeadSpec)
+    layout: str = "isotropic"
+    class_token: bool = False
+    pos_embed: str = "none"
+    cross_stage_fusion: bool = False
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "stages", tuple(self.stages))
+        _validate(self)
+        object.__setattr__(self, "stages", tuple(_resolve_stage(self, i) for i in range(len(self.stages))))
+
+    # -- geometry ---------------------------------------------------------------------------------------
+    @property
+    def num_prefix_tokens(self) -> int:
+        return 1 if self.class_token else 0
+
+    def grids(self) -> list[tuple[int, int]]:
+        """The (H, W) token grid of every stage."""
+        side = self.input.image_size // self.stem.patch_size
+        out = []
+        for stage in self.stages:
+            if stage.downsample == "conv2x2":
+                side //= 2
+            out.append((side, side))
+        return out
+
+    def contexts(self) -> list[MixerContext]:
+        return [MixerContext(s.dim, g, self.num_prefix_tokens, i)
+                for i, (s, g) in enumerate(zip(self.stages, self.grids()))]
+
+    @property
+    def depth(self) -> int:
+        return sum(s.depth for s in self.stages)
+
+    # -- serialisation ----------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "layout": self.layout,
+            "input": _plain(self.input),
+            "stem": _plain(self.stem),
+            "stages": [{**_plain(s), "token_mixer": s.token_mixer.to_dict(),
+                        "channel_mixer": s.channel_mixer.to_dict()} for s in self.stages],
+            "head": _plain(self.head),
+            "class_token": self.class_token,
+            "pos_embed": self.pos_embed,
+            "cross_stage_fusion": self.cross_stage_fusion,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], where: str = "") -> ArchConfig:
+        """Build from a plain mapping; unknown keys and bad types raise an error naming the path."""
+        return _from_dict(data, where)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    @classmethod
+    def from_yaml(cls, text: str, where: str = "") -> ArchConfig:
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise MixnasError(f"{where or '<yaml>'}: not valid YAML: {err}") from None
+        if not isinstance(data, Mapping):
+            raise MixnasError(f"{where or '<yaml>'}: expected a mapping describing an ArchConfig")
+        return cls.from_dict(data, where)
+
+    def digest(self) -> str:
+        """A stable 16-hex-digit hash of the architecture (the ``name`` label is not part of it)."""
+        data = self.to_dict()
+        data.pop("name")
+        canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    def with_task(self, image_size: int | None = None, in_channels: int | None = None,
+                  num_classes: int | None = None) -> ArchConfig:
+        """The same architecture for another input size / channel count / class count."""
+        task = replace(self.input, **{k: v for k, v in {"image_size": image_size, "in_channels": in_channels,
+                                                         "num_classes": num_classes}.items() if v is not None})
+        return replace(self, input=task)
+
+
+def _plain(obj: Any) -> dict[str, Any]:
+    return {f.name: getattr(obj, f.name) for f in fields(obj)
+            if f.name not in ("token_mixer", "channel_mixer")}
+
+
+# -- validation -------------------------------------------------------------------------------------------
+
+
+def _check_int(value: Any, path: str, minimum: int = 1) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ArchError(path, f"expected an integer, found {value!r}")
+    if value < minimum:
+        raise ArchError(path, f"must be at least {minimum}, found {value}")
+
+
+def _check_choice(value: Any, path: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ArchError(path, f"{value!r} is not allowed{did_you_mean(value, allowed)}; "
+                              f"allowed: {', '.join(allowed)}")
+
+
+def _check_rate(value: Any, path: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+        raise ArchError(path, f"expected a rate in [0, 1), found {value!r}")
+
+
+def _validate(arch: ArchConfig) -> None:
+    inp, stem = arch.input, arch.stem
+    _check_int(inp.image_size, "input.image_size")
+    _check_int(inp.in_channels, "input.in_channels")
+    _check_int(inp.num_classes, "input.num_classes")
+    _check_int(stem.patch_size, "stem.patch_size")
+    _check_int(stem.dim, "stem.dim")
+    _check_choice(stem.norm, "stem.norm", NORMS)
+    _check_choice(arch.layout, "layout", LAYOUTS)
+    _check_choice(arch.pos_embed, "pos_embed", POS_EMBEDS)
+    _check_choice(arch.head.norm, "head.norm", NORMS)
+    _check_choice(arch.head.pool, "head.pool", POOLS)
+    _check_rate(arch.head.dropout, "head.dropout")
+    if inp.image_size % stem.patch_size:
+        raise ArchError("stem.patch_size", f"patch size {stem.patch_size} does not divide the image size "
+                                           f"{inp.image_size}")
+    if arch.head.pool == "cls" and not arch.class_token:
+        raise ArchError("head.pool", "pool 'cls' needs class_token: true")
+    if not arch.stages:
+        raise ArchError("stages", "at least one stage is required")
+    side = inp.image_size // stem.patch_size
+    for i, stage in enumerate(arch.stages):
+        path = f"stages[{i}]"
+        _check_int(stage.depth, f"{path}.depth")
+        _check_int(stage.dim, f"{path}.dim")
+        _check_choice(stage.downsample, f"{path}.downsample", DOWNSAMPLES)
+        _check_choice(stage.norm, f"{path}.norm", NORMS)
+        _check_rate(stage.drop_path, f"{path}.drop_path")
+        if arch.layout == "isotropic":
+            if stage.downsample != "none":
+                raise ArchError(f"{path}.downsample", "an isotropic layout keeps one resolution; use 'none' "
+                                                      "or layout: pyramid")
+            if stage.dim != stem.dim:
+                raise ArchError(f"{path}.dim", f"an isotropic layout keeps one width: expected {stem.dim} "
+                                               f"(stem.dim), found {stage.dim}")
+        else:
+            if i == 0 and stage.downsample != "none":
+                raise ArchError(f"{path}.downsample", "the first pyramid stage follows the stem: use 'none'")
+            if i == 0 and stage.dim != stem.dim:
+                raise ArchError(f"{path}.dim", f"the first pyramid stage has the stem's width {stem.dim}, "
+                                               f"found {stage.dim}")
+            if i > 0 and stage.downsample == "none":
+                raise ArchError(f"{path}.downsample", "later pyramid stages are entered by patch merging: "
+                                                      "use 'conv2x2'")
+            if stage.downsample == "conv2x2":
+                if side % 2:
+                    raise ArchError(f"{path}.downsample", f"cannot halve an odd {side}x{side} token grid; "
+                                                          "use a larger image size or fewer stages")
+                side //= 2
+    if arch.class_token and arch.layout != "isotropic":
+        raise ArchError("class_token", "a class token needs layout: isotropic")
+    if arch.cross_stage_fusion:
+        if arch.layout != "pyramid":
+            raise ArchError("cross_stage_fusion", "cross-stage fusion needs layout: pyramid")
+        for i in range(2, len(arch.stages)):
+            if arch.stages[i].dim % arch.stages[i - 1].dim:
+                raise ArchError(f"stages[{i}].dim", "cross-stage fusion uses grouped convolutions: the width "
+                                                    f"must be a multiple of stages[{i - 1}].dim")
+
+
+def _resolve_stage(arch: ArchConfig, i: int) -> StageSpec:
+    stage = arch.stages[i]
+    ctx = arch.contexts()[i]
+    specs = {}
+    for role, spec in (("token", stage.token_mixer), ("channel", stage.channel_mixer)):
+        path = f"stages[{i}].{role}_mixer"
+        if not isinstance(spec, MixerSpec):
+            raise ArchError(path, f"expected a mixer spec, found {spec!r}")
+        family = get_mixer(role, spec.name) if _is_registered(role, spec.name) else None
+        if family is None:
+            from mixnas.registry import mixer_families
+
+            names = mixer_families(role)
+            raise ArchError(f"{path}.name", f"unknown {role} mixer {spec.name!r}"
+                                            f"{did_you_mean(spec.name, names)}; allowed: {', '.join(sorted(names))}")
+        specs[role] = MixerSpec.of(spec.name, **family.resolve(spec.as_dict(), ctx, path))
+    return replace(stage, token_mixer=specs["token"], channel_mixer=specs["channel"])
+
+
+def _is_registered(role: str, name: str) -> bool:
+    from mixnas.registry import mixer_families
+
+    return isinstance(name, str) and name in mixer_families(role)
+
+
+# -- from_dict --------------------------------------------------------------------------------------------
+
+
+def _section(cls: type, data: Any, path: str, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Check a mapping's keys against the dataclass ``cls`` and return them as keyword arguments."""
+    if not isinstance(data, Mapping):
+        raise ArchError(path, f"expected a mapping, found {type(data).__name__}")
+    allowed = [f.name for f in fields(cls) if f.name not in exclude]
+    for key in data:
+        if key not in allowed:
+            raise ArchError(f"{path}.{key}" if path else str(key),
+                            f"unknown key{did_you_mean(key, allowed)}; allowed: {', '.join(allowed)}")
+    return dict(data)
+
+
+def _mixer_from(data: Any, path: str) -> MixerSpec:
+    if isinstance(data, str):
+        return MixerSpec.of(data)
+    if not isinstance(data, Mapping) or "name" not in data:
+        raise ArchError(path, "expected a mixer name or a mapping with 'name' and its parameters")
+    params = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k != "name"}
+    return MixerSpec.of(data["name"], **params)
+
+
+def _from_dict(data: Mapping[str, Any], where: str) -> ArchConfig:
+    prefix = f"{where}: " if where else ""
+    try:
+        top = _section(ArchConfig, data, "")
+        if "stages" not in top:
+            raise ArchError("stages", "missing: list the stages")
+        stages_data = top.pop("stages")
+        if not isinstance(stages_data, list):
+            raise ArchError("stages", "expected a list of stages")
+        stages = []
+        for i, sd in enumerate(stages_data):
+            path = f"stages[{i}]"
+            kw = _section(StageSpec, sd, path)
+            for req in ("depth", "dim", "token_mixer", "channel_mixer"):
+                if req not in kw:
+                    raise ArchError(f"{path}.{req}", "missing")
+            kw["token_mixer"] = _mixer_from(kw["token_mixer"], f"{path}.token_mixer")
+            kw["channel_mixer"] = _mixer_from(kw["channel_mixer"], f"{path}.channel_mixer")
+            stages.append(StageSpec(**kw))
+        for key, cls in (("input", InputSpec), ("stem", StemSpec), ("head", HeadSpec)):
+            if key in top:
+                top[key] = cls(**_section(cls, top[key], key))
+        if top.get("name") is None:
+            top["name"] = ""
+        return ArchConfig(stages=tuple(stages), **top)
+    except ArchError as err:
+        if prefix:
+            raise ArchError(f"{where}: {err.path}" if err.path else where, err.message) from None
+        raise

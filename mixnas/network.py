@@ -1,0 +1,209 @@
+"""Model building: ``build_model(arch)`` turns an :class:`ArchConfig` into an ``nn.Module``.
+
+One backbone serves every family: a patch stem, stages of residual blocks
+(``x + token_mixer(norm(x))``, ``x + channel_mixer(norm(x))``), optional patch merging between stages,
+optional Strip-MLP cross-stage fusion, and a pooled linear head. Tokens travel as ``(B, N, C)`` (see
+:mod:`mixnas.registry` for the tensor contract); spatial operations view them as channels-last NCHW.
+
+``build_model`` is pure: it reads nothing but its arguments, and seeds its own initialisation inside a
+forked RNG so the caller's random state is untouched and the same (arch, seed) gives the same weights.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from mixnas.config import ArchConfig, StageSpec
+from mixnas.registry import MixerContext, get_mixer
+
+
+def tokens_to_image(x: Tensor, grid: tuple[int, int]) -> Tensor:
+    """``(B, H*W, C)`` tokens -> ``(B, C, H, W)`` view (channels-last memory, no copy)."""
+    b, _, c = x.shape
+    return x.view(b, grid[0], grid[1], c).permute(0, 3, 1, 2)
+
+
+def image_to_tokens(x: Tensor) -> Tensor:
+    """``(B, C, H, W)`` -> ``(B, H*W, C)`` tokens (free when ``x`` is channels-last)."""
+    b, c, h, w = x.shape
+    return x.permute(0, 2, 3, 1).reshape(b, h * w, c)
+
+
+class TokenBatchNorm(nn.Module):
+    """BatchNorm over the channel axis of ``(B, N, C)`` tokens (equal to ``BatchNorm2d`` on the image)."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.bn = nn.BatchNorm1d(dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, n, c = x.shape
+        return self.bn(x.reshape(b * n, c)).view(b, n, c)
+
+
+def make_norm(kind: str, dim: int) -> nn.Module:
+    if kind == "layernorm":
+        return nn.LayerNorm(dim, eps=1e-6)
+    if kind == "batchnorm":
+        return TokenBatchNorm(dim)
+    return nn.Identity()
+
+
+class DropPath(nn.Module):
+    """Stochastic depth: drop the residual branch per sample with probability ``rate`` while training."""
+
+    def __init__(self, rate: float):
+        super().__init__()
+        self.rate = rate
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.rate == 0.0:
+            return x
+        keep = 1.0 - self.rate
+        mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
+        return x * mask / keep
+
+    def extra_repr(self) -> str:
+        return f"rate={self.rate}"
+
+
+class Block(nn.Module):
+    """A residual token-mixing + channel-mixing block."""
+
+    def __init__(self, stage: StageSpec, ctx: MixerContext):
+        super().__init__()
+        self.norm1 = make_norm(stage.norm, ctx.dim)
+        self.token_mixer = get_mixer("token", stage.token_mixer.name).build(stage.token_mixer.as_dict(), ctx)
+        self.norm2 = make_norm(stage.norm, ctx.dim)
+        self.channel_mixer = get_mixer("channel", stage.channel_mixer.name).build(
+            stage.channel_mixer.as_dict(), ctx)
+        self.drop_path = DropPath(stage.drop_path) if stage.drop_path > 0 else nn.Identity()
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x + self.drop_path(self.token_mixer(self.norm1(x)))
+        return x + self.drop_path(self.channel_mixer(self.norm2(x)))
+
+
+class PatchMerging(nn.Module):
+    """2x2 stride-2 convolution between pyramid stages: halves the grid, changes the width."""
+
+    def __init__(self, in_dim: int, out_dim: int, grid: tuple[int, int]):
+        super().__init__()
+        self.grid = grid
+        self.conv = nn.Conv2d(in_dim, out_dim, 2, 2, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return image_to_tokens(self.conv(tokens_to_image(x, self.grid)))
+
+
+class Stage(nn.Module):
+    def __init__(self, stage: StageSpec, ctx: MixerContext, in_dim: int, in_grid: tuple[int, int]):
+        super().__init__()
+        self.downsample = (PatchMerging(in_dim, stage.dim, in_grid) if stage.downsample == "conv2x2"
+                           else nn.Identity())
+        self.blocks = nn.Sequential(*[Block(stage, ctx) for _ in range(stage.depth)])
+
+
+class CrossStageFusion(nn.Module):
+    """Strip-MLP's cross-stage fusion, generalised to any number of stages.
+
+    Each merged stage input ``i >= 1`` is carried to every later stage input ``k > i`` through a chain of
+    grouped 2x2 stride-2 convolutions (``groups = dim_j``). With four stages this is exactly the official
+    ``conv_s1_28``, ``conv_s1_14`` and ``conv_s2_14``.
+    """
+
+    def __init__(self, dims: list[int], grids: list[tuple[int, int]]):
+        super().__init__()
+        self.grids = grids
+        self.chains = nn.ModuleDict()
+        for i in range(1, len(dims) - 1):
+            self.chains[str(i)] = nn.ModuleList(
+                nn.Conv2d(dims[j], dims[j + 1], 2, 2, groups=dims[j], bias=False) for j in range(i, len(dims) - 1))
+
+    def carry(self, i: int, merged: Tensor) -> list[Tensor]:
+        """The contributions of stage input ``i`` to stage inputs ``i+1, i+2, ...`` (as tokens)."""
+        if str(i) not in self.chains:
+            return []
+        y = tokens_to_image(merged, self.grids[i])
+        out = []
+        for conv in self.chains[str(i)]:
+            y = conv(y)
+            out.append(image_to_tokens(y))
+        return out
+
+
+class Network(nn.Module):
+    """The vision-MLP backbone and classifier described by an :class:`ArchConfig`."""
+
+    def __init__(self, arch: ArchConfig):
+        super().__init__()
+        self.arch = arch
+        inp, stem = arch.input, arch.stem
+        self.grids = arch.grids()
+        contexts = arch.contexts()
+        self.stem = nn.Conv2d(inp.in_channels, stem.dim, stem.patch_size, stem.patch_size, bias=stem.bias)
+        self.stem_norm = make_norm(stem.norm, stem.dim)
+        self.num_prefix_tokens = arch.num_prefix_tokens
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, stem.dim)) if arch.class_token else None
+        n_tokens = contexts[0].num_tokens
+        self.pos_embed = (nn.Parameter(torch.zeros(1, n_tokens, stem.dim)) if arch.pos_embed == "learned"
+                          else None)
+        stages, in_dim, in_grid = [], stem.dim, self.grids[0]
+        for spec, ctx in zip(arch.stages, contexts):
+            stages.append(Stage(spec, ctx, in_dim, in_grid))
+            in_dim, in_grid = spec.dim, ctx.grid
+        self.stages = nn.ModuleList(stages)
+        self.fusion = (CrossStageFusion([s.dim for s in arch.stages], self.grids) if arch.cross_stage_fusion
+                       else None)
+        self.head_norm = make_norm(arch.head.norm, in_dim)
+        self.head_drop = nn.Dropout(arch.head.dropout)
+        self.head = nn.Linear(in_dim, inp.num_classes)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        if self.pos_embed is not None:
+            nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        if self.cls_token is not None:
+            nn.init.normal_(self.cls_token, std=1e-6)
+        for m in self.modules():
+            if isinstance(m, nn.Linear) and not getattr(m, "_mixnas_custom_init", False):
+                nn.init.trunc_normal_(m.weight, std=0.02)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+
+    def forward_features(self, images: Tensor) -> Tensor:
+        x = image_to_tokens(self.stem(images))
+        x = self.stem_norm(x)
+        if self.cls_token is not None:
+            x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
+        if self.pos_embed is not None:
+            x = x + self.pos_embed
+        pending: dict[int, list[Tensor]] = {}
+        for i, stage in enumerate(self.stages):
+            x = stage.downsample(x)
+            if self.fusion is not None and i > 0:
+                merged = x
+                for extra in pending.pop(i, []):
+                    x = x + extra
+                for k, y in enumerate(self.fusion.carry(i, merged), start=i + 1):
+                    pending.setdefault(k, []).append(y)
+            x = stage.blocks(x)
+        return self.head_norm(x)
+
+    def pool(self, x: Tensor) -> Tensor:
+        if self.arch.head.pool == "cls":
+            return x[:, 0]
+        return x[:, self.num_prefix_tokens:].mean(dim=1)
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.head(self.head_drop(self.pool(self.forward_features(images))))
+
+
+def build_model(arch: ArchConfig, seed: int = 0) -> Network:
+    """Build the network for ``arch`` with weights initialised from ``seed`` (the global RNG is untouched)."""
+    if not isinstance(arch, ArchConfig):
+        raise TypeError(f"build_model takes an ArchConfig, got {type(arch).__name__}")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return Network(arch)

@@ -1,0 +1,237 @@
+"""Registries of token mixers, channel mixers and named models.
+
+A mixer family registers its ``nn.Module`` class together with the *declared* parameters it accepts
+(:class:`Param`) and its validity rules. The declarations are the single source of truth for three
+consumers: :class:`~mixnas.config.ArchConfig` (fills defaults, type-checks, rejects unknown keys), the
+search-space language (validates each branch's parameters) and the contract tests (every declared
+parameter must change the built model).
+
+The tensor contract shared by every mixer (token and channel alike)::
+
+    forward(x: Tensor[B, N, C]) -> Tensor[B, N, C]
+    N = ctx.num_prefix_tokens + H * W, tokens in row-major (h, w) order after the prefix tokens,
+    (H, W) = ctx.grid, C = ctx.dim, all fixed when the module is built.
+
+``(B, N, C)`` with row-major tokens is the same memory as a channels-last ``(B, H, W, C)`` image, so
+spatial mixers view it as NCHW in ``channels_last`` memory format at no copy. Spatial families declare
+``spatial=True`` and refuse prefix (class) tokens.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import nn
+
+from mixnas.errors import ArchError, UnknownNameError, did_you_mean
+
+ROLES = ("token", "channel")
+
+
+@dataclass(frozen=True)
+class MixerContext:
+    """Where a mixer sits: its width, its token grid and the number of prefix (class) tokens."""
+
+    dim: int
+    grid: tuple[int, int]
+    num_prefix_tokens: int = 0
+    stage_index: int = 0
+
+    @property
+    def num_tokens(self) -> int:
+        return self.num_prefix_tokens + self.grid[0] * self.grid[1]
+
+
+Default = Any  # a value, or a callable (MixerContext) -> value for width-dependent defaults
+
+
+@dataclass(frozen=True)
+class Param:
+    """One declared, searchable parameter of a mixer family."""
+
+    name: str
+    kind: type
+    default: Default
+    doc: str = ""
+    choices: tuple[Any, ...] | None = None
+    min: float | None = None
+    max: float | None = None
+
+    def default_for(self, ctx: MixerContext) -> Any:
+        return self.default(ctx) if callable(self.default) else self.default
+
+    def check(self, value: Any, path: str) -> Any:
+        """Return ``value`` coerced to the declared type, or raise an :class:`ArchError` at ``path``."""
+        if self.kind is bool:
+            if not isinstance(value, bool):
+                raise ArchError(path, f"expected true or false, found {value!r}")
+        elif self.kind is int:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ArchError(path, f"expected an integer, found {value!r}")
+        elif self.kind is float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ArchError(path, f"expected a number, found {value!r}")
+            value = float(value)
+        elif self.kind is str:
+            if not isinstance(value, str):
+                raise ArchError(path, f"expected a string, found {value!r}")
+        if self.choices is not None and value not in self.choices:
+            allowed = ", ".join(map(str, self.choices))
+            raise ArchError(path, f"{value!r} is not allowed{did_you_mean(value, map(str, self.choices))}; "
+                                  f"allowed: {allowed}")
+        if self.min is not None and value < self.min:
+            raise ArchError(path, f"{value!r} is below the minimum {self.min}")
+        if self.max is not None and value > self.max:
+            raise ArchError(path, f"{value!r} is above the maximum {self.max}")
+        return value
+
+    def describe(self) -> str:
+        if self.choices is not None:
+            return f"one of {', '.join(map(str, self.choices))}"
+        bounds = []
+        if self.min is not None:
+            bounds.append(f">= {self.min}")
+        if self.max is not None:
+            bounds.append(f"<= {self.max}")
+        return f"{self.kind.__name__} {' '.join(bounds)}".strip()
+
+
+Rule = Callable[[Mapping[str, Any], MixerContext], list[tuple[str, str]]]
+"""A validity rule: (resolved params, context) -> [(param name or '', message), ...]."""
+
+
+@dataclass(frozen=True)
+class MixerFamily:
+    """A registered mixer: its module class, declared parameters and validity rules."""
+
+    name: str
+    role: str
+    cls: type[nn.Module]
+    params: tuple[Param, ...]
+    rules: tuple[Rule, ...] = ()
+    spatial: bool = False
+    doc: str = ""
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.params)
+
+    def param(self, name: str) -> Param:
+        for p in self.params:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    def resolve(self, params: Mapping[str, Any], ctx: MixerContext, path: str) -> dict[str, Any]:
+        """Fill defaults, type-check, reject unknown keys and apply the validity rules."""
+        unknown = [k for k in params if k not in self.param_names]
+        if unknown:
+            key = unknown[0]
+            raise ArchError(f"{path}.{key}", f"unknown parameter of {self.role} mixer {self.name!r}"
+                            f"{did_you_mean(key, self.param_names)}; allowed: {', '.join(self.param_names)}")
+        resolved = {}
+        for p in self.params:
+            value = params[p.name] if p.name in params else p.default_for(ctx)
+            resolved[p.name] = p.check(value, f"{path}.{p.name}")
+        if self.spatial and ctx.num_prefix_tokens:
+            raise ArchError(path, f"{self.role} mixer {self.name!r} mixes a 2-D grid and cannot take a "
+                                  "class token; set class_token: false")
+        for rule in self.rules:
+            for key, message in rule(resolved, ctx):
+                raise ArchError(f"{path}.{key}" if key else path, message)
+        return resolved
+
+    def build(self, params: Mapping[str, Any], ctx: MixerContext) -> nn.Module:
+        return self.cls(ctx, **params)
+
+
+_FAMILIES: dict[str, dict[str, MixerFamily]] = {"token": {}, "channel": {}}
+
+
+def register_mixer(role: str, name: str, params: list[Param], *, rules: list[Rule] | None = None,
+                   spatial: bool = False) -> Callable[[type[nn.Module]], type[nn.Module]]:
+    """Class decorator that registers a mixer family under ``name`` for ``role`` ('token' or 'channel')."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {ROLES}")
+
+    def decorate(cls: type[nn.Module]) -> type[nn.Module]:
+        if name in _FAMILIES[role]:
+            raise ValueError(f"{role} mixer {name!r} registered twice")
+        doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+        _FAMILIES[role][name] = MixerFamily(name, role, cls, tuple(params), tuple(rules or ()), spatial, doc)
+        return cls
+
+    return decorate
+
+
+def _load_builtin() -> None:
+    importlib.import_module("mixnas.mixers")
+
+
+def mixer_families(role: str) -> dict[str, MixerFamily]:
+    """All registered families of a role, by name."""
+    _load_builtin()
+    return dict(_FAMILIES[role])
+
+
+def get_mixer(role: str, name: str) -> MixerFamily:
+    families = mixer_families(role)
+    if name not in families:
+        raise UnknownNameError(f"{role} mixer", name, families)
+    return families[name]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Named models
+
+
+@dataclass(frozen=True)
+class Reported:
+    """Numbers a paper or official repository reports for a named model, with where they come from."""
+
+    params: int | None
+    macs: int | None
+    source: str
+    top1: float | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class NamedModel:
+    """A registered model: a function that makes its :class:`ArchConfig`, and what its authors report."""
+
+    name: str
+    make: Callable[..., Any] = field(repr=False)
+    reported: Reported
+    family: str
+    paper: str
+
+
+_MODELS: dict[str, NamedModel] = {}
+
+
+def register_model(name: str, *, reported: Reported, family: str, paper: str):
+    """Decorator for ``make(image_size=224, in_channels=3, num_classes=1000) -> ArchConfig``."""
+
+    def decorate(make: Callable[..., Any]) -> Callable[..., Any]:
+        if name in _MODELS:
+            raise ValueError(f"model {name!r} registered twice")
+        _MODELS[name] = NamedModel(name, make, reported, family, paper)
+        return make
+
+    return decorate
+
+
+def named_models() -> dict[str, NamedModel]:
+    importlib.import_module("mixnas.zoo")
+    return dict(_MODELS)
+
+
+def get_named_model(name: str) -> NamedModel:
+    models = named_models()
+    if name not in models:
+        raise UnknownNameError("model", name, models)
+    return models[name]

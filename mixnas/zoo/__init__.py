@@ -1,0 +1,6 @@
+"""Named models: one module per paper, each entry an ArchConfig factory plus the paper's reported numbers.
+
+Importing this package registers every named model (see :func:`mixnas.registry.named_models`).
+"""
+
+from mixnas.zoo import mlp_mixer, vit  # noqa: F401
