@@ -1,0 +1,46 @@
+"""The one module that creates Optuna studies and samplers (so Optuna API churn touches one place)."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import optuna
+
+from mixnas.config import ArchConfig
+from mixnas.space import InvalidCandidate, Space
+
+
+def quiet() -> None:
+    """Keep Optuna's per-trial INFO lines out of mixnas' own progress output."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def random_study(seed: int) -> optuna.Study:
+    """An in-memory study with a seeded random sampler (for `space sample` and probes)."""
+    quiet()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+
+
+def sample_candidates(space: Space, n: int, seed: int, max_attempts: int | None = None
+                      ) -> Iterator[tuple[dict[str, Any], ArchConfig | None, InvalidCandidate | None]]:
+    """Yield ``(params, arch, None)`` for valid draws and ``(params, None, error)`` for invalid ones,
+    until ``n`` valid candidates were produced or ``max_attempts`` draws were made."""
+    study = random_study(seed)
+    valid, attempts = 0, 0
+    max_attempts = max_attempts or 50 * n
+    while valid < n and attempts < max_attempts:
+        attempts += 1
+        trial = study.ask()
+        try:
+            arch = space.sample(trial)
+        except InvalidCandidate as err:
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            yield dict(trial.params), None, err
+            continue
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        valid += 1
+        yield dict(trial.params), arch, None

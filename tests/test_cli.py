@@ -1,0 +1,92 @@
+"""The command line: output of `models` and `inspect`, and one-line errors (exit 2) for user mistakes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from mixnas.cli import format_table, human, main
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mixnas.cli", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_format_helpers():
+    assert human(12_620_000_000) == "12.62G"
+    assert human(None) == "—"
+    table = format_table(["a", "bb"], [(1, 22), (333, 4)], [True, True]).splitlines()
+    assert table[0] == "  a  bb"
+    assert table[2] == "  1  22"
+    assert len({len(line) for line in table[:2]}) == 1
+
+
+def test_models_lists_every_named_model_with_matching_numbers(capsys):
+    from mixnas.registry import named_models
+
+    code = main(["models"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    for name in named_models():
+        assert name in out
+    assert "59,880,472" in out  # mixer_b16_224, as timm
+    assert "86,567,656" in out  # vit_b16_224
+    assert "1 MAC = 1 multiply-add" in out
+    lines = [line for line in out.splitlines() if line.split(" ")[0] in named_models()]
+    assert lines and all(line.rstrip().endswith("yes") for line in lines)
+
+
+def test_inspect_named_model_per_stage_table(capsys):
+    assert main(["inspect", "mixer_s32_224"]) == 0
+    out = capsys.readouterr().out
+    assert "stages.0" in out and "stem" in out and "head" in out
+    assert "19,104,624" in out  # total params row
+
+
+def test_inspect_override_and_latency(capsys):
+    assert main(["inspect", "vit_s16_224", "--image-size", "32", "--num-classes", "10", "--latency",
+                 "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "latency ms" in out and "IQR ms" in out
+    assert "1 thread(s)" in out
+    assert "input 3x32x32  classes 10" in out
+
+
+def test_inspect_yaml_round_trip(tmp_path, capsys):
+    path = tmp_path / "arch.yaml"
+    assert main(["inspect", "mixer_s32_224", "--image-size", "64", "--num-classes", "7",
+                 "--save-yaml", str(path)]) == 0
+    first = capsys.readouterr().out
+    assert main(["inspect", str(path)]) == 0
+    second = capsys.readouterr().out
+    digest = first.split("digest ")[1].split()[0]
+    assert f"digest {digest}" in second
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["inspect", "mixer_b16_22"], "unknown model 'mixer_b16_22' (did you mean 'mixer_b16_224'?)"),
+    (["inspect", "mixer_b16_224", "--image-size", "30"], "stem.patch_size: patch size 16 does not divide"),
+    (["inspect", "missing_file.yaml"], "missing_file.yaml: no such architecture file"),
+    (["inspect", "vit_s16_224", "--device", "cuda", "--latency"], "cuda"),
+    (["inspect", "vit_s16_224", "--batch-size", "0"], "--batch-size must be at least 1"),
+])
+def test_user_mistakes_print_one_line_and_exit_2(args, expected):
+    proc = run_cli(*args)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip() and "measuring latency" not in line]
+    assert len(lines) == 1, proc.stderr
+    assert expected in lines[0]
+
+
+def test_bad_yaml_names_file_and_path(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("layout: isotropic\nstem: {patch_size: 4, dim: 32}\ninput: {image_size: 32}\n"
+                    "stages:\n  - {depth: 1, dim: 32, token_mixer: {name: mixer, token_hiden_dim: 8}, "
+                    "channel_mixer: mlp}\n")
+    proc = run_cli("inspect", str(path))
+    assert proc.returncode == 2
+    assert f"{path}: stages[0].token_mixer.token_hiden_dim" in proc.stderr
+    assert "did you mean 'token_hidden_dim'" in proc.stderr
