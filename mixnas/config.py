@@ -121,6 +121,8 @@ class ArchConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "stages", tuple(self.stages))
         _validate(self)
+        # ``dropout: 0`` and ``dropout: 0.0`` are equal; store a float so they also share one digest.
+        object.__setattr__(self, "head", replace(self.head, dropout=float(self.head.dropout)))
         object.__setattr__(self, "stages", tuple(_resolve_stage(self, i) for i in range(len(self.stages))))
 
     # -- geometry ---------------------------------------------------------------------------------------
@@ -296,7 +298,8 @@ def _resolve_stage(arch: ArchConfig, i: int) -> StageSpec:
             raise ArchError(f"{path}.name", f"unknown {role} mixer {spec.name!r}"
                                             f"{did_you_mean(spec.name, names)}; allowed: {', '.join(sorted(names))}")
         specs[role] = MixerSpec.of(spec.name, **family.resolve(spec.as_dict(), ctx, path))
-    return replace(stage, token_mixer=specs["token"], channel_mixer=specs["channel"])
+    return replace(stage, token_mixer=specs["token"], channel_mixer=specs["channel"],
+                   drop_path=float(stage.drop_path))
 
 
 def _is_registered(role: str, name: str) -> bool:
