@@ -217,6 +217,11 @@ def _check_choice(value: Any, path: str, allowed: tuple[str, ...]) -> None:
                               f"allowed: {', '.join(allowed)}")
 
 
+def _check_bool(value: Any, path: str) -> None:
+    if not isinstance(value, bool):
+        raise ArchError(path, f"expected true or false, found {value!r}")
+
+
 def _check_rate(value: Any, path: str) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
         raise ArchError(path, f"expected a rate in [0, 1), found {value!r}")
@@ -229,7 +234,12 @@ def _validate(arch: ArchConfig) -> None:
     _check_int(inp.num_classes, "input.num_classes")
     _check_int(stem.patch_size, "stem.patch_size")
     _check_int(stem.dim, "stem.dim")
+    _check_bool(stem.bias, "stem.bias")
     _check_choice(stem.norm, "stem.norm", NORMS)
+    _check_bool(arch.class_token, "class_token")
+    _check_bool(arch.cross_stage_fusion, "cross_stage_fusion")
+    if not isinstance(arch.name, str):
+        raise ArchError("name", f"expected a string, found {arch.name!r}")
     _check_choice(arch.layout, "layout", LAYOUTS)
     _check_choice(arch.pos_embed, "pos_embed", POS_EMBEDS)
     _check_choice(arch.head.norm, "head.norm", NORMS)
