@@ -338,6 +338,9 @@ def _mixer_from(data: Any, path: str) -> MixerSpec:
         return MixerSpec.of(data)
     if not isinstance(data, Mapping) or "name" not in data:
         raise ArchError(path, "expected a mixer name or a mapping with 'name' and its parameters")
+    for key in data:
+        if not isinstance(key, str):
+            raise ArchError(f"{path}.{key}", "a mixer parameter name must be a string")
     params = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k != "name"}
     return MixerSpec.of(data["name"], **params)
 
