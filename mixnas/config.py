@@ -121,6 +121,8 @@ class ArchConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "stages", tuple(self.stages))
         _validate(self)
+        # ``dropout: 0`` and ``dropout: 0.0`` are equal; store a float so they also share one digest.
+        object.__setattr__(self, "head", replace(self.head, dropout=float(self.head.dropout)))
         object.__setattr__(self, "stages", tuple(_resolve_stage(self, i) for i in range(len(self.stages))))
 
     # -- geometry ---------------------------------------------------------------------------------------
@@ -215,6 +217,11 @@ def _check_choice(value: Any, path: str, allowed: tuple[str, ...]) -> None:
                               f"allowed: {', '.join(allowed)}")
 
 
+def _check_bool(value: Any, path: str) -> None:
+    if not isinstance(value, bool):
+        raise ArchError(path, f"expected true or false, found {value!r}")
+
+
 def _check_rate(value: Any, path: str) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
         raise ArchError(path, f"expected a rate in [0, 1), found {value!r}")
@@ -227,7 +234,12 @@ def _validate(arch: ArchConfig) -> None:
     _check_int(inp.num_classes, "input.num_classes")
     _check_int(stem.patch_size, "stem.patch_size")
     _check_int(stem.dim, "stem.dim")
+    _check_bool(stem.bias, "stem.bias")
     _check_choice(stem.norm, "stem.norm", NORMS)
+    _check_bool(arch.class_token, "class_token")
+    _check_bool(arch.cross_stage_fusion, "cross_stage_fusion")
+    if not isinstance(arch.name, str):
+        raise ArchError("name", f"expected a string, found {arch.name!r}")
     _check_choice(arch.layout, "layout", LAYOUTS)
     _check_choice(arch.pos_embed, "pos_embed", POS_EMBEDS)
     _check_choice(arch.head.norm, "head.norm", NORMS)
@@ -296,7 +308,8 @@ def _resolve_stage(arch: ArchConfig, i: int) -> StageSpec:
             raise ArchError(f"{path}.name", f"unknown {role} mixer {spec.name!r}"
                                             f"{did_you_mean(spec.name, names)}; allowed: {', '.join(sorted(names))}")
         specs[role] = MixerSpec.of(spec.name, **family.resolve(spec.as_dict(), ctx, path))
-    return replace(stage, token_mixer=specs["token"], channel_mixer=specs["channel"])
+    return replace(stage, token_mixer=specs["token"], channel_mixer=specs["channel"],
+                   drop_path=float(stage.drop_path))
 
 
 def _is_registered(role: str, name: str) -> bool:
@@ -325,6 +338,9 @@ def _mixer_from(data: Any, path: str) -> MixerSpec:
         return MixerSpec.of(data)
     if not isinstance(data, Mapping) or "name" not in data:
         raise ArchError(path, "expected a mixer name or a mapping with 'name' and its parameters")
+    for key in data:
+        if not isinstance(key, str):
+            raise ArchError(f"{path}.{key}", "a mixer parameter name must be a string")
     params = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k != "name"}
     return MixerSpec.of(data["name"], **params)
 

@@ -1,0 +1,45 @@
+"""Test-session setup.
+
+Done at import time, before any test can import ray, optuna or matplotlib, so that nothing a test starts
+writes outside one scratch folder or asks for credentials:
+
+* ``RAY_AUTH_MODE=disabled``: otherwise the first ``ray.init`` writes an auth token under ``~/.ray``.
+* ``TMPDIR``, ``RAY_TMPDIR``, ``MPLCONFIGDIR`` and ``MIXNAS_CACHE`` point into a fresh scratch folder, which
+  is removed at the end unless a test failed (then its path is printed).
+
+The scratch folder lives in ``/tmp``, not in the checkout: Ray puts AF_UNIX sockets under
+``$RAY_TMPDIR/ray/session_<date>_<pid>/sockets/``, and such a path may not exceed 107 bytes, which a
+folder inside a deep clone can break.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+os.environ["RAY_AUTH_MODE"] = "disabled"
+SCRATCH = Path(tempfile.mkdtemp(prefix="mixnas-tests-", dir="/tmp" if os.path.isdir("/tmp") else None))
+for _var, _sub in (("TMPDIR", "tmp"), ("MPLCONFIGDIR", "matplotlib"), ("MIXNAS_CACHE", "cache")):
+    (SCRATCH / _sub).mkdir()
+    os.environ[_var] = str(SCRATCH / _sub)
+os.environ["RAY_TMPDIR"] = str(SCRATCH)  # Ray adds its own "ray/" below it
+tempfile.tempdir = None  # forget the cached default so that tempfile reads TMPDIR again
+
+import pytest  # noqa: E402  (after the environment above)
+import torch  # noqa: E402
+
+# The CI machine has 2 cores; more threads than that only adds noise to timings and float reductions.
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+def pytest_report_header(config) -> str:
+    return f"mixnas scratch folder: {SCRATCH} (torch {torch.__version__}, {torch.get_num_threads()} threads)"
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    if exitstatus != pytest.ExitCode.TESTS_FAILED:
+        shutil.rmtree(SCRATCH, ignore_errors=True)
+    else:
+        print(f"\nmixnas: scratch folder kept for inspection: {SCRATCH}")
