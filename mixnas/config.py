@@ -116,7 +116,7 @@ class ArchConfig:
     class_token: bool = False
     pos_embed: str = "none"
     cross_stage_fusion: bool = False
-    name: str = ""
+    name: str = field(default="", compare=False)  # a label: not part of equality or the digest
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "stages", tuple(self.stages))

@@ -20,6 +20,7 @@ spatial mixers view it as NCHW in ``channels_last`` memory format at no copy. Sp
 from __future__ import annotations
 
 import importlib
+import numbers
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,10 +70,11 @@ class Param:
             if not isinstance(value, bool):
                 raise ArchError(path, f"expected true or false, found {value!r}")
         elif self.kind is int:
-            if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
                 raise ArchError(path, f"expected an integer, found {value!r}")
+            value = int(value)  # numpy integers from samplers become plain ints (stable digests)
         elif self.kind is float:
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
                 raise ArchError(path, f"expected a number, found {value!r}")
             value = float(value)
         elif self.kind is str:
@@ -160,7 +162,7 @@ def register_mixer(role: str, name: str, params: list[Param], *, rules: list[Rul
     def decorate(cls: type[nn.Module]) -> type[nn.Module]:
         if name in _FAMILIES[role]:
             raise ValueError(f"{role} mixer {name!r} registered twice")
-        doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+        doc = next(iter((cls.__doc__ or "").strip().splitlines()), "")
         _FAMILIES[role][name] = MixerFamily(name, role, cls, tuple(params), tuple(rules or ()), spatial, doc)
         return cls
 
