@@ -431,12 +431,6 @@ def train(arch: ArchConfig, data: DataSplits, cfg: TrainConfig | None = None, ca
             if metrics_path is not None:
                 write_json(metrics_path, result.to_dict())
 
-        def log(msg: str) -> None:
-            if show:
-                from tqdm import tqdm
-
-                tqdm.write(msg, file=sys.stderr)
-
         step = 0
         try:
             for epoch in range(1, cfg.epochs + 1):
@@ -494,9 +488,6 @@ def train(arch: ArchConfig, data: DataSplits, cfg: TrainConfig | None = None, ca
                     images_per_s=seen / train_time if train_time > 0 else 0.0,
                     partial=epoch_steps / steps_per_epoch)
                 result.curve.append(metrics)
-                log(f"epoch {epoch}/{cfg.epochs}: train loss {metrics.train_loss:.4f}, val loss "
-                    f"{metrics.val_loss:.4f}, val top-1 {metrics.val_top1:.2f}%, {metrics.images_per_s:.0f} img/s, "
-                    f"{metrics.epoch_time_s:.1f} s")
                 if timed_out:
                     raise _Stop("timeout", f"the wall-clock cap of {cfg.max_minutes:g} min was reached after "
                                            f"{epoch - 1} epochs and {epoch_steps} of {steps_per_epoch} steps")

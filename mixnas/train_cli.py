@@ -99,7 +99,7 @@ def _device(name: str) -> torch.device:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from mixnas.train import TrainConfig, prepare, train
+    from mixnas.train import EpochMetrics, TrainConfig, prepare, train
 
     _threads(args.threads)
     device = _device(args.device)
@@ -117,15 +117,19 @@ def cmd_train(args: argparse.Namespace) -> int:
           f"{data.num_classes} classes) on {data.name}: {len(data.train)} train / {len(data.val)} val images, "
           f"{cfg.epochs} epochs, {'bf16' if cfg.bf16 else 'fp32'}, {torch.get_num_threads()} threads, {device}",
           file=sys.stderr)
-    result = train(arch, data, cfg, device=device, metrics_path=metrics,
-                   checkpoint_path=out / "model.pt" if args.checkpoint else None, progress=args.progress,
-                   final_eval=args.final_eval)
-    if result.status == "diverged":
-        raise MixnasError(f"{label} diverged: {result.reason}; metrics written to {metrics}")
-    for m in result.curve:
+
+    def show_epoch(m: EpochMetrics) -> None:
         part = f" (partial: {100 * m.partial:.0f}% of the epoch)" if m.partial < 1 else ""
         print(f"epoch {m.epoch}: train loss {m.train_loss:.4f}  val loss {m.val_loss:.4f}  val top-1 "
-              f"{m.val_top1:.2f}%  {m.images_per_s:.0f} img/s  {m.epoch_time_s:.1f} s{part}")
+              f"{m.val_top1:.2f}%  {m.images_per_s:.0f} img/s  {m.epoch_time_s:.1f} s{part}", flush=True)
+
+    result = train(arch, data, cfg, callback=show_epoch, device=device, metrics_path=metrics,
+                   checkpoint_path=out / "model.pt" if args.checkpoint else None, progress=args.progress,
+                   final_eval=args.final_eval)
+    if result.status == "timeout" and result.curve and result.curve[-1].partial < 1:
+        show_epoch(result.curve[-1])  # the partial epoch ends the run before the callback
+    if result.status == "diverged":
+        raise MixnasError(f"{label} diverged: {result.reason}; metrics written to {metrics}")
     print(f"{result.status}: {result.reason}; val top-1 {result.val_top1:.2f}% "
           f"({result.params:,} params, wall {result.wall_time_s:.1f} s)")
     if result.test is not None:
