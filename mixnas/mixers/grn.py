@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from mixnas.mixers._conv import DepthwiseConv2d
 from mixnas.network import image_to_tokens, tokens_to_image
 from mixnas.registry import MixerContext, Param, register_mixer
 
@@ -47,7 +48,12 @@ class GlobalResponseNorm(nn.Module):
         self.beta = nn.Parameter(torch.zeros(dim))
 
     def forward(self, x: Tensor) -> Tensor:
-        g = torch.linalg.vector_norm(x, dim=1, keepdim=True)
+        # ||x||_2 over the tokens. torch.linalg.vector_norm over a non-innermost axis is ~10x slower on CPU;
+        # the sum of squares is fast, and sqrt only ever sees positive values so an all-zero channel (a dead
+        # unit) gets norm 0 and gradient 0 (as vector_norm gives it) instead of sqrt'(0) = inf -> NaN.
+        s = x.square().sum(dim=1, keepdim=True)
+        live = s > 0
+        g = torch.where(live, s, torch.ones_like(s)).sqrt() * live
         n = g / (g.mean(dim=-1, keepdim=True) + self.eps)
         return torch.addcmul(self.beta, x, 1.0 + self.gamma * n)
 
@@ -64,8 +70,7 @@ class GRNChannelMixer(nn.Module):
         super().__init__()
         c = ctx.dim
         self.grid = ctx.grid
-        self.dwconv = (nn.Conv2d(c, c, dw_kernel, padding=dw_kernel // 2, groups=c, bias=False)
-                       if dw_kernel else None)
+        self.dwconv = DepthwiseConv2d(c, dw_kernel) if dw_kernel else None
         self.norm = nn.LayerNorm(c)
         self.fc1 = nn.Linear(c, channel_hidden_dim)
         self.grn = GlobalResponseNorm(channel_hidden_dim)

@@ -64,6 +64,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from mixnas.mixers._conv import DepthwiseConv2d
 from mixnas.network import image_to_tokens, tokens_to_image
 from mixnas.registry import MixerContext, Param, register_mixer
 
@@ -169,11 +170,15 @@ class StripProjection(nn.Module):
         if reach >= lines:  # taps past +-(lines - 1) only ever read padding: drop them
             weight = weight[..., reach - lines + 1: reach + lines]
             reach = lines - 1
-        # (B*P, G*L, lines): channel (g, l), a 1-D signal over the other axis; one grouped conv does all taps.
-        seq = x5.permute(0, 3, 4, 2, 1).reshape(b * p, g * length, lines)
-        out = F.conv1d(seq, weight.reshape(g * length, length, -1), self.bias.reshape(-1), padding=reach,
-                       groups=g)
-        return out.view(b, p, g, length, lines).permute(0, 4, 3, 1, 2)
+        taps, m = 2 * reach + 1, b * p
+        # Per patch channel g, a (length, lines * B * P) matrix; the k taps are stacked under it.
+        seq = x5.permute(4, 2, 1, 0, 3).reshape(g, length, lines, m)
+        if reach:
+            seq = F.pad(seq, (0, 0, reach, reach))
+            seq = torch.stack([seq[:, :, t:t + lines] for t in range(taps)], 2)
+        out = torch.bmm(weight.reshape(g, length, length * taps), seq.reshape(g, length * taps, lines * m))
+        out = out + self.bias[:, :, None]
+        return out.view(g, length, lines, b, p).permute(3, 2, 1, 4, 0)
 
     def extra_repr(self) -> str:
         g, length, _, k = self.weight.shape
@@ -232,8 +237,8 @@ class LocalStripMixing(nn.Module):
     def __init__(self, dim: int, strip_width: int, length: int):
         super().__init__()
         k = strip_width
-        self.fc_h = nn.Conv2d(dim, dim, (k, length), padding=(k // 2, length // 2), groups=dim, bias=False)
-        self.fc_w = nn.Conv2d(dim, dim, (length, k), padding=(length // 2, k // 2), groups=dim, bias=False)
+        self.fc_h = DepthwiseConv2d(dim, (k, length))
+        self.fc_w = DepthwiseConv2d(dim, (length, k))
         self.reweight_fc1 = _linear(nn.Linear(dim, max(1, dim // 2)))
         self.reweight_fc2 = _linear(nn.Linear(max(1, dim // 2), 3 * dim))
 
@@ -243,8 +248,8 @@ class LocalStripMixing(nn.Module):
         wide, tall = self.fc_h(img), self.fc_w(img)
         pooled = tall.mean((2, 3)) + wide.mean((2, 3)) + img.mean((2, 3))
         b, c = pooled.shape
-        att = self.reweight_fc2(F.gelu(self.reweight_fc1(pooled))).view(b, c, 3).softmax(-1)
-        att = att.permute(2, 0, 1)[..., None, None]
+        att = self.reweight_fc2(F.gelu(self.reweight_fc1(pooled))).view(b, c, 3)
+        att = att.permute(2, 0, 1).softmax(0)[..., None, None]  # (3, B, C'', 1, 1); softmax(-1) is slower
         out = torch.addcmul(tall * att[0], wide, att[1])
         return torch.addcmul(out, img, att[2]).permute(0, 2, 3, 1)
 
@@ -275,7 +280,7 @@ class StripTokenMixer(nn.Module):
         self.grid = ctx.grid
         if dwsc:
             self.dwsc_bn = nn.BatchNorm2d(c)
-            self.dwsc_conv = nn.Conv2d(c, c, 3, padding=1, groups=c, bias=False)
+            self.dwsc_conv = DepthwiseConv2d(c, 3)
         else:
             self.dwsc_bn = self.dwsc_conv = None
         if input_mlp:
