@@ -42,12 +42,14 @@ gives per-channel softmax weights over ``(L x k strip, k x L strip, identity)``.
 Deviations from the official code, none of which changes the function or the parameter count:
 
 * tokens stay channels-last: the 1x1 convolutions run as ``nn.Linear`` on ``(B, N, C)`` and a 1x1 conv of
-  a concatenation runs as two matrix products on weight slices (no concatenated copy); the row pass is a
-  grouped 1-D convolution over the ``(G*W, H)`` layout (the official ``(G*W, P, H)`` 2-D one with its unit
-  kernel axis folded into the batch); the LSMM gate averages the three paths separately;
-* taps of a strip pass that only ever see padding (offset ``>= H``, possible when ``k > 2H - 1``) are
-  skipped: they contribute exactly zero in the official code too (their weights get no gradient there
-  either);
+  a concatenation runs as two matrix products on weight slices (no concatenated copy); a strip pass is one
+  batched matmul per patch channel over the ``k`` stacked shifted copies of its input (the official
+  grouped convolution, same MACs; oneDNN's grouped conv is very slow on small grids); the LSMM gate
+  averages the three paths separately and takes its softmax on a leading axis;
+* taps that only ever see padding (offset ``>= H`` on an ``H x H`` grid, e.g. the 7-wide kernels on the
+  2x2 and 1x1 grids of a 32x32 input) are skipped, in the strip passes and in the depthwise convolutions
+  (:func:`mixnas.mixers._conv.live_conv2d`): they contribute exactly zero in the official code too and get
+  no gradient there either, so only the MAC count (fvcore) drops, by those multiplications by padding;
 * all knobs are explicit: ``strip_width`` also sets the ``3`` of LSMM's 3x7 / 7x3 strips (the paper calls
   that unit a Strip MLP of width 3 and length 7), ``patch_groups`` defaults to the official
   ``2 if C % 80 == 0 else 4`` on the full width, ``branches`` ``cgsmm`` / ``lsmm`` give all channels to one
@@ -116,8 +118,11 @@ def _strip_width(params, ctx: MixerContext) -> list[tuple[str, str]]:
         return [("strip_width", f"must be odd so the strip is centred on its row; allowed: 1, 3, 5, ... "
                                 f"up to {2 * side + 1}, found {k}")]
     if k > 2 * side + 1:
-        return [("strip_width", f"{k} reaches rows that are never on this {side}x{side} grid (taps beyond "
-                                f"+-{side} only see padding); allowed: odd values up to {2 * side + 1}")]
+        # Offsets >= side only ever read padding, so k > 2*side - 1 already has dead taps; the bound keeps
+        # the official k = 3 valid on the 1x1 grid of a 32x32 input and rejects anything wider.
+        return [("strip_width", f"{k} reaches {k // 2} rows away, past anything on this {side}x{side} grid "
+                                f"(taps {side} or more rows away only read padding); allowed: odd values up "
+                                f"to {2 * side + 1}")]
     return []
 
 
