@@ -17,6 +17,11 @@ official model's, and the official weights load one to one, with 1x1 convolution
 weights). The head's linear layer is initialised by the backbone (truncated normal, std 0.02) where the
 official code keeps PyTorch's default; no pretrained weights are loaded. The official relative-position
 tables are sized from the grid, so parameter counts depend on ``image_size`` (the reported ones are at 224).
+
+MACs at 224: fvcore counts 2.531 / 3.664 / 6.827 / 9.212 G for T* / T / S / B, as it does on the official
+model (to 0.03 %). The README's 2.5 / 3.7 / 6.8 / 9.2 G are the authors' ptflops counts rounded to 0.1 G
+(ptflops 0.7.5 on the official model: 2.540 / 3.676 / 6.844 / 9.233 G; it also counts BatchNorm, GELU,
+pooling and biases), so T* sits 1.2 % above its rounded figure, within that figure's rounding interval.
 """
 
 from __future__ import annotations
@@ -51,15 +56,23 @@ def _register(name: str, label: str, dim: int, depths: tuple[int, ...], reported
 
 
 _OFFICIAL = "official strip_mlp.py StripMLPNet parameter count at 224 / 1000 classes"
+
+
+def _note(fv: float, pt: float) -> str:
+    return (f"README MACs are ptflops counts rounded to 0.1G; on the official model ptflops 0.7.5 gives "
+            f"{pt:.3f}G, fvcore {fv:.3f}G (this model: the same up to LSMM's pooling, which fvcore counts "
+            "as adaptive_avg_pool2d there and not as mean here)")
+
+
 _register("strip_mlp_t_star", "T* (Light Tiny)", 80, (2, 2, 6, 2),
           Reported(18_243_920, 2_500_000_000, f"{_OFFICIAL}; official README: 18M params, 2.5G FLOPs (MACs)",
-                   top1=81.2))
+                   top1=81.2, note=_note(2.531, 2.540)))
 _register("strip_mlp_t", "T (Tiny)", 80, (2, 2, 12, 2),
           Reported(24_903_920, 3_700_000_000, f"{_OFFICIAL}; official README: 25M params, 3.7G FLOPs (MACs)",
-                   top1=82.2))
+                   top1=82.2, note=_note(3.665, 3.676)))
 _register("strip_mlp_s", "S (Small)", 96, (2, 2, 18, 2),
           Reported(42_568_600, 6_800_000_000, f"{_OFFICIAL}; official README: 43M params, 6.8G FLOPs (MACs)",
-                   top1=83.3))
+                   top1=83.3, note=_note(6.828, 6.844)))
 _register("strip_mlp_b", "B (Base)", 112, (2, 2, 18, 2),
           Reported(57_216_480, 9_200_000_000, f"{_OFFICIAL}; official README: 57M params, 9.2G FLOPs (MACs)",
-                   top1=83.6))
+                   top1=83.6, note=_note(9.214, 9.233)))
