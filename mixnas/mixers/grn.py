@@ -73,7 +73,7 @@ class GRNChannelMixer(nn.Module):
         super().__init__()
         c = ctx.dim
         self.grid = ctx.grid
-        self.dwconv = DepthwiseConv2d(c, dw_kernel) if dw_kernel else None
+        self.dwconv = DepthwiseConv2d(c, dw_kernel, ctx.grid) if dw_kernel else None
         self.norm = nn.LayerNorm(c)
         self.fc1 = nn.Linear(c, channel_hidden_dim)
         self.grn = GlobalResponseNorm(channel_hidden_dim)

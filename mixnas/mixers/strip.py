@@ -48,7 +48,7 @@ Deviations from the official code, none of which changes the function or the par
   averages the three paths separately and takes its softmax on a leading axis;
 * taps that only ever see padding (offset ``>= H`` on an ``H x H`` grid, e.g. the 7-wide kernels on the
   2x2 and 1x1 grids of a 32x32 input) are skipped, in the strip passes and in the depthwise convolutions
-  (:func:`mixnas.mixers._conv.live_conv2d`): they contribute exactly zero in the official code too and get
+  (:class:`mixnas.mixers._conv.DepthwiseConv2d`): they contribute exactly zero in the official code too and get
   no gradient there either, so only the MAC count (fvcore) drops, by those multiplications by padding;
 * all knobs are explicit: ``strip_width`` also sets the ``3`` of LSMM's 3x7 / 7x3 strips (the paper calls
   that unit a Strip MLP of width 3 and length 7), ``patch_groups`` defaults to the official
@@ -66,7 +66,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from mixnas.mixers._conv import DepthwiseConv2d
+from mixnas.mixers._conv import DepthwiseConv2d, live_extent
 from mixnas.network import image_to_tokens, tokens_to_image
 from mixnas.registry import MixerContext, Param, register_mixer
 
@@ -154,28 +154,28 @@ class StripProjection(nn.Module):
     """One Strip MLP layer: per patch channel, an ``L -> L`` MLP along a line that reads ``k`` lines.
 
     ``weight[g, l_out, l_in, t]`` (the official grouped ``(1, k)`` convolution weight) and ``bias[g, l_out]``.
-    ``forward(x5, along_rows)`` takes ``(B, H, W, P, G)`` and mixes along each row (``along_rows``) or
-    each column, reading the neighbouring rows (columns).
+    ``forward(x5, along_rows)`` takes ``(B, L, L, P, G)`` (a square grid) and mixes along each row
+    (``along_rows``) or each column, reading the neighbouring rows (columns); taps ``L`` or more lines away
+    only ever read padding and are skipped.
     """
 
     def __init__(self, groups: int, length: int, taps: int):
         super().__init__()
-        self.taps = taps
         self.weight = nn.Parameter(torch.empty(groups, length, length, taps))
         self.bias = nn.Parameter(torch.empty(groups, length))
         bound = 1.0 / math.sqrt(length * taps)  # PyTorch's default for the official grouped conv
         nn.init.uniform_(self.weight, -bound, bound)
         nn.init.uniform_(self.bias, -bound, bound)
+        live = live_extent(taps, length)
+        self.reach = live // 2
+        self.live = slice((taps - live) // 2, (taps + live) // 2) if live < taps else None
 
     def forward(self, x5: Tensor, along_rows: bool) -> Tensor:
         if not along_rows:
             return self(x5.transpose(1, 2), True).transpose(1, 2)
         b, lines, length, p, g = x5.shape
-        weight, reach = self.weight, self.taps // 2
-        if reach >= lines:  # taps past +-(lines - 1) only ever read padding: drop them
-            weight = weight[..., reach - lines + 1: reach + lines]
-            reach = lines - 1
-        taps, m = 2 * reach + 1, b * p
+        weight = self.weight if self.live is None else self.weight[..., self.live]
+        reach, taps, m = self.reach, 2 * self.reach + 1, b * p
         # Per patch channel g, a (length, lines * B * P) matrix; the k taps are stacked under it.
         seq = x5.permute(4, 2, 1, 0, 3).reshape(g, length, lines, m)
         if reach:
@@ -239,11 +239,11 @@ class CascadeGroupStripMixing(nn.Module):
 class LocalStripMixing(nn.Module):
     """LSMM: ``k x L`` and ``L x k`` depthwise strips and the identity, blended by softmax weights."""
 
-    def __init__(self, dim: int, strip_width: int, length: int):
+    def __init__(self, dim: int, grid: tuple[int, int], strip_width: int, length: int):
         super().__init__()
         k = strip_width
-        self.fc_h = DepthwiseConv2d(dim, (k, length))
-        self.fc_w = DepthwiseConv2d(dim, (length, k))
+        self.fc_h = DepthwiseConv2d(dim, (k, length), grid)
+        self.fc_w = DepthwiseConv2d(dim, (length, k), grid)
         self.reweight_fc1 = _linear(nn.Linear(dim, max(1, dim // 2)))
         self.reweight_fc2 = _linear(nn.Linear(max(1, dim // 2), 3 * dim))
 
@@ -285,7 +285,7 @@ class StripTokenMixer(nn.Module):
         self.grid = ctx.grid
         if dwsc:
             self.dwsc_bn = nn.BatchNorm2d(c)
-            self.dwsc_conv = DepthwiseConv2d(c, 3)
+            self.dwsc_conv = DepthwiseConv2d(c, 3, ctx.grid)
         else:
             self.dwsc_bn = self.dwsc_conv = None
         if input_mlp:
@@ -296,7 +296,7 @@ class StripTokenMixer(nn.Module):
         self.split, c_ls = branch_channels(c, branches)
         self.cgsmm = (CascadeGroupStripMixing(self.split, ctx.grid[0], strip_width, patch_groups, arrangement,
                                               rel_pos) if self.split else None)
-        self.lsmm = LocalStripMixing(c_ls, strip_width, lsmm_length) if c_ls else None
+        self.lsmm = LocalStripMixing(c_ls, ctx.grid, strip_width, lsmm_length) if c_ls else None
         self.fuse = _linear(nn.Linear(c, c, bias=False))
 
     def forward(self, x: Tensor) -> Tensor:

@@ -15,7 +15,7 @@ from torch.nn import functional as F
 
 from mixnas.config import ArchConfig, HeadSpec, InputSpec, MixerSpec, StageSpec, StemSpec
 from mixnas.errors import ArchError
-from mixnas.mixers._conv import live_conv2d
+from mixnas.mixers._conv import DepthwiseConv2d
 from mixnas.mixers.grn import GlobalResponseNorm
 from mixnas.mixers.strip import StripProjection
 from mixnas.network import build_model
@@ -194,14 +194,14 @@ def test_strip_pass_matches_its_formula(lines, taps):
 
 
 @pytest.mark.parametrize("grid, kernel", [((2, 2), (7, 7)), ((1, 1), (3, 7)), ((4, 4), (7, 3)), ((8, 8), (3, 3))])
-def test_live_conv2d_equals_the_full_kernel(grid, kernel):
+def test_depthwise_conv_skipping_padding_taps_equals_the_full_kernel(grid, kernel):
     torch.manual_seed(0)
+    conv = DepthwiseConv2d(5, kernel, grid)
     x = torch.randn(2, 5, *grid)
-    w = torch.randn(5, 1, *kernel, requires_grad=True)
-    full = F.conv2d(x, w, padding=(kernel[0] // 2, kernel[1] // 2), groups=5)
-    assert torch.allclose(live_conv2d(x, w, 5), full, atol=1e-5)
-    (g_full,) = torch.autograd.grad(full.sum(), w)
-    (g_live,) = torch.autograd.grad(live_conv2d(x, w, 5).sum(), w)
+    full = F.conv2d(x, conv.weight, padding=(kernel[0] // 2, kernel[1] // 2), groups=5)
+    assert torch.allclose(conv(x), full, atol=1e-5)
+    (g_full,) = torch.autograd.grad(full.sum(), conv.weight)
+    (g_live,) = torch.autograd.grad(conv(x).sum(), conv.weight)
     assert torch.allclose(g_live, g_full, atol=1e-5)
 
 
