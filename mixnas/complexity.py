@@ -82,8 +82,8 @@ with warnings.catch_warnings():
     from fvcore.nn import FlopCountAnalysis
     from fvcore.nn.jit_handles import get_shape
 
-__all__ = ["EXTRA_HANDLES", "MAC_CONVENTION", "ZERO_COST_OPS", "Complexity", "CostRow", "UnhandledOperatorError", "cache_dir",
-           "clear_memory_cache", "complexity", "count_macs"]
+__all__ = ["EXTRA_HANDLES", "MAC_CONVENTION", "ZERO_COST_OPS", "Complexity", "CostRow", "UnhandledOperatorError",
+           "cache_dir", "clear_memory_cache", "complexity", "count_macs"]
 
 log = logging.getLogger(__name__)
 
