@@ -477,15 +477,21 @@ def _base_version() -> str:
             f"torch-{torch.__version__}")
 
 
+@functools.cache
+def _external_source_hash(cls: type) -> str | None:
+    """A hash of the file defining a mixer class that lives outside mixnas (None for mixnas' own)."""
+    source = inspect.getsourcefile(cls)
+    if not source or Path(source).resolve().is_relative_to(_PACKAGE_DIR):
+        return None
+    return _file_hash(source)[:16]
+
+
 def _cache_version(arch: ArchConfig) -> str:
     """The base version, plus the source hash of mixers used by ``arch`` that live outside mixnas."""
-    extra = set()
-    for stage in arch.stages:
-        for role, spec in (("token", stage.token_mixer), ("channel", stage.channel_mixer)):
-            source = inspect.getsourcefile(get_mixer(role, spec.name).cls)
-            if source and not Path(source).resolve().is_relative_to(_PACKAGE_DIR):
-                extra.add(_file_hash(source)[:16])
-    return _base_version() + "".join(f";ext-{h}" for h in sorted(extra))
+    extra = {_external_source_hash(get_mixer(role, spec.name).cls)
+             for stage in arch.stages
+             for role, spec in (("token", stage.token_mixer), ("channel", stage.channel_mixer))}
+    return _base_version() + "".join(f";ext-{h}" for h in sorted(extra - {None}))
 
 
 def _cache_file(digest: str, version: str) -> Path:
