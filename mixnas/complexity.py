@@ -114,7 +114,9 @@ ZERO_COST_OPS: frozenset[str] = frozenset({
     "aten::add", "aten::add_", "aten::sub", "aten::sub_", "aten::rsub", "aten::mul", "aten::mul_",
     "aten::div", "aten::div_", "aten::neg", "aten::abs", "aten::pow", "aten::sqrt", "aten::rsqrt",
     "aten::exp", "aten::log", "aten::reciprocal", "aten::clamp", "aten::clamp_", "aten::clamp_min",
-    "aten::floor", "aten::floor_divide", "aten::remainder",
+    "aten::floor", "aten::floor_divide", "aten::remainder", "aten::square",
+    # elementwise fused x + a * b (Strip-MLP's LSMM re-weighting, GRN): elementwise, like add and mul
+    "aten::addcmul", "aten::addcmul_",
     # activations: elementwise
     "aten::gelu", "aten::gelu_", "aten::relu", "aten::relu_", "aten::silu", "aten::silu_", "aten::sigmoid",
     "aten::sigmoid_", "aten::tanh", "aten::hardswish", "aten::hardsigmoid", "aten::leaky_relu", "aten::elu",
