@@ -27,10 +27,9 @@ Counting
     size 1 with the architecture's input size under ``torch.no_grad()``. Counts depend on shapes only, so
     weights are allocated on the meta device and not initialised while building, and every float32
     parameter then becomes a view of one shared zero-filled block (initialising and paging in 60M weights
-    costs more than tracing them). If that fails for some exotic module, the model is rebuilt
-    normally and traced again. The trace runs
-    with one intra-op thread (restored afterwards): on a busy 2-core machine two threads make it about 4x
-    slower, and parallel workers should not compete for cores to count.
+    costs more than tracing them). If that fails for some exotic module, the model is rebuilt normally and
+    traced again. The trace runs with one intra-op thread (restored afterwards): on a busy 2-core machine
+    two threads made it about 4x slower, and parallel workers should not compete for cores to count.
 
 Breakdown
     :attr:`Complexity.rows` splits the totals over ``stem`` (patch embedding, stem norm, class token and
@@ -113,11 +112,11 @@ ZERO_COST_OPS: frozenset[str] = frozenset({
     # elementwise arithmetic: 0 under the convention (fvcore and timm count it as 0); the fused forms
     # (addcmul, addcdiv, lerp) too, so that `a + b * c` counts the same however it is spelled
     "aten::add", "aten::add_", "aten::sub", "aten::sub_", "aten::rsub", "aten::mul", "aten::mul_",
-    "aten::div", "aten::div_", "aten::addcmul", "aten::addcdiv", "aten::lerp", "aten::neg", "aten::abs",
-    "aten::sign", "aten::square", "aten::pow", "aten::sqrt", "aten::rsqrt", "aten::exp", "aten::log",
-    "aten::reciprocal", "aten::sin", "aten::cos", "aten::clamp", "aten::clamp_", "aten::clamp_min",
-    "aten::clamp_max", "aten::maximum", "aten::minimum", "aten::floor", "aten::floor_divide",
-    "aten::remainder",
+    "aten::div", "aten::div_", "aten::addcmul", "aten::addcmul_", "aten::addcdiv", "aten::lerp",
+    "aten::neg", "aten::abs", "aten::sign", "aten::square", "aten::pow", "aten::sqrt", "aten::rsqrt",
+    "aten::exp", "aten::log", "aten::reciprocal", "aten::sin", "aten::cos", "aten::clamp", "aten::clamp_",
+    "aten::clamp_min", "aten::clamp_max", "aten::maximum", "aten::minimum", "aten::floor",
+    "aten::floor_divide", "aten::remainder",
     # activations: elementwise
     "aten::gelu", "aten::gelu_", "aten::relu", "aten::relu_", "aten::silu", "aten::silu_", "aten::sigmoid",
     "aten::sigmoid_", "aten::tanh", "aten::hardswish", "aten::hardsigmoid", "aten::leaky_relu", "aten::elu",
