@@ -38,12 +38,16 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def machine() -> str:
-    load = " / ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
+def load_average() -> str:
+    return " / ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
+
+
+def machine(load_at_start: str) -> str:
     return (f"CPU: {cpu_model()}, {os.cpu_count()} logical cores, torch intra-op threads {torch.get_num_threads()} "
             f"(counting itself traces with 1 thread); torch {torch.__version__}, fvcore "
             f"{metadata.version('fvcore')}, Python {platform.python_version()}, {platform.system()}; "
-            f"load average (1/5/15 min) at the end: {load}; "
+            f"load average (1/5/15 min) {load_at_start} at the start, {load_average()} at the end (the machine is "
+            "shared); "
             f"{datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}")
 
 
@@ -57,7 +61,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", nargs="*", help="named models (default: all)")
     parser.add_argument("--no-write", action="store_true", help="print the section, do not touch BENCHMARKS.md")
     args = parser.parse_args(argv)
-    os.environ["MIXNAS_CACHE"] = tempfile.mkdtemp(prefix="mixnas-bench-")  # never the user's cache
+    with tempfile.TemporaryDirectory(prefix="mixnas-bench-") as cache:
+        os.environ["MIXNAS_CACHE"] = cache  # never the user's cache
+        md = measure(args, argv)
+    print(md)
+    if not args.no_write:
+        from bench._report import write_section
+
+        print("wrote", write_section(TITLE, md))
+    return 0
+
+
+def measure(args: argparse.Namespace, argv: list[str] | None) -> str:
+    load_at_start = load_average()
 
     start = time.perf_counter()
     import mixnas.complexity as cx  # timed: this is where fvcore is imported
@@ -97,10 +113,10 @@ def main(argv: list[str] | None = None) -> int:
     disk_s = time.perf_counter() - start
 
     command = " ".join(["PYTHONPATH=. python -m bench.complexity_speed", *(sys.argv[1:] if argv is None else argv)])
-    md = "\n".join([
+    return "\n".join([
         f"Command: `{command}` (mixnas {mixnas.__version__}).",
         "",
-        f"Machine: {machine()}.",
+        f"Machine: {machine(load_at_start)}.",
         "",
         f"Wall-clock seconds for `complexity(arch, cache=False)` at batch size 1 and 224x224: the first call, then "
         f"the median (min-max) of {args.repeats} further calls. MACs follow `{cx.MAC_CONVENTION}`; "
@@ -113,12 +129,6 @@ def main(argv: list[str] | None = None) -> int:
         f"`import mixnas.complexity` after torch is loaded (this imports fvcore): {import_s:.2f} s. Cache hits for `{largest}`: memory "
         f"{memory_s * 1e3:.3f} ms, disk {disk_s * 1e3:.1f} ms.",
     ])
-    print(md)
-    if not args.no_write:
-        from bench._report import write_section
-
-        print("wrote", write_section(TITLE, md))
-    return 0
 
 
 if __name__ == "__main__":

@@ -25,11 +25,11 @@ Convention
 Counting
     The model is built with :func:`mixnas.network.build_model`, in eval mode, and traced once at batch
     size 1 with the architecture's input size under ``torch.no_grad()``. Counts depend on shapes only, so
-    the model is built on the ``meta`` device and its float32 weights are materialised as views of one
-    shared zero-filled block (initialising and paging in 60M weights costs more than tracing them). If
-    that fails for some exotic module, the model is rebuilt normally and traced again. The trace runs
-    with one intra-op thread (restored afterwards): on a busy 2-core machine two threads make it about 4x
-    slower, and parallel workers should not compete for cores to count.
+    weights are allocated on the meta device and not initialised while building, and every float32
+    parameter then becomes a view of one shared zero-filled block (initialising and paging in 60M weights
+    costs more than tracing them). If that fails for some exotic module, the model is rebuilt normally and
+    traced again. The trace runs with one intra-op thread (restored afterwards): on a busy 2-core machine
+    two threads made it about 4x slower, and parallel workers should not compete for cores to count.
 
 Breakdown
     :attr:`Complexity.rows` splits the totals over ``stem`` (patch embedding, stem norm, class token and
@@ -52,7 +52,6 @@ import contextlib
 import functools
 import hashlib
 import inspect
-import itertools
 import json
 import logging
 import math
@@ -110,13 +109,14 @@ ZERO_COST_OPS: frozenset[str] = frozenset({
     "aten::full", "aten::full_like", "aten::new_empty", "aten::new_full", "aten::new_zeros", "aten::new_ones",
     "aten::arange", "aten::to", "aten::type_as", "aten::copy_", "aten::detach", "aten::lift_fresh",
     "aten::alias", "aten::size", "aten::Int", "aten::ScalarImplicit",
-    # elementwise arithmetic: no multiply-add under the convention (fvcore and timm count these as 0)
+    # elementwise arithmetic: 0 under the convention (fvcore and timm count it as 0); the fused forms
+    # (addcmul, addcdiv, lerp) too, so that `a + b * c` counts the same however it is spelled
     "aten::add", "aten::add_", "aten::sub", "aten::sub_", "aten::rsub", "aten::mul", "aten::mul_",
-    "aten::div", "aten::div_", "aten::neg", "aten::abs", "aten::pow", "aten::sqrt", "aten::rsqrt",
-    "aten::exp", "aten::log", "aten::reciprocal", "aten::clamp", "aten::clamp_", "aten::clamp_min",
-    "aten::floor", "aten::floor_divide", "aten::remainder", "aten::square",
-    # elementwise fused x + a * b (Strip-MLP's LSMM re-weighting, GRN): elementwise, like add and mul
-    "aten::addcmul", "aten::addcmul_",
+    "aten::div", "aten::div_", "aten::addcmul", "aten::addcmul_", "aten::addcdiv", "aten::lerp",
+    "aten::neg", "aten::abs", "aten::sign", "aten::square", "aten::pow", "aten::sqrt", "aten::rsqrt",
+    "aten::exp", "aten::log", "aten::reciprocal", "aten::sin", "aten::cos", "aten::clamp", "aten::clamp_",
+    "aten::clamp_min", "aten::clamp_max", "aten::maximum", "aten::minimum", "aten::floor",
+    "aten::floor_divide", "aten::remainder",
     # activations: elementwise
     "aten::gelu", "aten::gelu_", "aten::relu", "aten::relu_", "aten::silu", "aten::silu_", "aten::sigmoid",
     "aten::sigmoid_", "aten::tanh", "aten::hardswish", "aten::hardsigmoid", "aten::leaky_relu", "aten::elu",
@@ -366,52 +366,64 @@ def _breakdown(arch: ArchConfig, model: nn.Module, analysis: FlopCountAnalysis) 
     return Complexity(arch.digest(), params, macs, result)
 
 
-_RANDOM_FILLS = frozenset({"normal_", "uniform_", "exponential_", "geometric_", "log_normal_", "cauchy_",
-                           "bernoulli_", "random_"})
+_RANDOM_INITS = frozenset({
+    # in-place random fills of torch.Tensor
+    "normal_", "uniform_", "exponential_", "geometric_", "log_normal_", "cauchy_", "bernoulli_", "random_",
+    # torch.nn.init functions that dispatch through __torch_function__ (the others end in the fills above)
+    "kaiming_uniform_", "kaiming_normal_", "xavier_uniform_", "xavier_normal_", "trunc_normal_",
+})
 
 
-class _SkipMetaInit(TorchFunctionMode):
-    """Skip ``torch.nn.init`` functions and random fills on meta tensors: there is no data to initialise, and
-    the first meta ``normal_`` of a process imports ``torch._dynamo`` (about 2 s)."""
+class _LazyWeights(TorchFunctionMode):
+    """While a model is built for counting: ``torch.empty`` allocates on the meta device (no memory, and
+    ``torch.nn.init`` leaves meta tensors alone), and random initialisation is skipped: a no-op on meta
+    tensors, ``zero_()`` on the few real ones (class tokens, position tables) so that rejection-sampling
+    initialisers such as ``trunc_normal_`` still terminate. Everything else runs normally, so index
+    tables and other buffers computed by a module keep their values."""
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        target = args[0] if args else kwargs.get("tensor")
-        if isinstance(target, Tensor) and target.is_meta and (
-                getattr(func, "__module__", None) == "torch.nn.init"
-                or getattr(func, "__name__", "") in _RANDOM_FILLS):
-            return target
+        if func is torch.empty:
+            return func(*args, **{**kwargs, "device": "meta"})
+        if getattr(func, "__name__", "") in _RANDOM_INITS:
+            target = args[0] if args else kwargs.get("tensor")
+            if isinstance(target, Tensor):
+                if not target.is_meta:
+                    with torch.no_grad():
+                        target.zero_()
+                return target
         return func(*args, **kwargs)
 
 
 def _fast_model(arch: ArchConfig) -> nn.Module:
-    """``build_model(arch)`` on the meta device, then materialised on CPU without initialisation.
+    """``build_model(arch)`` without initialised weights, every float32 parameter a view of one zero block.
 
-    Every float32 parameter and buffer becomes a view of one shared zero-filled block as large as the
-    largest of them, so a 60M-parameter model costs one small allocation instead of 240 MB of page faults
-    and random initialisation. Tied parameters stay tied. Only shapes matter to the count.
+    Built under :class:`_LazyWeights`, then every float32 parameter becomes a view of one shared
+    zero-filled block as large as the largest parameter (so a 60M-parameter model costs one small
+    allocation instead of 240 MB of page faults and random numbers), and any other meta tensor becomes
+    zeros. Tied parameters stay tied. Only shapes matter to the count.
     """
-    with torch.device("meta"), _SkipMetaInit():
+    with _LazyWeights():
         model = build_model(arch)
-    tensors = [t for m in model.modules() for t in itertools.chain(m._parameters.values(), m._buffers.values())
-               if t is not None]
-    pool = torch.zeros(max((t.numel() for t in tensors if t.dtype == torch.float32), default=0))
+    params = [p for m in model.modules() for p in m._parameters.values() if p is not None]
+    pool = torch.zeros(max((p.numel() for p in params if p.dtype == torch.float32), default=0))
     done: dict[int, Tensor] = {}
 
-    def materialise(t: Tensor) -> Tensor:
+    def materialise(t: Tensor, parameter: bool) -> Tensor:
         if id(t) not in done:
-            data = (pool[:t.numel()].view(t.shape) if t.dtype == torch.float32
-                    else torch.zeros(t.shape, dtype=t.dtype))
-            done[id(t)] = nn.Parameter(data, requires_grad=False) if isinstance(t, nn.Parameter) else data
+            data = pool[:t.numel()].view(t.shape) if parameter and t.dtype == torch.float32 else t
+            if data.is_meta:
+                data = torch.zeros(t.shape, dtype=t.dtype)
+            done[id(t)] = nn.Parameter(data, requires_grad=False) if parameter else data
         return done[id(t)]
 
     for m in model.modules():
         for name, t in list(m._parameters.items()):
             if t is not None:
-                m._parameters[name] = materialise(t)
+                m._parameters[name] = materialise(t, True)
         for name, t in list(m._buffers.items()):
-            if t is not None:
-                m._buffers[name] = materialise(t)
+            if t is not None and t.is_meta:
+                m._buffers[name] = materialise(t, False)
     return model
 
 
@@ -433,8 +445,8 @@ def _compute(arch: ArchConfig) -> Complexity:
             analysis = _analysis(model, (images,))
         except UnhandledOperatorError:
             raise
-        except Exception as err:  # an exotic module that cannot be built on meta: build it for real
-            log.debug("meta-device build failed for %s (%r); building normally", arch.digest(), err)
+        except Exception as err:  # an exotic module the fast build cannot serve: build it for real
+            log.debug("fast build or trace failed for %s (%r); building normally", arch.digest(), err)
             model = build_model(arch).eval()
             analysis = _analysis(model, (images,))
     return _breakdown(arch, model, analysis)

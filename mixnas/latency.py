@@ -147,8 +147,10 @@ def _model_and_input(target: ArchConfig | nn.Module, batch_size: int, dev: torch
     else:
         raise TypeError(f"expected an ArchConfig or an nn.Module, got {type(target).__name__}")
     if isinstance(model, Network):
-        channels = model.arch.input.in_channels
-        size = image_size or model.arch.input.image_size
+        channels, size = model.arch.input.in_channels, model.arch.input.image_size
+        if image_size is not None and image_size != size:
+            raise MixnasError(f"this network was built for {size}x{size} inputs, not {image_size}x{image_size}; "
+                              "pass its ArchConfig to measure another input size")
     else:
         if image_size is None:
             raise MixnasError("measure_latency needs image_size for a module that is not a mixnas Network")

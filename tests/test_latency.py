@@ -124,9 +124,12 @@ def test_a_plain_module_needs_an_image_size():
         lat.measure_latency(Sleeper(), **FAST)
 
 
-def test_image_size_overrides_the_architecture():
-    small = lat.measure_latency(tiny_mixer(), image_size=16, **FAST)
-    _sane(small)
+def test_image_size_overrides_the_architecture_but_not_a_built_network():
+    _sane(lat.measure_latency(tiny_mixer(), image_size=16, **FAST))
+    network = build_model(tiny_mixer())
+    _sane(lat.measure_latency(network, image_size=32, **FAST))
+    with pytest.raises(MixnasError, match="built for 32x32"):
+        lat.measure_latency(network, image_size=16, **FAST)
 
 
 # -- per stage ----------------------------------------------------------------------------------------------
