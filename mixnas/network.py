@@ -25,9 +25,14 @@ def tokens_to_image(x: Tensor, grid: tuple[int, int]) -> Tensor:
 
 
 def image_to_tokens(x: Tensor) -> Tensor:
-    """``(B, C, H, W)`` -> ``(B, H*W, C)`` tokens (free when ``x`` is channels-last)."""
+    """``(B, C, H, W)`` -> row-major ``(B, H*W, C)`` tokens (free when ``x`` is channels-last, else one copy).
+
+    The result is always contiguous: a plain NCHW image (e.g. the stem's output on an NCHW batch) would
+    otherwise give tokens with channel stride ``H*W``, which residual adds propagate through every block
+    and which send each channels-last view to slow convolution paths.
+    """
     b, c, h, w = x.shape
-    return x.permute(0, 2, 3, 1).reshape(b, h * w, c)
+    return x.permute(0, 2, 3, 1).reshape(b, h * w, c).contiguous()
 
 
 class TokenBatchNorm(nn.Module):

@@ -199,6 +199,35 @@ class Reported:
     source: str
     top1: float | None = None
     note: str = ""
+    params_exact: bool = True  # False when only a rounded count is known (then 0.1% tolerance)
+
+    PARAMS_REL_TOL = 1e-3
+    MACS_REL_TOL = 1e-2
+
+    def macs_tolerance(self) -> float:
+        """Allowed |measured - reported| MACs: 1%, or the rounding of the printed figure if larger.
+
+        Papers print MACs to a few significant digits (Strip-MLP T*: "2.5G"); a figure printed as 2.5G
+        stands for anything in [2.45G, 2.55G), so half a unit of its last digit is also within tolerance.
+        """
+        if self.macs is None:
+            return 0.0
+        digits = str(self.macs).rstrip("0")
+        half_unit = 0.5 * 10 ** (len(str(self.macs)) - len(digits))
+        return max(self.MACS_REL_TOL * self.macs, half_unit)
+
+    def mismatches(self, params: int, macs: int) -> list[str]:
+        """Why measured numbers disagree with the reported ones ([] when they agree)."""
+        out = []
+        if self.params is not None:
+            if self.params_exact and params != self.params:
+                out.append(f"{params:,} parameters, reported exactly {self.params:,}")
+            elif not self.params_exact and abs(params - self.params) > self.PARAMS_REL_TOL * self.params:
+                out.append(f"{params:,} parameters, reported {self.params:,} (more than 0.1% off)")
+        if self.macs is not None and abs(macs - self.macs) > self.macs_tolerance():
+            out.append(f"{macs / 1e9:.3f} GMACs, reported {self.macs / 1e9:.3f} G (tolerance "
+                       f"{self.macs_tolerance() / 1e9:.3f} G)")
+        return out
 
 
 @dataclass(frozen=True)

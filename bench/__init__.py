@@ -1,0 +1,1 @@
+"""Benchmarks; each script writes its section of BENCHMARKS.md through :mod:`bench._report`."""
