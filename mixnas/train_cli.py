@@ -51,6 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--image-size", type=int, help="input size (default: the YAML's, or the dataset's for a "
                                                   "named model: 32 for the small datasets)")
     p.add_argument("--no-augment", dest="augment", action="store_false", help="no random crop / flip")
+    p.add_argument("--crop-padding", type=int, help="zero padding of the random crop (default image size / 8)")
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast (AMX on recent CPUs; about 1.7x "
                                                        "faster here); default float32")
     p.add_argument("--seed", type=int, default=d.seed, help="seed of weights, order and augmentation")
@@ -107,7 +108,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                       warmup_epochs=args.warmup_epochs, label_smoothing=args.label_smoothing,
                       grad_clip=args.grad_clip, bf16=args.bf16, fraction=args.fraction,
                       val_fraction=args.val_fraction, image_size=args.image_size, augment=args.augment,
-                      max_minutes=args.max_minutes, seed=args.seed)
+                      crop_padding=args.crop_padding, max_minutes=args.max_minutes, seed=args.seed)
     arch, data = prepare(args.model, args.dataset, cfg, data_dir=args.data_dir, test=args.final_eval)
     label = arch.name or Path(args.model).stem
     out = Path(args.out or f"runs/train/{label}-{arch.digest()}-s{cfg.seed}")
