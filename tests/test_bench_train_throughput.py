@@ -9,6 +9,14 @@ from bench.train_throughput import MIXERS, make_step
 from mixnas.network import build_model
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("shape", MIXERS, ids=lambda s: s.label.split(" (")[0])
 def test_reference_mixer_has_the_same_parameters_and_function_shape(shape):
     ours, ref = build_model(shape.arch()), shape.reference()
