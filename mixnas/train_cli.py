@@ -12,9 +12,13 @@ the given architectures, or of ``N`` candidates sampled from a search space.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 import statistics
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -124,9 +128,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"epoch {m.epoch}: train loss {m.train_loss:.4f}  val loss {m.val_loss:.4f}  val top-1 "
               f"{m.val_top1:.2f}%  {m.images_per_s:.0f} img/s  {m.epoch_time_s:.1f} s{part}", flush=True)
 
-    result = train(arch, data, cfg, callback=show_epoch, device=device, metrics_path=metrics,
-                   checkpoint_path=out / "model.pt" if args.checkpoint else None, progress=args.progress,
-                   final_eval=args.final_eval)
+    with _terminate_as_interrupt():
+        result = train(arch, data, cfg, callback=show_epoch, device=device, metrics_path=metrics,
+                       checkpoint_path=out / "model.pt" if args.checkpoint else None, progress=args.progress,
+                       final_eval=args.final_eval)
     if result.status == "timeout" and result.curve and result.curve[-1].partial < 1:
         show_epoch(result.curve[-1])  # the partial epoch ends the run before the callback
     if result.status == "diverged":
@@ -137,6 +142,24 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"test top-1 {result.test['top1']:.2f}% on {result.test['images']} test images (final evaluation)")
     print(f"metrics: {metrics}" + (f"\ncheckpoint: {result.checkpoint}" if result.checkpoint else ""))
     return 0
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """While training, SIGTERM (a scheduler ending the job) acts like Ctrl-C: metrics written, status
+    ``interrupted``. The previous handler is restored afterwards."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _is_space_file(ref: str) -> bool:

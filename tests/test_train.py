@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -278,3 +279,28 @@ def test_cli_unknown_dataset(capsys):
 
     assert main(["train", "mixer_s32_224", "--dataset", "cifar-10"]) == 2
     assert "unknown dataset 'cifar-10' (did you mean 'cifar10'?)" in capsys.readouterr().err
+
+
+def test_sigterm_ends_a_cli_run_as_interrupted_with_the_metrics_written(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    arch_file = tmp_path / "tiny.yaml"
+    arch_file.write_text(tiny_mixer().to_yaml())
+    out = tmp_path / "run"
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, "-m", "mixnas.cli", "train", str(arch_file), "--dataset", "digits",
+                             "--epochs", "1000", "--batch-size", "64", "--threads", "1", "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 120
+    while not (out / "metrics.json").exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["status"] == "interrupted" and len(saved["curve"]) >= 1
