@@ -71,7 +71,7 @@ class TrainConfig:
     label_smoothing: float = 0.1
     grad_clip: float = 1.0  # max gradient L2 norm; 0 switches clipping off
     bf16: bool = False
-    fraction: float = 1.0  # share of the training split used (seeded, stratified)
+    fraction: float = 1.0  # share of the training split used (stratified, seeded by split_seed: same for all trials)
     val_fraction: float = 0.1  # share of the training set held out for validation
     split_seed: int = 0  # seed of that hold-out: fixed across a search so every trial sees the same split
     image_size: int | None = None  # None: the architecture's
@@ -398,7 +398,7 @@ def train(arch: ArchConfig, data: DataSplits, cfg: TrainConfig | None = None, ca
     t_start = time.perf_counter()
     deadline = t_start + cfg.max_minutes * 60.0 if cfg.max_minutes else math.inf
 
-    train_split = data.train.fraction(cfg.fraction, cfg.seed) if cfg.fraction < 1.0 else data.train
+    train_split = data.train.fraction(cfg.fraction, cfg.split_seed) if cfg.fraction < 1.0 else data.train
     if len(train_split) == 0:
         raise MixnasError(f"{data.name}: no training images left at fraction {cfg.fraction}")
     augment = None
