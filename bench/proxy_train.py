@@ -72,7 +72,7 @@ mixnas {m['code']['mixnas']} at {(m['code']['git_commit'] or 'no git')[:12]}, to
 Model `{m['arch']['name']}`: {m['params']:,} parameters, digest `{m['digest']}`. Data: {m['data']['train']} training
 and {m['data']['val']} validation images (a stratified 10 % hold-out of the official training set, seed
 {m['data']['split_seed']}) of {m['data']['name']}, at {m['data']['image_size']}x{m['data']['image_size']}. Recipe (the `TrainConfig` saved with the result):
-(`{json.dumps({k: v for k, v in m['config'].items() if v is not None})}`).
+`{json.dumps({k: v for k, v in m["config"].items() if v is not None})}`.
 
 | epoch | train loss | val loss | val top-1 | img/s | epoch time |
 |---|---|---|---|---|---|
