@@ -244,6 +244,7 @@ def cmd_space_sample(args: argparse.Namespace) -> int:
     out = Path(args.out or f"runs/samples/{space.name}-seed{args.seed}")
     out.mkdir(parents=True, exist_ok=True)
     rows, invalid = [], 0
+    tty = sys.stderr.isatty()
     for params, arch, _err in sample_candidates(space, args.n, args.seed):
         if arch is None:
             invalid += 1
@@ -256,8 +257,10 @@ def cmd_space_sample(args: argparse.Namespace) -> int:
             row.append(f"{chk.latency_ms:.3f}")
         row += ["yes" if chk.feasible else "no: " + ",".join(chk.violated), _short(params), path.name]
         rows.append(row)
-        print(f"\rsampled {len(rows)}/{args.n}", end="", file=sys.stderr, flush=True)
-    print(file=sys.stderr)
+        if tty:
+            print(f"\rsampled {len(rows)}/{args.n}", end="", file=sys.stderr, flush=True)
+    if tty:
+        print(file=sys.stderr)
     if len(rows) < args.n:
         raise MixnasError(f"{args.file}: only {len(rows)} valid candidates in {len(rows) + invalid} draws")
     headers = ["#", "digest", "params", "MACs"] + (["latency ms"] if args.latency else []) + \

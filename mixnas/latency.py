@@ -35,7 +35,7 @@ from torch import Tensor, nn
 
 from mixnas.config import ArchConfig
 from mixnas.errors import MixnasError
-from mixnas.network import Network, build_model, image_to_tokens
+from mixnas.network import Network, build_model
 
 __all__ = ["DTYPES", "Latency", "measure_latency", "stage_latencies"]
 
@@ -198,29 +198,16 @@ def _parts(model: Network) -> list[tuple[str, Callable[[Any], Any]]]:
     """``Network.forward`` cut into the parts named like ``Complexity.rows`` (without ``fusion``)."""
 
     def stem(images: Tensor) -> _State:
-        x = model.stem_norm(image_to_tokens(model.stem(images)))
-        if model.cls_token is not None:
-            x = torch.cat([model.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
-        if model.pos_embed is not None:
-            x = x + model.pos_embed
-        return x, {}
+        return model.forward_stem(images), {}
 
     def stage(i: int) -> Callable[[_State], _State]:
         def run(state: _State) -> _State:
-            x, pending = state[0], {k: list(v) for k, v in state[1].items()}
-            module = model.stages[i]
-            x = module.downsample(x)
-            if model.fusion is not None and i > 0:
-                merged = x
-                for extra in pending.pop(i, []):
-                    x = x + extra
-                for k, y in enumerate(model.fusion.carry(i, merged), start=i + 1):
-                    pending.setdefault(k, []).append(y)
-            return module.blocks(x), pending
+            pending = {k: list(v) for k, v in state[1].items()}  # the captured input stays untouched
+            return model.forward_stage(i, state[0], pending), pending
         return run
 
     def head(state: _State) -> Tensor:
-        return model.head(model.head_drop(model.pool(model.head_norm(state[0]))))
+        return model.forward_head(state[0])
 
     return [("stem", stem)] + [(f"stages.{i}", stage(i)) for i in range(len(model.stages))] + [("head", head)]
 

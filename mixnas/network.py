@@ -177,23 +177,36 @@ class Network(nn.Module):
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
 
-    def forward_features(self, images: Tensor) -> Tensor:
-        x = image_to_tokens(self.stem(images))
-        x = self.stem_norm(x)
+    # The forward pass in named parts ("stem", "stages.i", "head", as in complexity rows), so latency can
+    # time each part on its own input. ``pending`` holds fusion contributions waiting for later stages.
+    def forward_stem(self, images: Tensor) -> Tensor:
+        x = self.stem_norm(image_to_tokens(self.stem(images)))
         if self.cls_token is not None:
             x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
         if self.pos_embed is not None:
             x = x + self.pos_embed
+        return x
+
+    def forward_stage(self, i: int, x: Tensor, pending: dict[int, list[Tensor]]) -> Tensor:
+        """Stage ``i``: patch merging, cross-stage fusion in and out (``pending`` is updated), blocks."""
+        stage = self.stages[i]
+        x = stage.downsample(x)
+        if self.fusion is not None and i > 0:
+            merged = x
+            for extra in pending.pop(i, []):
+                x = x + extra
+            for k, y in enumerate(self.fusion.carry(i, merged), start=i + 1):
+                pending.setdefault(k, []).append(y)
+        return stage.blocks(x)
+
+    def forward_head(self, x: Tensor) -> Tensor:
+        return self.head(self.head_drop(self.pool(self.head_norm(x))))
+
+    def forward_features(self, images: Tensor) -> Tensor:
+        x = self.forward_stem(images)
         pending: dict[int, list[Tensor]] = {}
-        for i, stage in enumerate(self.stages):
-            x = stage.downsample(x)
-            if self.fusion is not None and i > 0:
-                merged = x
-                for extra in pending.pop(i, []):
-                    x = x + extra
-                for k, y in enumerate(self.fusion.carry(i, merged), start=i + 1):
-                    pending.setdefault(k, []).append(y)
-            x = stage.blocks(x)
+        for i in range(len(self.stages)):
+            x = self.forward_stage(i, x, pending)
         return self.head_norm(x)
 
     def pool(self, x: Tensor) -> Tensor:

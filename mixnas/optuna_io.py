@@ -8,8 +8,9 @@ from typing import Any
 
 import optuna
 
+from mixnas.checks import CandidateCheck
 from mixnas.config import ArchConfig
-from mixnas.space import InvalidCandidate, Space
+from mixnas.space import Constraints, InvalidCandidate, Space
 
 
 def quiet() -> None:
@@ -44,3 +45,35 @@ def sample_candidates(space: Space, n: int, seed: int, max_attempts: int | None 
         study.tell(trial, state=optuna.trial.TrialState.PRUNED)
         valid += 1
         yield dict(trial.params), arch, None
+
+
+# -- constraints ---------------------------------------------------------------------------------------------
+
+
+def constraint_names(constraints: Constraints) -> list[str]:
+    """The budgets a space declares, in a fixed order."""
+    return [k for k in ("max_params", "max_macs", "max_latency_ms") if getattr(constraints, k) is not None]
+
+
+def record_check(trial: optuna.Trial, check: CandidateCheck, constraints: Constraints) -> None:
+    """Attach the cheap checks to a trial: complexity, latency, and one Optuna constraint per budget
+    (``<= 0`` feasible), which Optuna 5's constrained samplers (TPE, NSGA-II) learn from."""
+    trial.set_user_attr("digest", check.digest)
+    trial.set_user_attr("params", check.params)
+    trial.set_user_attr("macs", check.macs)
+    if check.latency_ms is not None:
+        trial.set_user_attr("latency_ms", check.latency_ms)
+    for name in constraint_names(constraints):
+        trial.set_constraint(name, check.constraints[name])
+
+
+def record_invalid(trial: optuna.Trial, error: InvalidCandidate, constraints: Constraints) -> None:
+    """An invalid candidate violates every budget by one unit, so constrained samplers steer away from it."""
+    trial.set_user_attr("invalid", str(error.error))
+    for name in constraint_names(constraints):
+        trial.set_constraint(name, 1.0)
+
+
+def trial_constraints(trial: optuna.trial.FrozenTrial) -> dict[str, float]:
+    """The constraint values recorded on a finished trial."""
+    return dict(trial.constraints)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from mixnas.cli import format_table, human, main
+
+SPACES = Path(__file__).resolve().parents[1] / "search_spaces"
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -90,3 +93,25 @@ def test_bad_yaml_names_file_and_path(tmp_path):
     assert proc.returncode == 2
     assert f"{path}: stages[0].token_mixer.token_hiden_dim" in proc.stderr
     assert "did you mean 'token_hidden_dim'" in proc.stderr
+
+
+def test_space_check_prints_parameters_and_size(capsys):
+    assert main(["space", "check", str(SPACES / "mlp_mixer.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "arch.stages.token_mixer.mixer.token_hidden_dim" in out
+    assert "space size: 1,080 parameter assignments" in out
+
+
+def test_space_sample_writes_inspectable_candidates(tmp_path, capsys):
+    out_dir = tmp_path / "samples"
+    assert main(["space", "sample", str(SPACES / "mlp_mixer.yaml"), "-n", "3", "--seed", "2",
+                 "--out", str(out_dir)]) == 0
+    out = capsys.readouterr().out
+    files = sorted(out_dir.glob("*.yaml"))
+    assert len(files) == 3
+    assert "3 valid candidates" in out
+    for f in files:
+        digest = f.stem.split("_", 1)[1]
+        assert digest in out
+        assert main(["inspect", str(f)]) == 0
+        assert f"digest {digest}" in capsys.readouterr().out

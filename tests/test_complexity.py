@@ -11,14 +11,12 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from _archs import tiny_mixer, tiny_pyramid, tiny_vit
 from torch import nn
 
 import mixnas.complexity as cx
-from mixnas.config import ArchConfig, InputSpec, MixerSpec, StageSpec, StemSpec
 from mixnas.network import build_model
 from mixnas.registry import get_named_model
-from mixnas.zoo.mlp_mixer import mixer_arch
-from mixnas.zoo.vit import vit_arch
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,23 +30,6 @@ def _private_cache(tmp_path, monkeypatch):
     cx.clear_memory_cache()
 
 
-def tiny_mixer() -> ArchConfig:
-    return mixer_arch("tiny_mixer", patch_size=4, dim=32, depth=2, token_hidden_dim=16, channel_hidden_dim=64,
-                      image_size=32, num_classes=10)
-
-
-def tiny_vit() -> ArchConfig:
-    return vit_arch("tiny_vit", patch_size=4, dim=32, depth=2, num_heads=2, image_size=32, num_classes=10)
-
-
-def tiny_pyramid() -> ArchConfig:
-    """Three pyramid stages (8x8, 4x4, 2x2 grids) with cross-stage fusion and a BatchNorm stage."""
-    def stage(dim, downsample="none", norm="layernorm"):
-        return StageSpec(depth=1, dim=dim, token_mixer=MixerSpec.of("mixer"), channel_mixer=MixerSpec.of("mlp"),
-                         downsample=downsample, norm=norm)
-    return ArchConfig(stages=(stage(16), stage(32, "conv2x2", "batchnorm"), stage(64, "conv2x2")),
-                      input=InputSpec(32, 3, 10), stem=StemSpec(patch_size=4, dim=16), layout="pyramid",
-                      cross_stage_fusion=True, name="tiny_pyramid")
 
 
 # -- handles ------------------------------------------------------------------------------------------------

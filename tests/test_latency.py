@@ -6,15 +6,15 @@ import time
 
 import pytest
 import torch
+from _archs import tiny_mixer, tiny_vit
+from _archs import tiny_pyramid as _tiny_pyramid
 from torch import nn
 
 import mixnas.latency as lat
 from mixnas.complexity import complexity
-from mixnas.config import ArchConfig, InputSpec, MixerSpec, StageSpec, StemSpec
+from mixnas.config import ArchConfig
 from mixnas.errors import MixnasError
 from mixnas.network import build_model
-from mixnas.zoo.mlp_mixer import mixer_arch
-from mixnas.zoo.vit import vit_arch
 
 FAST = {"warmup": 1, "repeats": 5}
 
@@ -24,23 +24,8 @@ def _private_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("MIXNAS_CACHE", str(tmp_path / "cache"))
 
 
-def tiny_mixer() -> ArchConfig:
-    return mixer_arch("tiny_mixer", patch_size=4, dim=32, depth=2, token_hidden_dim=16, channel_hidden_dim=64,
-                      image_size=32, num_classes=10)
-
-
-def tiny_vit() -> ArchConfig:
-    return vit_arch("tiny_vit", patch_size=4, dim=32, depth=2, num_heads=2, image_size=32, num_classes=10)
-
-
 def tiny_pyramid() -> ArchConfig:
-    def stage(dim, downsample="none", norm="layernorm"):
-        return StageSpec(depth=1, dim=dim, token_mixer=MixerSpec.of("mixer"), channel_mixer=MixerSpec.of("mlp"),
-                         downsample=downsample, norm=norm)
-    return ArchConfig(stages=(stage(16), stage(32, "conv2x2", "batchnorm"), stage(64, "conv2x2"),
-                              stage(64, "conv2x2")),
-                      input=InputSpec(64, 3, 10), stem=StemSpec(patch_size=4, dim=16), layout="pyramid",
-                      cross_stage_fusion=True, name="tiny_pyramid")
+    return _tiny_pyramid(stages=4)
 
 
 def _sane(result: lat.Latency, runs: int = 5) -> None:
