@@ -67,10 +67,11 @@ def main(argv: list[str] | None = None) -> int:
     header = ["model", "params", "proxy", "score", "first s", "median s", "min-max s", "< 2 s"]
     table = "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] +
                       ["| " + " | ".join(r) + " |" for r in rows])
-    busy = max(load_start[0], load_end[0]) > 0.5
-    shared = (f"**Taken on a shared machine**: load average {load_start[0]:.2f} at the start and {load_end[0]:.2f} at "
-              f"the end on {os.cpu_count()} cores, so these times are upper bounds." if busy else
-              f"Load average {load_start[0]:.2f} at the start, {load_end[0]:.2f} at the end.")
+    busy = load_start[0] > 0.5  # the end value includes this run's own threads
+    shared = (f"**Taken on a shared machine**: load average {load_start[0]:.2f} before the start on {os.cpu_count()} "
+              f"cores ({load_end[0]:.2f} at the end, this run included), so these times are upper bounds." if busy
+              else f"The machine was idle before the start (load average {load_start[0]:.2f}; {load_end[0]:.2f} at "
+              "the end, this run included).")
     text = f"""Command: `PYTHONPATH=. python -m bench.proxy_speed --repeats {args.repeats}`. torch {torch.__version__},
 {torch.get_num_threads()} intra-op threads, {os.cpu_count()} logical cores, Python {platform.python_version()};
 {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}. {shared}

@@ -15,6 +15,7 @@ import json
 import os
 import platform
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -53,16 +54,18 @@ def main(argv: list[str] | None = None) -> int:
     sys.stderr.write(proc.stderr)
     print(proc.stdout)
     if proc.returncode != 0:
-        print(f"mixnas train failed with exit code {proc.returncode}", file=sys.stderr)
+        print(f"mixnas train failed with exit code {proc.returncode}; its output is in {out}", file=sys.stderr)
         return proc.returncode
     m = json.loads((out / "metrics.json").read_text())
+    shutil.rmtree(out, ignore_errors=True)
     curve = "\n".join(f"| {e['epoch']} | {e['train_loss']:.4f} | {e['val_loss']:.4f} | {e['val_top1']:.2f} % | "
                       f"{e['images_per_s']:.0f} | {e['epoch_time_s']:.0f} s |" for e in m["curve"])
-    busy = max(load_start[0], load_end[0]) > 0.5
-    shared = (f"**Taken on a shared machine**: load average {load_start[0]:.2f} at the start and {load_end[0]:.2f} "
-              f"at the end on {os.cpu_count()} cores; on an idle machine the wall time is shorter (the accuracy "
-              "does not depend on it)." if busy else
-              f"Load average {load_start[0]:.2f} at the start, {load_end[0]:.2f} at the end.")
+    busy = load_start[0] > 0.5  # the end value includes this run's own threads
+    shared = (f"**Taken on a shared machine**: load average {load_start[0]:.2f} before the start on {os.cpu_count()} "
+              f"cores ({load_end[0]:.2f} at the end, this run included); on an idle machine the wall time is "
+              "shorter (the accuracy does not depend on it)." if busy else
+              f"The machine was idle before the start (load average {load_start[0]:.2f}; {load_end[0]:.2f} at the "
+              "end, this run included).")
     target = m["val_top1"] is not None and m["val_top1"] >= 85.0
     text = f"""Command: `{shown}` (run by `PYTHONPATH=. python -m bench.proxy_train{' --bf16' if args.bf16 else ''}`).
 mixnas {m['code']['mixnas']} at {(m['code']['git_commit'] or 'no git')[:12]}, torch {m['env']['torch']},

@@ -312,15 +312,17 @@ def main(argv: list[str] | None = None) -> int:
     notes.append(loader_profile())
     load_end = os.getloadavg()
     threads = torch.get_num_threads()
-    busy = max(load_start[0], load_end[0]) > 0.5
+    busy = load_start[0] > 0.5  # the end value includes this run's own threads
     header = ["model", "params", "MACs/img", "precision", "mixnas img/s", "reference img/s", "mixnas/ref",
               "bf16/fp32", "achieved GFLOP/s", "of the mm peak"]
     table = "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] +
                       ["| " + " | ".join(r) + " |" for r in rows])
-    shared = (f"**Taken on a shared machine**: other processes were running (load average {load_start[0]:.2f} at the "
-              f"start, {load_end[0]:.2f} at the end, on {os.cpu_count()} cores), so absolute numbers are lower and "
-              "noisier than on an idle machine; the ratios come from interleaved runs and are the more reliable."
-              if busy else f"Load average {load_start[0]:.2f} at the start, {load_end[0]:.2f} at the end.")
+    shared = (f"**Taken on a shared machine**: other processes were running (load average {load_start[0]:.2f} before "
+              f"the start on {os.cpu_count()} cores; {load_end[0]:.2f} at the end, this run included), so absolute "
+              "numbers are lower and noisier than on an idle machine; the ratios come from interleaved runs and are "
+              "the more reliable." if busy else
+              f"The machine was idle before the start (load average {load_start[0]:.2f}; {load_end[0]:.2f} at the end, "
+              "this run included).")
     text = f"""Command: `PYTHONPATH=. python -m bench.train_throughput --repeats {args.repeats} --steps {args.steps}`
 ({time.perf_counter() - started:.0f} s). CPU: {cpu_model()}, {os.cpu_count()} logical cores, torch {torch.__version__},
 {threads} intra-op threads, Python {platform.python_version()};
