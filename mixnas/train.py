@@ -1,0 +1,529 @@
+"""Proxy training: short, real, deterministic training runs that score candidate architectures.
+
+Nearly all of a search's compute is spent here, so the trainer is built for speed on a small CPU and for
+honest numbers:
+
+* **Recipe** (timm / DeiT style, scaled down): AdamW with linear warm-up then cosine decay (per step),
+  label smoothing, gradient-norm clipping, and no weight decay on norms, biases, position embeddings and
+  class tokens (every parameter with fewer than 2 dimensions, plus those by name).
+* **Precision**: ``bf16=True`` runs forward and loss under ``torch.autocast(dtype=bfloat16)`` on CPU (AMX
+  matrix units through oneDNN) and CUDA; weights, optimiser state and the loss reduction stay float32.
+* **Determinism**: the weights come from ``build_model(arch, seed)``, the order and augmentation from a
+  generator seeded per epoch, dropout / drop-path from a forked global RNG seeded with ``seed``: two runs
+  with the same arguments and thread count give identical metrics, and the caller's RNG is untouched.
+* **Fidelity knobs**: ``epochs``, ``fraction`` (a seeded stratified share of the training split) and
+  ``image_size`` (see :func:`prepare`).
+* **Honesty**: a NaN / inf loss or gradient norm stops the run with status ``diverged`` and the reason;
+  accuracy is never reported for a diverged model. ``max_minutes`` caps the wall clock (status ``timeout``,
+  the model as it is then is evaluated and flagged ``partial``). The metrics JSON is rewritten after every
+  epoch and on every exit (``interrupted`` / ``failed`` too), so nothing computed is lost.
+* **Library use** (the search's Ray Tune trainable): ``callback(metrics: EpochMetrics)`` is called after
+  every epoch and may return ``"stop"`` to end the run early (status ``stopped``).
+* **Auxiliary losses**: a module may set an attribute ``aux_loss`` (a scalar tensor, or ``None``) during
+  its forward pass, e.g. a mixture-of-experts load-balancing loss. The trainer adds
+  ``sum(m.aux_loss for m in model.modules() if getattr(m, "aux_loss", None) is not None)`` to the training
+  loss as is: the module applies its own coefficient.
+
+Top-1 accuracies are percentages (0-100), as in the named models' reported numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from mixnas.config import ArchConfig
+from mixnas.data import DataSplits, get_dataset, load_dataset
+from mixnas.data.base import Split
+from mixnas.data.loader import Augment, BatchLoader
+from mixnas.errors import MixnasError, did_you_mean
+from mixnas.network import build_model
+from mixnas.provenance import code_version, environment
+
+STATUSES = ("completed", "diverged", "timeout", "stopped", "interrupted", "failed")
+NO_DECAY_NAMES = ("pos_embed", "cls_token", "relative_position", "rel_pos")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides a proxy run's numbers; saved with every result.
+
+    The field names are the keys a search space's ``task.train`` section accepts.
+    """
+
+    epochs: int = 3
+    batch_size: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    warmup_epochs: float = 0.5
+    min_lr_ratio: float = 0.01  # the cosine ends at lr * min_lr_ratio
+    label_smoothing: float = 0.1
+    grad_clip: float = 1.0  # max gradient L2 norm; 0 switches clipping off
+    bf16: bool = False
+    fraction: float = 1.0  # share of the training split used (seeded, stratified)
+    val_fraction: float = 0.1  # share of the training set held out for validation
+    split_seed: int = 0  # seed of that hold-out: fixed across a search so every trial sees the same split
+    image_size: int | None = None  # None: the architecture's
+    augment: bool = True
+    crop_padding: int | None = None  # None: image_size // 8
+    flip: bool | None = None  # None: the dataset's default (off for digits)
+    max_minutes: float | None = None  # wall-clock cap for the run
+    seed: int = 0
+    eval_batch_size: int = 500
+
+    def __post_init__(self) -> None:
+        def bad(name: str, rule: str) -> MixnasError:
+            return MixnasError(f"train config: {name} {rule}, found {getattr(self, name)!r}")
+
+        for name in ("epochs", "batch_size", "eval_batch_size"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise bad(name, "must be a positive integer")
+        for name in ("seed", "split_seed"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise bad(name, "must be a non-negative integer")
+        for name in ("lr", "weight_decay", "warmup_epochs", "min_lr_ratio", "label_smoothing", "grad_clip",
+                     "fraction", "val_fraction"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                raise bad(name, "must be a non-negative number")
+            object.__setattr__(self, name, float(v))
+        if self.lr <= 0:
+            raise bad("lr", "must be positive")
+        if not 0.0 < self.fraction <= 1.0:
+            raise bad("fraction", "must be in (0, 1]")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise bad("val_fraction", "must be in (0, 1)")
+        if self.label_smoothing >= 1.0:
+            raise bad("label_smoothing", "must be below 1")
+        if self.min_lr_ratio > 1.0:
+            raise bad("min_lr_ratio", "must be at most 1")
+        for name in ("bf16", "augment"):
+            if not isinstance(getattr(self, name), bool):
+                raise bad(name, "must be true or false")
+        if self.flip is not None and not isinstance(self.flip, bool):
+            raise bad("flip", "must be true, false or null")
+        for name in ("image_size", "crop_padding"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < (1 if name == "image_size"
+                                                                                      else 0)):
+                raise bad(name, "must be a positive integer or null")
+        if self.max_minutes is not None:
+            if isinstance(self.max_minutes, bool) or not isinstance(self.max_minutes, (int, float)) \
+                    or not self.max_minutes > 0:
+                raise bad("max_minutes", "must be a positive number or null")
+            object.__setattr__(self, "max_minutes", float(self.max_minutes))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], where: str = "train config") -> TrainConfig:
+        allowed = [f.name for f in fields(cls)]
+        for key in data:
+            if key not in allowed:
+                raise MixnasError(f"{where}: unknown key {key!r}{did_you_mean(key, allowed)}; allowed: "
+                                  f"{', '.join(allowed)}")
+        return cls(**dict(data))
+
+
+@dataclass(frozen=True)
+class EpochMetrics:
+    """What is reported after every epoch (to the callback, the metrics file and Ray Tune)."""
+
+    epoch: int  # 1-based
+    steps: int  # optimiser steps so far
+    train_loss: float  # mean training loss of the epoch (with label smoothing and any aux loss)
+    train_top1: float  # on the augmented training batches, %
+    val_loss: float  # plain cross-entropy on the validation split
+    val_top1: float  # %
+    lr: float  # at the end of the epoch
+    train_time_s: float
+    eval_time_s: float
+    epoch_time_s: float
+    images_per_s: float  # training images per second of training time
+    partial: float = 1.0  # share of the epoch trained (below 1 only when the time cap hit)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class TrainResult:
+    """The outcome of one run; ``to_dict()`` is the metrics JSON."""
+
+    status: str
+    reason: str
+    arch: dict[str, Any]
+    digest: str
+    seed: int
+    config: dict[str, Any]
+    params: int
+    data: dict[str, Any]
+    curve: list[EpochMetrics] = field(default_factory=list)
+    test: dict[str, Any] | None = None
+    wall_time_s: float = 0.0
+    checkpoint: str | None = None
+    code: dict[str, Any] = field(default_factory=code_version)
+    env: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def val_top1(self) -> float | None:
+        """Validation top-1 (%) of the final model; None when diverged or no epoch finished."""
+        if self.status == "diverged" or not self.curve:
+            return None
+        return self.curve[-1].val_top1
+
+    @property
+    def best_val_top1(self) -> float | None:
+        if self.status == "diverged" or not self.curve:
+            return None
+        return max(m.val_top1 for m in self.curve)
+
+    @property
+    def epochs_completed(self) -> int:
+        return sum(1 for m in self.curve if m.partial >= 1.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "reason": self.reason, "val_top1": self.val_top1,
+                "best_val_top1": self.best_val_top1, "epochs_completed": self.epochs_completed,
+                "test": self.test, "wall_time_s": round(self.wall_time_s, 3), "params": self.params,
+                "digest": self.digest, "seed": self.seed, "arch": self.arch, "config": self.config,
+                "data": self.data, "curve": [m.to_dict() for m in self.curve], "checkpoint": self.checkpoint,
+                "code": self.code, "env": self.env}
+
+
+Callback = Callable[[EpochMetrics], Any]
+
+
+class _Stop(Exception):
+    def __init__(self, status: str, reason: str):
+        self.status, self.reason = status, reason
+
+
+# -- pieces ---------------------------------------------------------------------------------------------------
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Two AdamW groups: weights decay; norms, biases, embeddings and tokens (ndim < 2 or by name) do not."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        if p.ndim < 2 or any(key in name for key in NO_DECAY_NAMES):
+            no_decay.append(p)
+        else:
+            decay.append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def lr_at(step: int, total: int, warmup: int, lr: float, min_lr_ratio: float) -> float:
+    """Linear warm-up over ``warmup`` steps (from lr / warmup), then cosine from ``lr`` to ``lr * min_lr_ratio``."""
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    floor = lr * min_lr_ratio
+    return floor + (lr - floor) * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def aux_modules(model: nn.Module) -> list[nn.Module]:
+    """Modules that may publish an auxiliary loss (an ``aux_loss`` attribute)."""
+    return [m for m in model.modules() if hasattr(m, "aux_loss")]
+
+
+def aux_loss(modules: list[nn.Module]) -> Tensor | None:
+    terms = [m.aux_loss for m in modules if getattr(m, "aux_loss", None) is not None]
+    return sum(terms) if terms else None
+
+
+def _autocast(device: torch.device, bf16: bool):
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, split: Split, data: DataSplits, *, batch_size: int = 500, bf16: bool = False,
+             device: str | torch.device = "cpu") -> dict[str, float]:
+    """Mean cross-entropy and top-1 (%) of ``model`` on ``split`` (no augmentation; train mode restored)."""
+    device = torch.device(device)
+    if len(split) == 0:
+        raise MixnasError(f"{data.name}: cannot evaluate on an empty split")
+    was_training = model.training
+    model.eval()
+    loss_sum, correct, n = 0.0, 0, 0
+    try:
+        for x, y in BatchLoader(split, batch_size, mean=data.mean, std=data.std, device=device):
+            with _autocast(device, bf16):
+                logits = model(x)
+            logits = logits.float()
+            loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
+            correct += int((logits.argmax(1) == y).sum())
+            n += len(y)
+    finally:
+        model.train(was_training)
+    return {"loss": loss_sum / n, "top1": 100.0 * correct / n, "images": n}
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Write JSON atomically (a reader never sees half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2, allow_nan=False, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def _finite_or_none(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
+# -- checkpoints ------------------------------------------------------------------------------------------------
+
+CHECKPOINT_FORMAT = "mixnas-checkpoint-1"
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    arch: ArchConfig
+    model: nn.Module
+    config: TrainConfig
+    result: dict[str, Any]
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, arch: ArchConfig, cfg: TrainConfig,
+                    result: dict[str, Any]) -> None:
+    """Weights plus the ArchConfig that builds them, the TrainConfig and the result (loadable weights-only)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    blob = {"format": CHECKPOINT_FORMAT, "arch": arch.to_dict(), "digest": arch.digest(),
+            "train_config": cfg.to_dict(), "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "result": json.loads(json.dumps(result, allow_nan=False, default=str)), "code": code_version()}
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(blob, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Checkpoint:
+    """Rebuild the model from the stored ArchConfig and load its weights."""
+    path = Path(path)
+    if not path.is_file():
+        raise MixnasError(f"{path}: no such checkpoint")
+    try:
+        blob = torch.load(path, map_location=device, weights_only=True)
+    except Exception as err:  # a damaged or foreign file is a user error, reported in one line
+        raise MixnasError(f"{path}: not a readable mixnas checkpoint ({type(err).__name__}: {err})") from None
+    if not isinstance(blob, dict) or blob.get("format") != CHECKPOINT_FORMAT:
+        raise MixnasError(f"{path}: not a mixnas checkpoint (expected format {CHECKPOINT_FORMAT})")
+    arch = ArchConfig.from_dict(blob["arch"], where=str(path))
+    if arch.digest() != blob["digest"]:
+        raise MixnasError(f"{path}: the stored ArchConfig has digest {arch.digest()} here but {blob['digest']} "
+                          "when saved (written by an incompatible mixnas version)")
+    model = build_model(arch).to(device)
+    model.load_state_dict(blob["state_dict"])
+    return Checkpoint(arch, model, TrainConfig.from_dict(blob["train_config"]), blob["result"])
+
+
+# -- preparing a run -------------------------------------------------------------------------------------------
+
+
+def prepare(ref: str | ArchConfig, dataset: str, cfg: TrainConfig | None = None, *,
+            data_dir: str | Path | None = None, test: bool = False) -> tuple[ArchConfig, DataSplits]:
+    """The architecture and the data of a run, made to agree.
+
+    A named model takes the dataset's channel count and its default image size (32 for the small sets);
+    an ArchConfig (or YAML file) keeps its own image size and channels and the data are fitted to them.
+    ``cfg.image_size`` overrides the size either way (the fidelity knob). The class count is the dataset's.
+    """
+    from mixnas.models import looks_like_file, resolve_arch
+
+    cfg = cfg or TrainConfig()
+    spec = get_dataset(dataset)
+    named = isinstance(ref, str) and not looks_like_file(ref)
+    base = None if named else resolve_arch(ref)
+    image_size = cfg.image_size or (spec.default_image_size if named else base.input.image_size)
+    in_channels = spec.in_channels if named else base.input.in_channels
+    data = load_dataset(dataset, data_dir, image_size, in_channels, cfg.val_fraction, cfg.split_seed, test=test)
+    arch = resolve_arch(ref, image_size=image_size, in_channels=in_channels, num_classes=data.num_classes)
+    return arch, data
+
+
+def _check_task(arch: ArchConfig, data: DataSplits, cfg: TrainConfig) -> ArchConfig:
+    if cfg.image_size is not None and cfg.image_size != arch.input.image_size:
+        arch = arch.with_task(image_size=cfg.image_size)
+    inp = arch.input
+    got = (data.image_size, data.in_channels, data.num_classes)
+    want = (inp.image_size, inp.in_channels, inp.num_classes)
+    if got != want:
+        raise MixnasError(f"{data.name}: the data are {got[1]}x{got[0]}x{got[0]} with {got[2]} classes but the "
+                          f"architecture takes {want[1]}x{want[0]}x{want[0]} with {want[2]} classes; load the data "
+                          "for the architecture (mixnas.train.prepare does)")
+    if (data.val_fraction, data.seed) != (cfg.val_fraction, cfg.split_seed):
+        raise MixnasError(f"{data.name}: the data were split with val_fraction {data.val_fraction} and seed "
+                          f"{data.seed}, the TrainConfig says {cfg.val_fraction} and {cfg.split_seed}")
+    if len(data.val) == 0:
+        raise MixnasError(f"{data.name}: the validation split is empty; raise val_fraction")
+    return arch
+
+
+# -- the run ------------------------------------------------------------------------------------------------
+
+
+def train(arch: ArchConfig, data: DataSplits, cfg: TrainConfig | None = None, callback: Callback | None = None, *,
+          device: str | torch.device = "cpu", metrics_path: str | Path | None = None,
+          checkpoint_path: str | Path | None = None, progress: bool | None = None,
+          final_eval: bool = False) -> TrainResult:
+    """Train ``arch`` on ``data`` under ``cfg`` and return the result (also written to ``metrics_path``).
+
+    ``final_eval=True`` evaluates the final model on ``data.test`` (load it with ``test=True``); only do
+    this for a final, explicit evaluation, never inside a search. ``progress``: a tqdm bar on stderr
+    (default: when stderr is a terminal).
+    """
+    cfg = cfg or TrainConfig()
+    arch = _check_task(arch, data, cfg)
+    if final_eval and data.test is None:
+        raise MixnasError(f"{data.name}: final evaluation needs the test split; load it with test=True")
+    device = torch.device(device)
+    show = sys.stderr.isatty() if progress is None else progress
+    metrics_path = Path(metrics_path) if metrics_path else None
+    t_start = time.perf_counter()
+    deadline = t_start + cfg.max_minutes * 60.0 if cfg.max_minutes else math.inf
+
+    train_split = data.train.fraction(cfg.fraction, cfg.seed) if cfg.fraction < 1.0 else data.train
+    if len(train_split) == 0:
+        raise MixnasError(f"{data.name}: no training images left at fraction {cfg.fraction}")
+    augment = None
+    if cfg.augment:
+        pad = arch.input.image_size // 8 if cfg.crop_padding is None else cfg.crop_padding
+        augment = Augment(pad, data.flip if cfg.flip is None else cfg.flip)
+    drop_last = len(train_split) >= 2 * cfg.batch_size  # skip a ragged last batch unless the set is tiny
+    loader = BatchLoader(train_split, cfg.batch_size, mean=data.mean, std=data.std, shuffle=True, augment=augment,
+                         seed=cfg.seed, drop_last=drop_last, device=device)
+    steps_per_epoch = len(loader)
+    total_steps = cfg.epochs * steps_per_epoch
+    warmup = min(total_steps, round(cfg.warmup_epochs * steps_per_epoch))
+
+    rng_devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=rng_devices):
+        torch.manual_seed(cfg.seed)
+        model = build_model(arch, seed=cfg.seed).to(device)
+        model.train()
+        result = TrainResult("running", "", arch.to_dict(), arch.digest(), cfg.seed, cfg.to_dict(),
+                             sum(p.numel() for p in model.parameters()),
+                             {**data.describe(), "train_used": loader.num_samples}, env=environment(device))
+        optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.999))
+        aux = aux_modules(model)
+        params = [p for p in model.parameters() if p.requires_grad]
+
+        def save(status: str | None = None) -> None:
+            result.wall_time_s = time.perf_counter() - t_start
+            if status is not None:
+                result.status = status
+            if metrics_path is not None:
+                write_json(metrics_path, result.to_dict())
+
+        step = 0
+        try:
+            for epoch in range(1, cfg.epochs + 1):
+                loader.set_epoch(epoch)
+                bar = _bar(steps_per_epoch, f"epoch {epoch}/{cfg.epochs}", show)
+                t_epoch = time.perf_counter()
+                loss_sum, correct, seen, epoch_steps, timed_out = 0.0, 0, 0, 0, False
+                for x, y in loader:
+                    lr = lr_at(step, total_steps, warmup, cfg.lr, cfg.min_lr_ratio)
+                    for group in optimizer.param_groups:
+                        group["lr"] = lr
+                    with _autocast(device, cfg.bf16):
+                        logits = model(x)
+                    loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
+                    extra = aux_loss(aux)
+                    if extra is not None:
+                        loss = loss + extra.float()
+                    loss_value = float(loss.detach())
+                    if not math.isfinite(loss_value):
+                        raise _Stop("diverged", f"the training loss became {loss_value} at epoch {epoch}, step "
+                                                f"{epoch_steps + 1} of {steps_per_epoch} (lr {lr:.3g})")
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if cfg.grad_clip > 0:
+                        norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip))
+                        if not math.isfinite(norm):
+                            raise _Stop("diverged", f"the gradient norm became {norm} at epoch {epoch}, step "
+                                                    f"{epoch_steps + 1} of {steps_per_epoch} (lr {lr:.3g})")
+                    optimizer.step()
+                    step += 1
+                    epoch_steps += 1
+                    loss_sum += loss_value * len(y)
+                    correct += int((logits.detach().argmax(1) == y).sum())
+                    seen += len(y)
+                    if bar is not None:
+                        bar.update(1)
+                        if epoch_steps % 10 == 0:
+                            bar.set_postfix(loss=f"{loss_sum / seen:.4f}", lr=f"{lr:.2e}", refresh=False)
+                    if time.perf_counter() > deadline and epoch_steps < steps_per_epoch:
+                        timed_out = True
+                        break
+                if bar is not None:
+                    bar.close()
+                train_time = time.perf_counter() - t_epoch
+                t_eval = time.perf_counter()
+                val = evaluate(model, data.val, data, batch_size=cfg.eval_batch_size, bf16=cfg.bf16, device=device)
+                eval_time = time.perf_counter() - t_eval
+                if not math.isfinite(val["loss"]):
+                    raise _Stop("diverged", f"the validation loss became {val['loss']} after epoch {epoch}")
+                metrics = EpochMetrics(
+                    epoch=epoch, steps=step, train_loss=loss_sum / max(1, seen),
+                    train_top1=100.0 * correct / max(1, seen), val_loss=val["loss"], val_top1=val["top1"],
+                    lr=lr_at(max(0, step - 1), total_steps, warmup, cfg.lr, cfg.min_lr_ratio),
+                    train_time_s=train_time, eval_time_s=eval_time, epoch_time_s=train_time + eval_time,
+                    images_per_s=seen / train_time if train_time > 0 else 0.0,
+                    partial=epoch_steps / steps_per_epoch)
+                result.curve.append(metrics)
+                if timed_out:
+                    raise _Stop("timeout", f"the wall-clock cap of {cfg.max_minutes:g} min was reached after "
+                                           f"{epoch - 1} epochs and {epoch_steps} of {steps_per_epoch} steps")
+                save("running")
+                if callback is not None and callback(metrics) == "stop":
+                    raise _Stop("stopped", f"stopped by the callback after epoch {epoch} of {cfg.epochs}")
+                if epoch < cfg.epochs and time.perf_counter() > deadline:
+                    raise _Stop("timeout", f"the wall-clock cap of {cfg.max_minutes:g} min was reached after "
+                                           f"{epoch} of {cfg.epochs} epochs")
+            result.status, result.reason = "completed", f"trained {cfg.epochs} epochs"
+        except _Stop as stop:
+            result.status, result.reason = stop.status, stop.reason
+        except KeyboardInterrupt:
+            result.reason = f"interrupted after {len(result.curve)} epochs"
+            save("interrupted")
+            raise
+        except BaseException as err:
+            result.reason = f"{type(err).__name__}: {err}"
+            save("failed")
+            raise
+
+        if result.status != "diverged":
+            if final_eval:
+                test = evaluate(model, data.test, data, batch_size=cfg.eval_batch_size, bf16=cfg.bf16, device=device)
+                result.test = {"loss": _finite_or_none(test["loss"]), "top1": test["top1"], "images": test["images"]}
+            if checkpoint_path is not None:
+                result.checkpoint = str(checkpoint_path)
+                result.wall_time_s = time.perf_counter() - t_start
+                save_checkpoint(checkpoint_path, model, arch, cfg, result.to_dict())
+        save()
+    return result
+
+
+def _bar(total: int, desc: str, show: bool):
+    if not show:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="step", leave=False, file=sys.stderr, dynamic_ncols=True)
