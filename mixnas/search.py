@@ -83,6 +83,7 @@ class Candidate:
     dataset: str
     data_dir: str | None
     threads: int
+    costs: dict[str, Any] = field(default_factory=dict)  # macs, params, latency_ms: fixed per architecture
 
     def config(self) -> dict[str, Any]:
         return asdict(self)
@@ -317,7 +318,8 @@ class Search:
             self.live[trial.number] = trial
             self.training[check.digest] = trial.number
             return Candidate(trial.number, check.digest, self.settings.seed, arch.to_dict(), dict(self.train_cfg),
-                             self.dataset, self.settings.data_dir, self.threads)
+                             self.dataset, self.settings.data_dir, self.threads,
+                             {"macs": check.macs, "params": check.params, "latency_ms": check.latency_ms})
         return None
 
     def _copy(self, trial: Any, prev: Any) -> None:
@@ -548,7 +550,11 @@ def run_candidate(config: dict[str, Any], report: Callable[[dict[str, Any]], boo
     arch = ArchConfig.from_dict(config["arch"])
     cfg = TrainConfig.from_dict(config["train"])
     data = load_data(config["dataset"], config.get("data_dir"), arch, cfg)
-    if os.environ.get("MIXNAS_TEST_NAN_DIGEST") == config["digest"]:  # fault injection for the tests
+    die = os.environ.get("MIXNAS_TEST_DIE_ONCE", "")  # fault injection for the tests: "DIGEST:MARKER_FILE"
+    if die.startswith(config["digest"] + ":") and not os.path.exists(die.split(":", 1)[1]):
+        Path(die.split(":", 1)[1]).write_text("died once\n")
+        os._exit(1)  # the worker process dies
+    if os.environ.get("MIXNAS_TEST_NAN_DIGEST") == config["digest"]:
         row = {"epoch": 1, "val_top1": math.nan, "partial": 1.0}
         report(row)
         return Outcome("completed", [row], wall_time_s=time.perf_counter() - t0)
