@@ -145,6 +145,15 @@ def open_study(storage: Any, name: str, directions: list[str], sampler: optuna.s
                                directions=["maximize" if d == "max" else "minimize" for d in directions])
 
 
+def load_existing(storage: Any, name: str) -> optuna.Study:
+    from mixnas.errors import MixnasError
+
+    quiet()
+    if not study_exists(storage, name):
+        raise MixnasError(f"no study {name!r} in the storage")
+    return optuna.load_study(study_name=name, storage=storage)
+
+
 def set_attrs(study: optuna.Study, trial_id: int, attrs: dict[str, Any]) -> None:
     """Set user attributes on a trial by its id (also for a trial whose Trial object was lost in a crash)."""
     for key, value in attrs.items():
