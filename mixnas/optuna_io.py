@@ -26,7 +26,7 @@ def random_study(seed: int) -> optuna.Study:
         return optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
 
 
-def sample_candidates(space: Space, n: int, seed: int, max_attempts: int | None = None
+def sample_candidates(space: Space, n: int, seed: int, max_attempts: int | None = None, task: Any = None
                       ) -> Iterator[tuple[dict[str, Any], ArchConfig | None, InvalidCandidate | None]]:
     """Yield ``(params, arch, None)`` for valid draws and ``(params, None, error)`` for invalid ones,
     until ``n`` valid candidates were produced or ``max_attempts`` draws were made."""
@@ -37,7 +37,7 @@ def sample_candidates(space: Space, n: int, seed: int, max_attempts: int | None 
         attempts += 1
         trial = study.ask()
         try:
-            arch = space.sample(trial)
+            arch = space.sample(trial, task=task)
         except InvalidCandidate as err:
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
             yield dict(trial.params), None, err

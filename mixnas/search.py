@@ -150,7 +150,7 @@ class Search:
     """The study and its bookkeeping (see the module docstring)."""
 
     def __init__(self, settings: SearchSettings, space: Space | None = None,
-                 log: Callable[[str], None] | None = None):
+                 log: Callable[[str], None] | None = None, check_data: bool = False):
         from mixnas.data import get_dataset
         from mixnas.train import TrainConfig
 
@@ -193,6 +193,8 @@ class Search:
         self.need_latency = any(o.metric == "latency_ms" for o in self.objectives)
         self.threads = max(1, int(s.resources.get("cpu", 1)))
 
+        if check_data:  # a missing dataset fails here, before any study or folder exists
+            self._check_data()
         self.out.mkdir(parents=True, exist_ok=True)
         self.study_name = s.study_name or self.out.resolve().name
         self.storage_url = s.storage or f"sqlite:///{(self.out / 'study.db').resolve()}"
@@ -221,6 +223,14 @@ class Search:
         if s.resume:
             self._requeue_running()
         self._write_settings()
+
+    def _check_data(self) -> None:
+        from mixnas.optuna_io import sample_candidates
+        from mixnas.train import TrainConfig
+
+        for _, arch, _ in sample_candidates(self.space, 1, seed=0, task=self.input):
+            if arch is not None:
+                load_data(self.dataset, self.settings.data_dir, arch, TrainConfig.from_dict(self.train_cfg))
 
     # -- records ---------------------------------------------------------------------------------------
 

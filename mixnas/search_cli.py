@@ -77,8 +77,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         seed=args.seed, train=train, max_retries=args.retries)
     if args.concurrency < 1:
         raise MixnasError("--concurrency must be at least 1")
-    search = Search(settings, log=lambda line: print(line, flush=True))
-    _check_data(search)
+    search = Search(settings, log=lambda line: print(line, flush=True), check_data=True)
     print(f"search {search.study_name}: space {args.space}, dataset {search.dataset}, sampler {search.sampler_name}, "
           f"scheduler {settings.scheduler}, {settings.trials} trials x up to {search.max_epochs} epochs, "
           f"out {out}", flush=True)
@@ -87,18 +86,6 @@ def cmd_search(args: argparse.Namespace) -> int:
     run_search(search)
     print(search.summary(), flush=True)
     return 0
-
-
-def _check_data(search) -> None:
-    """Fail fast (one line) when the dataset is missing, before Ray starts."""
-    from mixnas.optuna_io import sample_candidates
-    from mixnas.search import load_data
-    from mixnas.train import TrainConfig
-
-    for _, arch, _ in sample_candidates(search.space, 1, seed=0):
-        if arch is not None:
-            arch = arch.with_task(search.input.image_size, search.input.in_channels, search.input.num_classes)
-            load_data(search.dataset, search.settings.data_dir, arch, TrainConfig.from_dict(search.train_cfg))
 
 
 def cmd_export(args: argparse.Namespace) -> int:
