@@ -51,7 +51,7 @@ def trainable(config: dict[str, Any]) -> None:
     def report(row: dict[str, Any]) -> bool:
         done = row.get("epoch", 0) >= max_epochs and row.get("partial", 1.0) >= 1.0
         tune.report({**row, **costs, "top1": row.get("val_top1"), STATUS_KEY: "completed" if done else "running",
-                     "trial_wall_s": time.perf_counter() - t0, "node": ray.util.get_node_ip_address(),
+                     "trial_wall_s": time.perf_counter() - t0, "node_id": ray.get_runtime_context().get_node_id(),
                      "pid": os.getpid()})
         return True
 
@@ -141,6 +141,7 @@ class OptunaAskTellSearcher(Searcher):
                                                 f"{len(curve)} epochs", wall)
         else:
             outcome = Outcome(str(status or "error"), curve, str(last.get("reason", "no result reported")), wall)
+        outcome.info = {k: last[k] for k in ("node_id", "pid") if k in last}
         self.search.finish(cand.number, outcome)
 
 

@@ -97,6 +97,7 @@ class Outcome:
     curve: list[dict[str, Any]]
     reason: str = ""
     wall_time_s: float = 0.0
+    info: dict[str, Any] = field(default_factory=dict)  # where it ran (node, pid), recorded as user attributes
 
 
 def parse_resources(text: str) -> dict[str, float]:
@@ -357,7 +358,7 @@ class Search:
         curve = [dict(c) for c in outcome.curve]
         fidelity = sum(1 for c in curve if c.get("partial", 1.0) >= 1.0)
         objectives = self.objective_values(digest, curve)
-        attrs = {"curve": curve, "fidelity": fidelity, "objectives": objectives,
+        attrs = {**outcome.info, "curve": curve, "fidelity": fidelity, "objectives": objectives,
                  "wall_time_s": round(outcome.wall_time_s, 3)}
         bad = [k for k, v in objectives.items() if not _finite(v)]
         if outcome.status == "completed" and fidelity >= self.max_epochs and not bad:
