@@ -109,7 +109,7 @@ def make_sampler(kind: str, seed: int, *, conditional: bool, grid: dict[str, lis
             return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=conditional,
                                               n_startup_trials=8, constant_liar=True)
         if kind == "nsga2":
-            return optuna.samplers.NSGAIISampler(seed=seed, population_size=16)
+            return optuna.samplers.NSGAIISampler(seed=seed, population_size=8)
         if kind == "random":
             return optuna.samplers.RandomSampler(seed=seed)
         if kind == "grid":

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from mixnas.errors import MixnasError
 
-QUICKSTART = {"trials": 20, "max_epochs": 2, "fraction": 0.05, "val_fraction": 0.05, "concurrency": 2}
+QUICKSTART = {"trials": 40, "max_epochs": 2, "fraction": 0.05, "val_fraction": 0.05, "concurrency": 2}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -106,8 +106,16 @@ def cmd_export(args: argparse.Namespace) -> int:
     model.eval()
     x = torch.zeros(1, arch.input.in_channels, arch.input.image_size, arch.input.image_size)
     try:
-        torch.onnx.export(model, (x,), args.onnx, input_names=["image"], output_names=["logits"],
-                          dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False)
+        import onnx  # noqa: F401 - the exporter needs it
+    except ImportError:
+        raise MixnasError("ONNX export needs the onnx package: pip install 'mixnas[export]'") from None
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            torch.onnx.export(model, (x,), args.onnx, input_names=["image"], output_names=["logits"],
+                              dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False)
     except Exception as err:  # noqa: BLE001 - reported on one line
         raise MixnasError(f"ONNX export of trial {args.trial} failed: {type(err).__name__}: {err}") from None
     print(f"wrote {args.onnx} (trial {args.trial}, digest {arch.digest()}"

@@ -109,3 +109,19 @@ def test_resume_after_sigkill(tmp_path):
     trained = [t.user_attrs["digest"] for t in counted if t.user_attrs.get("status") in ("completed", "pruned")
                and "duplicate_of" not in t.user_attrs]
     assert len(trained) == len(set(trained))  # none trained twice
+
+
+def test_export_onnx(tmp_path, capsys):
+    pytest.importorskip("onnx")
+    from search_helpers import fake_body
+
+    from mixnas.search import LocalRunner, Search, SearchSettings
+
+    space = write_space(tmp_path, "1G")
+    s = Search(SearchSettings(space=str(space), out=str(tmp_path / "run"), trials=3, scheduler="none"))
+    LocalRunner(s, fake_body()).run()
+    number = s.front()[0].number
+    assert main(["export", str(tmp_path / "run"), "--trial", str(number), "--onnx", str(tmp_path / "a.onnx")]) == 0
+    assert (tmp_path / "a.onnx").stat().st_size > 1000
+    assert main(["export", str(tmp_path / "run"), "--trial", "99", "--onnx", str(tmp_path / "b.onnx")]) == 2
+    assert "no trial 99" in capsys.readouterr().err
