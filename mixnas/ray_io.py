@@ -145,6 +145,18 @@ class OptunaAskTellSearcher(Searcher):
         self.search.finish(cand.number, outcome)
 
 
+class ProgressCallback(tune.Callback):
+    """A progress line every ``every`` seconds while trials run (finished trials print their own)."""
+
+    def __init__(self, search: Search, every: float = 30.0):
+        self.search, self.every, self.next = search, every, time.time() + every
+
+    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        if time.time() >= self.next:
+            self.next = time.time() + self.every
+            self.search.log(self.search.progress())
+
+
 def make_scheduler(search: Search) -> TrialScheduler:
     s = search.settings
     if s.scheduler == "none":
@@ -176,6 +188,7 @@ def run_search(search: Search) -> None:
             run_config=RunConfig(name=f"tune-{int(time.time())}",
                                  storage_path=str((Path(s.out) / "ray_results").resolve()),
                                  failure_config=FailureConfig(max_failures=s.max_retries), verbose=0,
+                                 callbacks=[ProgressCallback(search)],
                                  log_to_file=True))
         tuner.fit()
     finally:

@@ -221,6 +221,7 @@ class Search:
             if t.state.name in FINISHED and not t.user_attrs.get("requeued"):
                 self.counted += 1
             self._remember(t)
+        self.counted_at_start = self.counted
         if s.resume:
             self._requeue_running()
         self._write_settings()
@@ -438,7 +439,8 @@ class Search:
         top1 = [v for v in top1 if _finite(v)]
         elapsed = time.time() - self.started
         left = max(0, self.settings.trials - done)
-        eta = _fmt_time(elapsed / self.finished_here * left) if self.finished_here else "?"
+        rate = (done - self.counted_at_start) / elapsed if elapsed > 0 else 0.0
+        eta = _fmt_time(left / rate) if rate > 0 and self.finished_here else "?"
         best = f"{max(top1):.2f}" if top1 else "-"
         return (f"trials {done}/{self.settings.trials} done, {len(self.live)} running | complete {c['complete']} "
                 f"pruned {c['pruned']} failed {c['failed']} infeasible {c['infeasible']} | best top1 {best} | "
