@@ -13,7 +13,7 @@ from mixnas.errors import MixnasError
 from mixnas.network import build_model
 from mixnas.proxies import naswot, proxy_batch, score_arch, score_model, synflow
 
-DATA_PROXIES = ("synflow", "naswot", "grad_norm", "snip", "params")
+DATA_PROXIES = ("synflow", "naswot", "grad_norm", "snip", "params", "macs")
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -47,6 +47,9 @@ def test_scores_are_finite_deterministic_and_timed(batch):
     assert all(math.isfinite(v) and v > 0 for v in a.scores.values()), a.scores
     assert set(a.seconds) == set(DATA_PROXIES) and all(s >= 0 for s in a.seconds.values())
     assert a.scores["params"] == sum(p.numel() for p in build_model(arch).parameters())
+    from mixnas.complexity import complexity
+
+    assert a.scores["macs"] == complexity(arch).macs
     assert score_arch(arch, *batch, proxies=DATA_PROXIES, seed=1).scores["snip"] != a.scores["snip"]
     json.dumps(a.to_dict())
 
@@ -66,7 +69,7 @@ def test_a_real_net_outranks_a_degenerate_one(batch):
     thin = mixer(4, 1, 2, 4)  # a 4-wide, 1-block bottleneck
     g = score_arch(good, *batch, proxies=DATA_PROXIES).scores
     t = score_arch(thin, *batch, proxies=DATA_PROXIES).scores
-    for name in ("synflow", "naswot", "snip", "params"):
+    for name in ("synflow", "naswot", "snip", "params", "macs"):
         assert g[name] > t[name], (name, g[name], t[name])
 
 
@@ -117,8 +120,7 @@ arch:
     token_mixer: {mixer: {token_hidden_dim: {choice: [8, 16]}}}
     channel_mixer: mlp
 """)
-    code = main(["proxy", str(arch_file), str(space), "-n", "2", "--dataset", "digits", "--batch-size", "16",
-                 "--proxies", "synflow,naswot,grad_norm,snip,params"])
+    code = main(["proxy", str(arch_file), str(space), "-n", "2", "--dataset", "digits", "--batch-size", "16"])
     out = capsys.readouterr().out
     assert code == 0
     assert "mixer32x1" in out and "tiny#0" in out and "tiny#1" in out
