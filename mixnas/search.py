@@ -40,6 +40,8 @@ from mixnas.space import InvalidCandidate, MixerNode, Objective, Space, load_spa
 METRICS = ("top1", "macs", "params", "latency_ms")
 SCHEDULERS = ("moasha", "asha", "none")
 FINISHED = ("COMPLETE", "PRUNED", "FAIL")
+SKIPPED = ("infeasible", "invalid")  # recorded but not counted in --trials
+MAX_SKIPPED_PER_TRIAL = 20  # give up when the space yields this many infeasible candidates per trial asked
 
 
 @dataclass
@@ -50,7 +52,7 @@ class SearchSettings:
     out: str
     dataset: str | None = None  # None: the space's task
     data_dir: str | None = None
-    trials: int = 40
+    trials: int = 40  # trained (or re-used) trials; infeasible / invalid candidates are recorded, not counted
     objectives: str | None = None  # "top1:max,macs:min"; None: the space's
     sampler: str = "auto"  # auto: tpe for conditional spaces, nsga2 for flat ones
     scheduler: str = "moasha"
@@ -217,9 +219,13 @@ class Search:
         self.started = time.time()
         self.finished_here = 0
         self.requeued = 0
+        self.skipped = 0  # infeasible / invalid candidates: recorded, not counted in --trials
         for t in self.study.get_trials(deepcopy=False):
             if t.state.name in FINISHED and not t.user_attrs.get("requeued"):
-                self.counted += 1
+                if t.user_attrs.get("status") in SKIPPED:
+                    self.skipped += 1
+                else:
+                    self.counted += 1
             self._remember(t)
         self.counted_at_start = self.counted
         if s.resume:
@@ -279,6 +285,12 @@ class Search:
         return len(self.live) + sum(len(v) for v in self.waiting.values())
 
     def budget_left(self) -> int:
+        if self.skipped > MAX_SKIPPED_PER_TRIAL * self.settings.trials:
+            if not getattr(self, "_gave_up", False):
+                self._gave_up = True
+                self.log(f"stopping: {self.skipped} infeasible or invalid candidates; the constraints leave too "
+                         "little of the space")
+            return 0
         return self.settings.trials - self.counted - self.inflight
 
     def _check(self, arch: ArchConfig) -> CandidateCheck:
@@ -287,13 +299,16 @@ class Search:
             self.checks[digest] = check_candidate(arch, self.space.constraints, latency=self.need_latency)
         return self.checks[digest]
 
-    def _tell(self, trial: Any, state: str, values: list[float] | None = None) -> None:
+    def _tell(self, trial: Any, state: str, values: list[float] | None = None, counted: bool = True) -> None:
         TS = optuna_io.TrialState
         if state == "COMPLETE":
             self.study.tell(trial, values)
         else:
             self.study.tell(trial, state=getattr(TS, state))
-        self.counted += 1
+        if counted:
+            self.counted += 1
+        else:
+            self.skipped += 1
 
     def next_candidate(self) -> Candidate | None:
         """The next architecture to train, or None when the budget is used up (or all of it is in flight)."""
@@ -308,7 +323,7 @@ class Search:
                 optuna_io.record_invalid(trial, err, constraints)
                 for k, v in {"status": "invalid", "fidelity": 0, "fail_reason": f"invalid: {err.error}"}.items():
                     trial.set_user_attr(k, v)
-                self._tell(trial, "PRUNED")
+                self._tell(trial, "PRUNED", counted=False)
                 continue
             check = self._check(arch)
             optuna_io.record_check(trial, check, constraints)
@@ -317,7 +332,7 @@ class Search:
                 why = ", ".join(f"{k} {check.constraints[k]:+.0%}" for k in check.violated)
                 for k, v in {"status": "infeasible", "fidelity": 0, "fail_reason": f"infeasible: {why}"}.items():
                     trial.set_user_attr(k, v)
-                self._tell(trial, "PRUNED")
+                self._tell(trial, "PRUNED", counted=False)
                 self.log(f"trial {trial.number}: infeasible ({why}), not trained")
                 continue
             prev = self.by_digest.get(check.digest)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from mixnas.errors import MixnasError
 
-QUICKSTART = {"trials": 40, "max_epochs": 2, "fraction": 0.05, "val_fraction": 0.05, "concurrency": 2}
+QUICKSTART = {"trials": 24, "max_epochs": 2, "fraction": 0.05, "val_fraction": 0.05, "concurrency": 2}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,7 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", help="dataset (default: the space's task)")
     p.add_argument("--data-dir", help="folder with the dataset files")
     p.add_argument("--trials", type=int, default=QUICKSTART["trials"],
-                   help=f"total trials of the study, all states counted (default {QUICKSTART['trials']})")
+                   help="trials to train (or re-use) in the study, all states counted; infeasible / invalid "
+                        f"candidates are recorded but not counted (default {QUICKSTART['trials']})")
     p.add_argument("--objectives", help="e.g. top1:max,macs:min,latency_ms:min (default: the space's)")
     p.add_argument("--sampler", default="auto", help="tpe | nsga2 | random | grid | auto (default auto: "
                                                      "grouped multivariate TPE for conditional spaces, else NSGA-II)")

@@ -79,6 +79,7 @@ def test_infeasible_recorded_with_constraints_never_trained(tmp_path):
     LocalRunner(s, fake_body(calls)).run()
     infeasible = [t for t in s.trials() if t.user_attrs.get("status") == "infeasible"]
     assert infeasible
+    assert len(s.trials()) - len(infeasible) == 10  # recorded, but not counted in --trials
     for t in infeasible:
         assert t.state.name == "PRUNED" and t.constraints["max_macs"] > 0 and t.user_attrs["fidelity"] == 0
         assert t.user_attrs["digest"] not in calls and t.user_attrs["macs"] > 15000
