@@ -86,6 +86,7 @@ class Candidate:
     data_dir: str | None
     threads: int
     costs: dict[str, Any] = field(default_factory=dict)  # macs, params, latency_ms: fixed per architecture
+    gpu: float = 0.0  # GPU share per trial: train on CUDA when > 0 and one is visible
 
     def config(self) -> dict[str, Any]:
         return asdict(self)
@@ -346,7 +347,8 @@ class Search:
             self.training[check.digest] = trial.number
             return Candidate(trial.number, check.digest, self.settings.seed, arch.to_dict(), dict(self.train_cfg),
                              self.dataset, self.settings.data_dir, self.threads,
-                             {"macs": check.macs, "params": check.params, "latency_ms": check.latency_ms})
+                             {"macs": check.macs, "params": check.params, "latency_ms": check.latency_ms},
+                             float(self.settings.resources.get("gpu", 0.0)))
         return None
 
     def _copy(self, trial: Any, prev: Any) -> None:
@@ -593,7 +595,8 @@ def run_candidate(config: dict[str, Any], report: Callable[[dict[str, Any]], boo
         curve.append(row)
         return None if report(row) else "stop"
 
-    result = train(arch, data, cfg, callback, progress=False)
+    device = "cuda" if config.get("gpu", 0.0) > 0 and torch.cuda.is_available() else "cpu"
+    result = train(arch, data, cfg, callback, progress=False, device=device)
     status = {"completed": "completed", "stopped": "stopped"}.get(result.status, result.status)
     return Outcome(status, curve, result.reason, time.perf_counter() - t0)
 
