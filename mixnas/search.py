@@ -68,6 +68,7 @@ class SearchSettings:
     seed: int = 0
     train: dict[str, Any] = field(default_factory=dict)  # TrainConfig overrides on top of the space's
     max_retries: int = 2  # per trial, when its worker process dies
+    common_fidelity_front: bool = False  # also write pareto_common_fidelity.yaml (PRUNED trials included)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -432,6 +433,27 @@ class Search:
         idx = pareto_front([list(t.values) for t in done], self.directions)
         return [done[i] for i in idx]
 
+    def common_fidelity_front(self, trials: list[Any] | None = None) -> tuple[int, list[tuple[Any, list[float]]]]:
+        """The front at the highest fidelity every trained trial reached (COMPLETE and PRUNED alike):
+        ``(epochs, [(trial, values at that epoch)])``. Only when asked; the default front is COMPLETE-only."""
+        trained, seen = [], set()
+        for t in trials if trials is not None else self.trials():
+            a = t.user_attrs
+            if a.get("status") in ("completed", "pruned") and a.get("fidelity", 0) >= 1 \
+                    and "duplicate_of" not in a and a.get("digest") not in seen:
+                seen.add(a.get("digest"))
+                trained.append(t)
+        if not trained:
+            return 0, []
+        f = min(t.user_attrs["fidelity"] for t in trained)
+        points = []
+        for t in trained:
+            table = {"top1": t.user_attrs["curve"][f - 1].get("val_top1"), "macs": t.user_attrs.get("macs"),
+                     "params": t.user_attrs.get("params"), "latency_ms": t.user_attrs.get("latency_ms")}
+            points.append((t, [table[o.metric] for o in self.objectives]))
+        idx = pareto_front([v for _, v in points], self.directions)
+        return f, [points[i] for i in idx]
+
     def counts(self, trials: list[Any] | None = None) -> dict[str, int]:
         c = {"complete": 0, "pruned": 0, "failed": 0, "infeasible": 0, "running": 0}
         for t in trials if trials is not None else self.trials():
@@ -509,6 +531,13 @@ class Search:
         _atomic_write(self.out / "pareto.yaml", yaml.safe_dump(_plain(
             {"study": self.study_name, "objectives": [str(o) for o in self.objectives], "fidelity": self.max_epochs,
              "pareto": entries}), sort_keys=False))
+        if self.settings.common_fidelity_front:
+            f, points = self.common_fidelity_front(trials)
+            _atomic_write(self.out / "pareto_common_fidelity.yaml", yaml.safe_dump(_plain(
+                {"study": self.study_name, "objectives": [str(o) for o in self.objectives], "fidelity": f,
+                 "pareto": [{"trial": t.number, "digest": t.user_attrs["digest"], "state": t.state.name,
+                             "objectives": dict(zip([o.metric for o in self.objectives], v)),
+                             "arch": t.user_attrs["arch"]} for t, v in points]}), sort_keys=False))
 
     def close(self) -> None:
         """Write the outputs once more (records told without training since the last finished trial)."""

@@ -24,8 +24,9 @@ def states(search):
 
 
 def test_complete_vs_pruned_bookkeeping(tmp_path):
-    s = make(tmp_path, trials=12)
+    s = make(tmp_path, trials=12, common_fidelity_front=True)
     LocalRunner(s, fake_body()).run()
+    assert (tmp_path / "run" / "pareto_common_fidelity.yaml").exists()
     trials = s.trials()
     assert len(trials) == 12 and "RUNNING" not in states(s)
     done = [t for t in trials if t.state.name == "COMPLETE"]
@@ -41,6 +42,11 @@ def test_complete_vs_pruned_bookkeeping(tmp_path):
             assert key in t.user_attrs, key
     front = s.front()
     assert front and all(t.state.name == "COMPLETE" for t in front)
+    f, common = s.common_fidelity_front()
+    assert f == 1 and common
+    assert any(t.state.name == "PRUNED" for t in trials if t.user_attrs.get("fidelity") == 1)
+    for t, values in common:
+        assert values[0] == t.user_attrs["curve"][0]["val_top1"]
 
 
 def test_no_early_stopping_completes_everything(tmp_path):
