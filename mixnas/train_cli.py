@@ -55,7 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--image-size", type=int, help="input size (default: the YAML's, or the dataset's for a "
                                                   "named model: 32 for the small datasets)")
     p.add_argument("--no-augment", dest="augment", action="store_false", help="no random crop / flip")
-    p.add_argument("--crop-padding", type=int, help="zero padding of the random crop (default image size / 8)")
+    p.add_argument("--crop-padding", type=int, help="zero padding of the random crop (default image size / 16)")
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast (AMX on recent CPUs; about 1.7x "
                                                        "faster here); default float32")
     p.add_argument("--seed", type=int, default=d.seed, help="seed of weights, order and augmentation")
