@@ -128,6 +128,15 @@ def make_step(model: nn.Module, bf16: bool, x: Tensor, y: Tensor) -> Callable[[]
     return step
 
 
+PEAK_SAMPLES: dict[torch.dtype, list[float]] = {torch.float32: [], torch.bfloat16: []}
+
+
+def sample_peaks() -> None:
+    """One ``torch.mm`` peak sample per precision, taken between rounds so it sees the same machine state."""
+    for dtype in PEAK_SAMPLES:
+        PEAK_SAMPLES[dtype].append(mm_peak(dtype, runs=1, inner=3))
+
+
 def timed_rounds(variants: dict[str, Callable[[], None]], steps: int, repeats: int, warmup: int = 3) -> dict:
     """Median images/s of each variant over ``repeats`` interleaved rounds (order rotated every round)."""
     for fn in variants.values():
@@ -136,6 +145,7 @@ def timed_rounds(variants: dict[str, Callable[[], None]], steps: int, repeats: i
     names = list(variants)
     samples: dict[str, list[float]] = {n: [] for n in names}
     for r in range(repeats):
+        sample_peaks()
         order = names[r % len(names):] + names[:r % len(names)]
         for n in order:
             start = time.perf_counter()
@@ -149,8 +159,7 @@ def mm_peak(dtype: torch.dtype, size: int = 2048, runs: int = 7, inner: int = 4)
     """Median FLOP/s of ``torch.mm`` on ``size`` x ``size`` matrices."""
     a = torch.randn(size, size).to(dtype)
     b = torch.randn(size, size).to(dtype)
-    for _ in range(2):
-        torch.mm(a, b)
+    torch.mm(a, b)
     rates = []
     for _ in range(runs):
         start = time.perf_counter()
@@ -240,15 +249,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     from mixnas.complexity import complexity
+    from mixnas.train import tune_cpu_allocator
+
+    tuned = tune_cpu_allocator()  # as mixnas.train.train does; the reference runs in this process too
 
     load_start = os.getloadavg()
     started = time.perf_counter()
-    peak32 = mm_peak(torch.float32)
-    peak16 = mm_peak(torch.bfloat16)
+    for _ in range(3):
+        sample_peaks()
     gen = torch.Generator().manual_seed(0)
-    rows, notes = [], []
-    checks: list[tuple[str, bool]] = []
-    small_fp32_ms = None
+    measured = []  # (label, params, macs, {(impl, bf16): img/s}); shares are computed once every peak sample is in
     for shape in MIXERS:
         arch = shape.arch()
         x = torch.randn(BATCH, shape.in_channels, shape.image_size, shape.image_size, generator=gen)
@@ -258,45 +268,46 @@ def main(argv: list[str] | None = None) -> int:
         n_ref = sum(p.numel() for p in ref.parameters())
         if n_ours != n_ref:
             raise SystemExit(f"{shape.label}: the reference has {n_ref} parameters, mixnas {n_ours}")
-        macs = complexity(arch).macs
         variants = {}
         for bf16 in (False, True):
             variants[("mixnas", bf16)] = make_step(ours, bf16, x, y)
             variants[("reference", bf16)] = make_step(ref, bf16, x, y)
         print(f"timing {shape.label} ...", file=sys.stderr)
         res = timed_rounds(variants, args.steps, args.repeats)
-        for bf16 in (False, True):
-            m, r = res[("mixnas", bf16)][0], res[("reference", bf16)][0]
-            flops = m * 6 * macs
-            rows.append([shape.label, f"{n_ours / 1e6:.2f}M", f"{macs / 1e6:.0f}M", "bf16" if bf16 else "fp32",
-                         f"{m:.0f}", f"{r:.0f}", f"{m / r:.2f}x",
-                         f"{m / res[('mixnas', False)][0]:.2f}x" if bf16 else "",
-                         f"{flops / 1e9:.0f}", f"{100 * flops / (peak16 if bf16 else peak32):.0f} %"])
-        m32, m16 = res[("mixnas", False)][0], res[("mixnas", True)][0]
-        r32 = res[("reference", False)][0]
-        checks.append((f"{shape.label}: mixnas >= 1.0x the reference in fp32 ({m32 / r32:.2f}x)", m32 >= r32))
-        checks.append((f"{shape.label}: bf16 >= 1.8x fp32 ({m16 / m32:.2f}x)", m16 >= 1.8 * m32))
-        if "mid" in shape.label:
-            share = m32 * 6 * macs / peak32
-            checks.append((f"{shape.label}: fp32 reaches >= 50 % of the fp32 mm peak ({100 * share:.0f} %)",
-                           share >= 0.5))
-        if small_fp32_ms is None:
-            small_fp32_ms = BATCH / m32 * 1e3
+        measured.append((shape.label, n_ours, complexity(arch).macs, {k: v[0] for k, v in res.items()}))
     for label, arch in strip_shapes():
         x = torch.randn(BATCH, arch.input.in_channels, arch.input.image_size, arch.input.image_size, generator=gen)
         y = torch.randint(0, arch.input.num_classes, (BATCH,), generator=gen)
         model = build_model(arch)
-        macs = complexity(arch).macs
         print(f"timing {label} ...", file=sys.stderr)
-        res = timed_rounds({bf16: make_step(model, bf16, x, y) for bf16 in (False, True)}, args.steps, args.repeats)
+        res = timed_rounds({("mixnas", bf16): make_step(model, bf16, x, y) for bf16 in (False, True)}, args.steps,
+                           args.repeats)
+        measured.append((label, sum(p.numel() for p in model.parameters()), complexity(arch).macs,
+                         {k: v[0] for k, v in res.items()}))
+    sample_peaks()
+    peak32, peak16 = max(PEAK_SAMPLES[torch.float32]), max(PEAK_SAMPLES[torch.bfloat16])
+    med32, med16 = statistics.median(PEAK_SAMPLES[torch.float32]), statistics.median(PEAK_SAMPLES[torch.bfloat16])
+    rows, notes = [], []
+    checks: list[tuple[str, bool]] = []
+    for label, n_params, macs, res in measured:
+        m32, m16 = res[("mixnas", False)], res[("mixnas", True)]
+        has_ref = ("reference", False) in res
         for bf16 in (False, True):
-            m = res[bf16][0]
-            rows.append([label, f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M", f"{macs / 1e6:.1f}M",
-                         "bf16" if bf16 else "fp32", f"{m:.0f}", "—", "—",
-                         f"{m / res[False][0]:.2f}x" if bf16 else "", f"{m * 6 * macs / 1e9:.1f}",
-                         f"{100 * m * 6 * macs / (peak16 if bf16 else peak32):.1f} %"])
-        checks.append((f"{label}: bf16 / fp32 = {res[True][0] / res[False][0]:.2f}x (target 1.8x)",
-                       res[True][0] >= 1.8 * res[False][0]))
+            m = res[("mixnas", bf16)]
+            r = res.get(("reference", bf16))
+            flops = m * 6 * macs
+            rows.append([label, f"{n_params / 1e6:.2f}M", f"{macs / 1e6:.1f}M", "bf16" if bf16 else "fp32",
+                         f"{m:.0f}", f"{r:.0f}" if r else "—", f"{m / r:.2f}x" if r else "—",
+                         f"{m16 / m32:.2f}x" if bf16 else "", f"{flops / 1e9:.1f}",
+                         f"{100 * flops / (peak16 if bf16 else peak32):.1f} %"])
+        if has_ref:
+            r32 = res[("reference", False)]
+            checks.append((f"{label}: mixnas >= 1.0x the reference in fp32 ({m32 / r32:.2f}x)", m32 >= r32))
+        checks.append((f"{label}: bf16 >= 1.8x fp32 ({m16 / m32:.2f}x)", m16 >= 1.8 * m32))
+        if "mid" in label:
+            share = m32 * 6 * macs / peak32
+            checks.append((f"{label}: fp32 reaches >= 50 % of the fp32 mm peak ({100 * share:.0f} %)", share >= 0.5))
+    small_fp32_ms = BATCH / measured[0][3][("mixnas", False)] * 1e3
     notes.append(loader_check(small_fp32_ms))
     notes.append(loader_profile())
     load_end = os.getloadavg()
@@ -318,10 +329,13 @@ def main(argv: list[str] | None = None) -> int:
 {shared}
 
 Training step = forward (bf16: `torch.autocast("cpu", dtype=torch.bfloat16)`), label-smoothed cross-entropy,
-backward, gradient clipping, AdamW step; batch {BATCH}, 1x32x32 inputs, 10 classes. Median of {args.repeats}
+backward, gradient clipping, AdamW step; batch {BATCH}, 1x32x32 inputs, 10 classes; glibc allocator tuned as in
+`mixnas.train` ({'yes' if tuned else 'no: not glibc'}; both implementations run in this process). Median of {args.repeats}
 interleaved rounds of {args.steps} steps. The reference is a textbook MLP-Mixer (`nn.Linear` + transposes) of the
 same configuration and parameter count. Achieved FLOP/s = img/s x 6 x forward MACs (fvcore), as a share of
-the measured `torch.mm` 2048² peak of the same precision: fp32 {peak32 / 1e9:.0f} GFLOP/s, bf16 {peak16 / 1e9:.0f} GFLOP/s.
+the `torch.mm` 2048² peak of the same precision, sampled before every round (the best sample is the peak;
+{len(PEAK_SAMPLES[torch.float32])} samples): fp32 {peak32 / 1e9:.0f} GFLOP/s (median {med32 / 1e9:.0f}),
+bf16 {peak16 / 1e9:.0f} GFLOP/s (median {med16 / 1e9:.0f}).
 
 {table}
 

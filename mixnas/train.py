@@ -17,6 +17,9 @@ honest numbers:
   accuracy is never reported for a diverged model. ``max_minutes`` caps the wall clock (status ``timeout``,
   the model as it is then is evaluated and flagged ``partial``). The metrics JSON is rewritten after every
   epoch and on every exit (``interrupted`` / ``failed`` too), so nothing computed is lost.
+* **Speed**: uint8 data in memory with batched augmentation (:mod:`mixnas.data.loader`), and glibc told to
+  keep freed memory (:func:`tune_cpu_allocator`, process-wide) so large activations do not page-fault anew
+  at every step.
 * **Library use** (the search's Ray Tune trainable): ``callback(metrics: EpochMetrics)`` is called after
   every epoch and may return ``"stop"`` to end the run early (status ``stopped``).
 * **Auxiliary losses**: a module may set an attribute ``aux_loss`` (a scalar tensor, or ``None``) during
@@ -251,6 +254,35 @@ def aux_loss(modules: list[nn.Module]) -> Tensor | None:
     return sum(terms) if terms else None
 
 
+_ALLOCATOR_TUNED: bool | None = None
+
+
+def tune_cpu_allocator() -> bool:
+    """Keep freed memory for reuse instead of mapping fresh pages for every large tensor (glibc only).
+
+    glibc serves blocks above its mmap threshold (at most 32 MiB) with ``mmap`` and unmaps them on ``free``,
+    so every large activation of every training step page-faults its memory in again: for an 8192 x 1024
+    float32 activation that costs about as much as the bias copy it is written by. ``mallopt(M_MMAP_MAX, 0)``
+    and a 1 GiB trim threshold make such blocks come from the heap and stay there; the 4.35M-parameter
+    Mixer of ``bench/train_throughput.py`` trains about 13 % faster in fp32. Process-wide and idempotent;
+    returns whether it took effect (False off glibc).
+    """
+    global _ALLOCATOR_TUNED
+    if _ALLOCATOR_TUNED is None:
+        _ALLOCATOR_TUNED = False
+        if sys.platform.startswith("linux"):
+            import ctypes
+            import ctypes.util
+
+            try:
+                libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+                m_trim_threshold, m_mmap_max = -1, -4
+                _ALLOCATOR_TUNED = bool(libc.mallopt(m_mmap_max, 0)) and bool(libc.mallopt(m_trim_threshold, 1 << 30))
+            except (OSError, AttributeError):
+                pass  # not glibc (musl, ...): nothing to tune
+    return _ALLOCATOR_TUNED
+
+
 def _autocast(device: torch.device, bf16: bool):
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16)
 
@@ -396,6 +428,7 @@ def train(arch: ArchConfig, data: DataSplits, cfg: TrainConfig | None = None, ca
     if final_eval and data.test is None:
         raise MixnasError(f"{data.name}: final evaluation needs the test split; load it with test=True")
     device = torch.device(device)
+    tuned = tune_cpu_allocator()
     show = sys.stderr.isatty() if progress is None else progress
     metrics_path = Path(metrics_path) if metrics_path else None
     t_start = time.perf_counter()
@@ -422,7 +455,8 @@ def train(arch: ArchConfig, data: DataSplits, cfg: TrainConfig | None = None, ca
         model.train()
         result = TrainResult("running", "", arch.to_dict(), arch.digest(), cfg.seed, cfg.to_dict(),
                              sum(p.numel() for p in model.parameters()),
-                             {**data.describe(), "train_used": loader.num_samples}, env=environment(device))
+                             {**data.describe(), "train_used": loader.num_samples},
+                             env={**environment(device), "malloc_tuned": tuned})
         optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.999))
         aux = aux_modules(model)
         params = [p for p in model.parameters() if p.requires_grad]

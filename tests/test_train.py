@@ -86,6 +86,10 @@ def test_result_carries_provenance_and_metrics_file_is_json(digits, tmp_path):
     assert saved["seed"] == 0 and saved["config"] == TrainConfig(**FAST).to_dict()
     assert saved["code"]["mixnas"] and "git_commit" in saved["code"]
     assert saved["env"]["threads"] == torch.get_num_threads()
+    import platform
+
+    if platform.libc_ver()[0] == "glibc":
+        assert saved["env"]["malloc_tuned"] is True  # mallopt accepted both settings
     assert saved["data"]["name"] == "digits" and saved["data"]["val"] == len(digits.val)
     assert saved["val_top1"] == result.val_top1 == result.curve[-1].val_top1
     m = saved["curve"][0]
