@@ -321,6 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="folder for the YAML files (default runs/samples/SPACE-seedS)")
     p.set_defaults(func=cmd_space_sample)
     __import__("mixnas.train_cli", fromlist=["register"]).register(sub)  # the `train` and `proxy` commands
+    __import__("mixnas.search_cli", fromlist=["register"]).register(sub)  # the `search` and `export` commands
     return parser
 
 

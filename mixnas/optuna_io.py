@@ -26,7 +26,7 @@ def random_study(seed: int) -> optuna.Study:
         return optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
 
 
-def sample_candidates(space: Space, n: int, seed: int, max_attempts: int | None = None
+def sample_candidates(space: Space, n: int, seed: int, max_attempts: int | None = None, task: Any = None
                       ) -> Iterator[tuple[dict[str, Any], ArchConfig | None, InvalidCandidate | None]]:
     """Yield ``(params, arch, None)`` for valid draws and ``(params, None, error)`` for invalid ones,
     until ``n`` valid candidates were produced or ``max_attempts`` draws were made."""
@@ -37,7 +37,7 @@ def sample_candidates(space: Space, n: int, seed: int, max_attempts: int | None 
         attempts += 1
         trial = study.ask()
         try:
-            arch = space.sample(trial)
+            arch = space.sample(trial, task=task)
         except InvalidCandidate as err:
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
             yield dict(trial.params), None, err
@@ -77,3 +77,93 @@ def record_invalid(trial: optuna.Trial, error: InvalidCandidate, constraints: Co
 def trial_constraints(trial: optuna.trial.FrozenTrial) -> dict[str, float]:
     """The constraint values recorded on a finished trial."""
     return dict(trial.constraints)
+
+
+# -- search studies --------------------------------------------------------------------------------------------
+
+SAMPLERS = ("tpe", "nsga2", "random", "grid")
+
+
+def storage_for(url: str) -> Any:
+    """An Optuna storage from a URL: ``sqlite:///file.db`` / ``postgresql://...`` (RDB) or ``journal:PATH``
+    (a JournalStorage file, which works on a shared file system without a database server)."""
+    if url.startswith("journal:"):
+        from optuna.storages import JournalStorage
+        from optuna.storages.journal import JournalFileBackend
+
+        return JournalStorage(JournalFileBackend(url[len("journal:"):]))
+    return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}}
+                                      if url.startswith("sqlite") else None)
+
+
+def make_sampler(kind: str, seed: int, *, conditional: bool, grid: dict[str, list[Any]] | None = None
+                 ) -> optuna.samplers.BaseSampler:
+    """``tpe``: multivariate, grouped TPE (conditional spaces); ``nsga2``; ``random``; ``grid`` (a discrete
+    space). Constraint values set with ``trial.set_constraint`` are read by TPE and NSGA-II."""
+    from mixnas.errors import UnknownNameError
+
+    quiet()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if kind == "tpe":
+            return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=conditional,
+                                              n_startup_trials=8, constant_liar=True)
+        if kind == "nsga2":
+            return optuna.samplers.NSGAIISampler(seed=seed, population_size=8)
+        if kind == "random":
+            return optuna.samplers.RandomSampler(seed=seed)
+        if kind == "grid":
+            return optuna.samplers.GridSampler(grid or {}, seed=seed)
+    raise UnknownNameError("sampler", kind, SAMPLERS)
+
+
+def study_exists(storage: Any, name: str) -> bool:
+    return name in optuna.study.get_all_study_names(storage)
+
+
+def open_study(storage: Any, name: str, directions: list[str], sampler: optuna.samplers.BaseSampler,
+               resume: bool) -> optuna.Study:
+    """Create the study ``name`` (refused if it exists and ``resume`` is false) or load it (``resume``)."""
+    from mixnas.errors import MixnasError
+
+    quiet()
+    exists = study_exists(storage, name)
+    if exists and not resume:
+        raise MixnasError(f"study {name!r} already exists in the storage; pass --resume to continue it or "
+                          "choose another --study-name / --out")
+    if not exists and resume:
+        raise MixnasError(f"--resume: no study {name!r} in the storage")
+    if exists:
+        study = optuna.load_study(study_name=name, storage=storage, sampler=sampler)
+        want = [optuna.study.StudyDirection.MAXIMIZE if d == "max" else optuna.study.StudyDirection.MINIMIZE
+                for d in directions]
+        if list(study.directions) != want:
+            raise MixnasError(f"study {name!r} has directions {[d.name.lower() for d in study.directions]}, "
+                              f"the objectives given need {directions}")
+        return study
+    return optuna.create_study(study_name=name, storage=storage, sampler=sampler, load_if_exists=False,
+                               directions=["maximize" if d == "max" else "minimize" for d in directions])
+
+
+def load_existing(storage: Any, name: str) -> optuna.Study:
+    from mixnas.errors import MixnasError
+
+    quiet()
+    if not study_exists(storage, name):
+        raise MixnasError(f"no study {name!r} in the storage")
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def set_attrs(study: optuna.Study, trial_id: int, attrs: dict[str, Any]) -> None:
+    """Set user attributes on a trial by its id (also for a trial whose Trial object was lost in a crash)."""
+    for key, value in attrs.items():
+        study._storage.set_trial_user_attr(trial_id, key, value)
+
+
+def set_constraints(trial: optuna.Trial, values: dict[str, float]) -> None:
+    for name, value in values.items():
+        trial.set_constraint(name, value)
+
+
+TrialState = optuna.trial.TrialState
+FrozenTrial = optuna.trial.FrozenTrial

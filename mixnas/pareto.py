@@ -1,0 +1,128 @@
+"""Pareto logic without Ray or Optuna: non-dominated sorting, crowding distance, hypervolume.
+
+Points are sequences of objective values; ``directions`` says per objective ``"min"`` or ``"max"``. Internally
+everything is turned into minimisation (maximised objectives are negated).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+Point = Sequence[float]
+
+
+def to_min(points: Sequence[Point], directions: Sequence[str]) -> list[tuple[float, ...]]:
+    """The points as minimisation vectors; NaN / None become +inf (worst)."""
+    out = []
+    for p in points:
+        if len(p) != len(directions):
+            raise ValueError(f"point {p!r} has {len(p)} values, {len(directions)} directions given")
+        row = []
+        for v, d in zip(p, directions):
+            if d not in ("min", "max"):
+                raise ValueError(f"direction must be min or max, found {d!r}")
+            v = math.inf if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
+            row.append(v if d == "min" else (-v if math.isfinite(v) else math.inf))
+        out.append(tuple(row))
+    return out
+
+
+def dominates(a: Point, b: Point) -> bool:
+    """``a`` dominates ``b`` (minimisation): no worse everywhere and better somewhere."""
+    return all(x <= y for x, y in zip(a, b)) and any(x < y for x, y in zip(a, b))
+
+
+def non_dominated_sort(points: Sequence[Point], directions: Sequence[str]) -> list[list[int]]:
+    """Fronts of indices, best first (fast non-dominated sort, Deb et al. 2002)."""
+    pts = to_min(points, directions)
+    n = len(pts)
+    dominated_by: list[list[int]] = [[] for _ in range(n)]
+    count = [0] * n
+    for i in range(n):
+        for j in range(i + 1, n):
+            if dominates(pts[i], pts[j]):
+                dominated_by[i].append(j)
+                count[j] += 1
+            elif dominates(pts[j], pts[i]):
+                dominated_by[j].append(i)
+                count[i] += 1
+    fronts: list[list[int]] = []
+    current = [i for i in range(n) if count[i] == 0]
+    while current:
+        fronts.append(current)
+        nxt = []
+        for i in current:
+            for j in dominated_by[i]:
+                count[j] -= 1
+                if count[j] == 0:
+                    nxt.append(j)
+        current = sorted(nxt)
+    return fronts
+
+
+def crowding_distance(points: Sequence[Point], directions: Sequence[str]) -> list[float]:
+    """NSGA-II crowding distance of each point within its set (boundary points get +inf)."""
+    pts = to_min(points, directions)
+    n = len(pts)
+    if n == 0:
+        return []
+    dist = [0.0] * n
+    for k in range(len(directions)):
+        order = sorted(range(n), key=lambda i: pts[i][k])
+        lo, hi = pts[order[0]][k], pts[order[-1]][k]
+        dist[order[0]] = dist[order[-1]] = math.inf
+        span = hi - lo
+        if not math.isfinite(span) or span <= 0:
+            continue
+        for a, i, b in zip(order, order[1:], order[2:]):
+            dist[i] += (pts[b][k] - pts[a][k]) / span
+    return dist
+
+
+def rank_order(points: Sequence[Point], directions: Sequence[str]) -> list[int]:
+    """Indices sorted best first: by non-dominated front, ties by crowding distance (larger first), then index."""
+    order: list[int] = []
+    for front in non_dominated_sort(points, directions):
+        crowd = crowding_distance([points[i] for i in front], directions)
+        order += [i for _, i in sorted(zip(crowd, front), key=lambda t: (-t[0], t[1]))]
+    return order
+
+
+def pareto_front(points: Sequence[Point], directions: Sequence[str]) -> list[int]:
+    """Indices of the non-dominated points (empty input: empty front); points with a NaN/None are left out."""
+    keep = [i for i, p in enumerate(points) if all(v is not None and not (isinstance(v, float) and math.isnan(v))
+                                                   for v in p)]
+    fronts = non_dominated_sort([points[i] for i in keep], directions)
+    return sorted(keep[i] for i in fronts[0]) if fronts else []
+
+
+def hypervolume(points: Sequence[Point], directions: Sequence[str], reference: Point) -> float:
+    """Exact hypervolume dominated by ``points`` and bounded by ``reference`` (given in the objectives' own
+    units and directions). Points not strictly better than the reference in every objective add nothing."""
+    ref = to_min([reference], directions)[0]
+    pts = [p for p in to_min(points, directions) if all(x < r for x, r in zip(p, ref))]
+    return _hv(pts, ref)
+
+
+def _hv(pts: list[tuple[float, ...]], ref: tuple[float, ...]) -> float:
+    if not pts:
+        return 0.0
+    if len(ref) == 1:
+        return ref[0] - min(p[0] for p in pts)
+    if len(ref) == 2:
+        total, best_y = 0.0, ref[1]
+        for x, y in sorted(pts):
+            if y < best_y:
+                total += (ref[0] - x) * (best_y - y)
+                best_y = y
+        return total
+    # slice along the last objective (HSO); fine for the small fronts of a search
+    pts = sorted(pts, key=lambda p: p[-1])
+    total = 0.0
+    for i, p in enumerate(pts):
+        upper = pts[i + 1][-1] if i + 1 < len(pts) else ref[-1]
+        depth = upper - p[-1]
+        if depth > 0:
+            total += depth * _hv([q[:-1] for q in pts[:i + 1]], ref[:-1])
+    return total

@@ -1,0 +1,205 @@
+"""The one module that imports Ray: the Tune runner of ``mixnas search``.
+
+* :class:`OptunaAskTellSearcher`: a Ray Tune ``Searcher`` around :class:`mixnas.search.Search` (Optuna
+  ask/tell through our own bookkeeping; Ray's ``OptunaSearch`` is not used: it never forwards intermediate
+  results, tells COMPLETE with truncated values when a scheduler stops a trial and leaves NaN trials RUNNING).
+* :class:`MOASHAScheduler`: multi-objective ASHA as a Tune scheduler, a thin wrapper of :mod:`mixnas.moasha`.
+* :func:`trainable`: a function trainable that proxy-trains one candidate and reports every epoch.
+* :func:`run_search`: the Tuner (``reuse_actors=True``, per-trial resources, bounded retries on worker death).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray import tune
+from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, TrialScheduler
+from ray.tune.search import Searcher
+
+from mixnas.moasha import CONTINUE, MOASHA
+from mixnas.search import Candidate, Outcome, Search
+
+STATUS_KEY = "mixnas_status"
+
+
+def init_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
+    """Start (or connect to) Ray unless it is already up; returns whether this call started it."""
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # our own progress lines, not Tune's tables
+    if ray.is_initialized():
+        return False
+    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
+    if address:
+        ray.init(address=address, **kwargs)
+    else:
+        ray.init(num_cpus=num_cpus, **kwargs)
+    return True
+
+
+def trainable(config: dict[str, Any]) -> None:
+    """Train one candidate; one ``tune.report`` per epoch (plus one final row when it ends abnormally)."""
+    from mixnas.search import run_candidate
+
+    t0 = time.perf_counter()
+    max_epochs = config["train"]["epochs"]
+    costs = config.get("costs", {})
+
+    def report(row: dict[str, Any]) -> bool:
+        done = row.get("epoch", 0) >= max_epochs and row.get("partial", 1.0) >= 1.0
+        tune.report({**row, **costs, "top1": row.get("val_top1"), STATUS_KEY: "completed" if done else "running",
+                     "trial_wall_s": time.perf_counter() - t0, "node_id": ray.get_runtime_context().get_node_id(),
+                     "pid": os.getpid()})
+        return True
+
+    try:
+        outcome = run_candidate(config, report)
+    except Exception as err:  # noqa: BLE001 - a trial that raises is recorded as FAIL with its reason
+        outcome = Outcome("error", [], f"{type(err).__name__}: {err}")
+    if outcome.status != "completed":
+        tune.report({STATUS_KEY: outcome.status, "reason": outcome.reason, "trial_wall_s": time.perf_counter() - t0,
+                     "epoch": len(outcome.curve) + 1})
+
+
+class MOASHAScheduler(FIFOScheduler):
+    """Multi-objective asynchronous successive halving (promotion by non-dominated rank, crowding ties)."""
+
+    def __init__(self, metrics: list[str], directions: list[str], max_t: int, grace: int = 1, eta: float = 3.0,
+                 time_attr: str = "epoch"):
+        super().__init__()
+        self.metrics, self.time_attr, self.max_t = list(metrics), time_attr, max_t
+        self.core = MOASHA(tuple(directions), max_t=max_t, grace=grace, eta=eta)
+        self.stopped: set[str] = set()
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> str:
+        if result.get(STATUS_KEY) != "running" or self.time_attr not in result:
+            return TrialScheduler.CONTINUE
+        t = int(result[self.time_attr])
+        if t >= self.max_t:
+            return TrialScheduler.CONTINUE
+        decision = self.core.on_result(trial.trial_id, t, [result.get(m) for m in self.metrics])
+        if decision == CONTINUE:
+            return TrialScheduler.CONTINUE
+        self.stopped.add(trial.trial_id)
+        return TrialScheduler.STOP
+
+    def debug_string(self) -> str:
+        return "MO-ASHA: " + ", ".join(f"rung {k}: {len(v)}" for k, v in self.core.rungs.items())
+
+
+class OptunaAskTellSearcher(Searcher):
+    """Ray Tune asks this for configs; each comes from :meth:`Search.next_candidate`."""
+
+    def __init__(self, search: Search, concurrency: int):
+        super().__init__(metric="top1", mode="max")
+        self.search, self.concurrency = search, concurrency
+        self.running: dict[str, Candidate] = {}
+        self.curves: dict[str, list[dict[str, Any]]] = {}
+        self.last: dict[str, dict[str, Any]] = {}
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        if len(self.running) >= self.concurrency:
+            return None
+        cand = self.search.next_candidate()
+        if cand is None:
+            return Searcher.FINISHED if not self.running and self.search.inflight == 0 else None
+        self.running[trial_id] = cand
+        self.curves[trial_id] = []
+        return cand.config()
+
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        self.last[trial_id] = result
+        if result.get(STATUS_KEY) not in ("running", "completed"):
+            return
+        curve = self.curves.setdefault(trial_id, [])
+        epoch = int(result.get("epoch", 0))
+        del curve[max(0, epoch - 1):]  # a retried trial starts its curve again
+        curve.append({k: result[k] for k in ("epoch", "steps", "train_loss", "train_top1", "val_loss", "val_top1",
+                                             "lr", "epoch_time_s", "images_per_s", "partial") if k in result})
+
+    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
+        cand = self.running.pop(trial_id, None)
+        if cand is None:
+            return
+        if result and result is not self.last.get(trial_id):
+            self.on_trial_result(trial_id, result)  # a result the scheduler stopped on never reached us
+        curve = self.curves.pop(trial_id, [])
+        last = result or self.last.get(trial_id) or {}
+        self.last.pop(trial_id, None)
+        wall = float(last.get("trial_wall_s", 0.0) or 0.0)
+        status = last.get(STATUS_KEY)
+        if error:
+            outcome = Outcome("error", curve, f"the trial's worker failed (after {self.search.settings.max_retries} "
+                                              "retries)", wall)
+        elif status == "completed":
+            outcome = Outcome("completed", curve, "", wall)
+        elif status == "running":
+            outcome = Outcome("stopped", curve, f"stopped by the {self.search.settings.scheduler} scheduler after "
+                                                f"{len(curve)} epochs", wall)
+        else:
+            outcome = Outcome(str(status or "error"), curve, str(last.get("reason", "no result reported")), wall)
+        outcome.info = {k: last[k] for k in ("node_id", "pid") if k in last}
+        self.search.finish(cand.number, outcome)
+
+
+class ProgressCallback(tune.Callback):
+    """A progress line every ``every`` seconds while trials run (finished trials print their own)."""
+
+    def __init__(self, search: Search, every: float = 30.0):
+        self.search, self.every, self.next = search, every, time.time() + every
+
+    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        if time.time() >= self.next:
+            self.next = time.time() + self.every
+            self.search.log(self.search.progress())
+
+
+def make_scheduler(search: Search) -> TrialScheduler:
+    s = search.settings
+    if s.scheduler == "none":
+        return FIFOScheduler()
+    if s.scheduler == "asha":
+        o = search.objectives[0]
+        return AsyncHyperBandScheduler(time_attr="epoch", metric=o.metric, mode=o.direction,
+                                       max_t=search.max_epochs, grace_period=s.grace, reduction_factor=s.eta)
+    return MOASHAScheduler([o.metric for o in search.objectives], search.directions, search.max_epochs,
+                           grace=s.grace, eta=s.eta)
+
+
+def run_search(search: Search) -> None:
+    """Run the search's remaining trials through Ray Tune."""
+    import logging
+
+    from ray.tune import FailureConfig, RunConfig, TuneConfig, Tuner
+
+    s = search.settings
+    started = init_ray(s.address, num_cpus=None)
+    logging.getLogger("ray.tune").setLevel(logging.ERROR)
+    try:
+        searcher = OptunaAskTellSearcher(search, s.concurrency)
+        resources = {"cpu": s.resources.get("cpu", 1.0), "gpu": s.resources.get("gpu", 0.0)}
+        tuner = Tuner(
+            tune.with_resources(trainable, resources),
+            tune_config=TuneConfig(search_alg=searcher, scheduler=make_scheduler(search), num_samples=-1,
+                                   max_concurrent_trials=s.concurrency, reuse_actors=True),
+            run_config=RunConfig(name=f"tune-{int(time.time())}",
+                                 storage_path=str((Path(s.out) / "ray_results").resolve()),
+                                 failure_config=FailureConfig(max_failures=s.max_retries), verbose=0,
+                                 callbacks=[ProgressCallback(search)],
+                                 log_to_file=True))
+        tuner.fit()
+    finally:
+        search.close()
+        if started:
+            ray.shutdown()
+
+
+def cluster_nodes() -> list[str]:
+    """Addresses of the alive nodes of the connected cluster."""
+    return [n["NodeManagerAddress"] for n in ray.nodes() if n.get("Alive")]
+
+
+__all__ = ["MOASHAScheduler", "OptunaAskTellSearcher", "cluster_nodes", "init_ray", "run_search", "trainable"]

@@ -1,0 +1,665 @@
+"""The search driver: the Optuna side of ``mixnas search`` (no Ray here; :mod:`mixnas.ray_io` runs trials).
+
+:class:`Search` owns the study, the durable record. ``next_candidate()`` asks Optuna, samples the space
+(define-by-run), runs the cheap checks and de-duplicates by digest before anything is trained:
+
+* an invalid candidate is told PRUNED with ``status=invalid`` and every budget violated by one unit;
+* an infeasible one PRUNED with ``status=infeasible`` and its constraint values (never trained);
+* a digest already recorded reuses that record (``duplicate_of``) instead of training again; a digest that
+  is training right now waits for it.
+
+``finish(number, outcome)`` tells the result: COMPLETE only when the trial trained the full ``max_epochs``
+with finite objectives; PRUNED (``fidelity`` = epochs reached) when a scheduler stopped it; FAIL with a
+``fail_reason`` for NaN / missing objectives, divergence or a worker that kept dying. Every record carries the
+ArchConfig dict, digest, seed, fidelity, per-epoch curve, objectives, wall time and code version.
+After each finished trial ``trials.csv`` and ``pareto.yaml`` are rewritten. On ``resume`` the trials a crash
+left RUNNING are failed and their parameters re-queued.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mixnas import optuna_io
+from mixnas.checks import CandidateCheck, check_candidate
+from mixnas.config import ArchConfig, InputSpec
+from mixnas.errors import MixnasError
+from mixnas.pareto import pareto_front
+from mixnas.provenance import code_version
+from mixnas.space import InvalidCandidate, MixerNode, Objective, Space, load_space, parse_objectives
+
+METRICS = ("top1", "macs", "params", "latency_ms")
+SCHEDULERS = ("moasha", "asha", "none")
+FINISHED = ("COMPLETE", "PRUNED", "FAIL")
+SKIPPED = ("infeasible", "invalid")  # recorded but not counted in --trials
+MAX_SKIPPED_PER_TRIAL = 20  # give up when the space yields this many infeasible candidates per trial asked
+
+
+@dataclass
+class SearchSettings:
+    """Everything ``mixnas search`` was asked for; written to ``search.yaml`` before launch."""
+
+    space: str
+    out: str
+    dataset: str | None = None  # None: the space's task
+    data_dir: str | None = None
+    trials: int = 40  # trained (or re-used) trials; infeasible / invalid candidates are recorded, not counted
+    objectives: str | None = None  # "top1:max,macs:min"; None: the space's
+    sampler: str = "auto"  # auto: tpe for conditional spaces, nsga2 for flat ones
+    scheduler: str = "moasha"
+    max_epochs: int | None = None  # None: the space's task.train.epochs (or the trainer's default)
+    grace: int = 1
+    eta: float = 3.0
+    concurrency: int = 2
+    resources: dict[str, float] = field(default_factory=lambda: {"cpu": 1.0, "gpu": 0.0})
+    address: str | None = None
+    storage: str | None = None  # None: sqlite in the run folder
+    study_name: str | None = None  # None: the run folder's name
+    resume: bool = False
+    seed: int = 0
+    train: dict[str, Any] = field(default_factory=dict)  # TrainConfig overrides on top of the space's
+    max_retries: int = 2  # per trial, when its worker process dies
+    common_fidelity_front: bool = False  # also write pareto_common_fidelity.yaml (PRUNED trials included)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One architecture to train: what the runner needs, all plain data (it travels to Ray workers)."""
+
+    number: int
+    digest: str
+    seed: int
+    arch: dict[str, Any]
+    train: dict[str, Any]  # TrainConfig dict (epochs = max_epochs)
+    dataset: str
+    data_dir: str | None
+    threads: int
+    costs: dict[str, Any] = field(default_factory=dict)  # macs, params, latency_ms: fixed per architecture
+    gpu: float = 0.0  # GPU share per trial: train on CUDA when > 0 and one is visible
+
+    def config(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Outcome:
+    """What a runner reports back about one trial."""
+
+    status: str  # completed | stopped | diverged | timeout | error
+    curve: list[dict[str, Any]]
+    reason: str = ""
+    wall_time_s: float = 0.0
+    info: dict[str, Any] = field(default_factory=dict)  # where it ran (node, pid), recorded as user attributes
+
+
+def parse_resources(text: str) -> dict[str, float]:
+    out = {"cpu": 1.0, "gpu": 0.0}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, value = part.partition("=")
+        if not sep or key not in ("cpu", "gpu"):
+            raise MixnasError(f"--resources: expected cpu=N,gpu=F, found {part!r}")
+        try:
+            out[key] = float(value)
+        except ValueError:
+            raise MixnasError(f"--resources: {key} must be a number, found {value!r}") from None
+        if out[key] < 0:
+            raise MixnasError(f"--resources: {key} must not be negative")
+    return out
+
+
+def is_conditional(space: Space) -> bool:
+    """Whether some parameter exists only under a choice (a mixer family with several branches)."""
+    for f in space.fields.values():
+        for node in f.unique():
+            if isinstance(node, MixerNode) and node.family_slot is not None and not node.family_slot.domain.fixed:
+                if sum(1 for b in node.branches.values() if any(not s.domain.fixed for s in b.values())) > 0:
+                    return True
+    return False
+
+
+def grid_of(space: Space) -> dict[str, list[Any]]:
+    if is_conditional(space):
+        raise MixnasError(f"{space.path}: --sampler grid needs a flat space (this one has conditional parameters)")
+    grid = {}
+    for slot in space.params():
+        vals = slot.domain.values()
+        if vals is None:
+            raise MixnasError(f"{space.path}: --sampler grid: {slot.name} is continuous")
+        grid[slot.name] = list(vals)
+    return grid
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _fmt_time(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else \
+        f"{seconds // 60}:{seconds % 60:02d}"
+
+
+class Search:
+    """The study and its bookkeeping (see the module docstring)."""
+
+    def __init__(self, settings: SearchSettings, space: Space | None = None,
+                 log: Callable[[str], None] | None = None, check_data: bool = False):
+        from mixnas.data import get_dataset
+        from mixnas.train import TrainConfig
+
+        self.settings = s = settings
+        self.space = space or load_space(s.space)
+        self.out = Path(s.out)
+        self.log_fn = log
+        task = self.space.task
+        self.dataset = s.dataset or task.dataset
+        spec = get_dataset(self.dataset)
+        self.objectives: tuple[Objective, ...] = (parse_objectives(
+            s.objectives.split(","), lambda msg: MixnasError(f"--objectives: {msg}")) if s.objectives
+            else task.objectives)
+        for o in self.objectives:
+            if o.metric not in METRICS:
+                raise MixnasError(f"--objectives: unknown metric {o.metric!r}; known: {', '.join(METRICS)}")
+        self.directions = [o.direction for o in self.objectives]
+        if s.scheduler not in SCHEDULERS:
+            from mixnas.errors import UnknownNameError
+
+            raise UnknownNameError("scheduler", s.scheduler, SCHEDULERS)
+        sampler = s.sampler
+        if sampler == "auto":
+            sampler = "tpe" if is_conditional(self.space) else "nsga2"
+        if sampler not in optuna_io.SAMPLERS:
+            from mixnas.errors import UnknownNameError
+
+            raise UnknownNameError("sampler", sampler, optuna_io.SAMPLERS + ("auto",))
+        self.sampler_name = sampler
+        if s.trials < 1:
+            raise MixnasError("--trials must be at least 1")
+        train = {**dict(task.train), **s.train}
+        if s.max_epochs is not None:
+            train["epochs"] = s.max_epochs
+        train["seed"] = s.seed
+        self.train_cfg = TrainConfig.from_dict(train, where="train config").to_dict()
+        self.max_epochs = self.train_cfg["epochs"]
+        self.input = InputSpec(task.image_size, spec.in_channels if s.dataset else task.in_channels,
+                               task.num_classes)
+        self.need_latency = any(o.metric == "latency_ms" for o in self.objectives)
+        self.threads = max(1, int(s.resources.get("cpu", 1)))
+
+        if check_data:  # a missing dataset fails here, before any study or folder exists
+            self._check_data()
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.study_name = s.study_name or self.out.resolve().name
+        self.storage_url = s.storage or f"sqlite:///{(self.out / 'study.db').resolve()}"
+        if not s.resume and (self.out / "search.yaml").exists():
+            raise MixnasError(f"{self.out}: a search already ran here; pass --resume to continue it or choose "
+                              "another --out")
+        storage = optuna_io.storage_for(self.storage_url)
+        self.study = optuna_io.open_study(
+            storage, self.study_name, self.directions,
+            optuna_io.make_sampler(sampler, s.seed, conditional=is_conditional(self.space),
+                                   grid=grid_of(self.space) if sampler == "grid" else None),
+            s.resume)
+        self.live: dict[int, Any] = {}  # number -> optuna.Trial being trained
+        self.training: dict[str, int] = {}  # digest -> number
+        self.waiting: dict[str, list[Any]] = {}  # digest -> duplicate Trials waiting for it
+        self.by_digest: dict[str, Any] = {}  # digest -> FrozenTrial with a reusable result
+        self.checks: dict[str, CandidateCheck] = {}
+        self.counted = 0
+        self.started = time.time()
+        self.finished_here = 0
+        self.requeued = 0
+        self.skipped = 0  # infeasible / invalid candidates: recorded, not counted in --trials
+        for t in self.study.get_trials(deepcopy=False):
+            if t.state.name in FINISHED and not t.user_attrs.get("requeued"):
+                if t.user_attrs.get("status") in SKIPPED:
+                    self.skipped += 1
+                else:
+                    self.counted += 1
+            self._remember(t)
+        self.counted_at_start = self.counted
+        if s.resume:
+            self._requeue_running()
+        self._write_settings()
+
+    def _check_data(self) -> None:
+        from mixnas.optuna_io import sample_candidates
+        from mixnas.train import TrainConfig
+
+        for _, arch, _ in sample_candidates(self.space, 1, seed=0, task=self.input):
+            if arch is not None:
+                load_data(self.dataset, self.settings.data_dir, arch, TrainConfig.from_dict(self.train_cfg))
+
+    # -- records ---------------------------------------------------------------------------------------
+
+    def _remember(self, t: Any) -> None:
+        if t.user_attrs.get("status") in ("completed", "pruned") and "duplicate_of" not in t.user_attrs:
+            self.by_digest.setdefault(t.user_attrs["digest"], t)
+
+    def _requeue_running(self) -> None:
+        TS = optuna_io.TrialState
+        for t in self.study.get_trials(deepcopy=False, states=(TS.RUNNING,)):
+            optuna_io.set_attrs(self.study, t._trial_id, {
+                "requeued": True, "status": "failed",
+                "fail_reason": "left RUNNING by a crashed driver; its parameters were re-queued"})
+            self.study.tell(t.number, state=TS.FAIL)
+            if t.params:
+                self.study.enqueue_trial(t.params, user_attrs={"requeued_from": t.number})
+            self.requeued += 1
+        if self.requeued:
+            self.log(f"resume: {self.requeued} trial(s) left RUNNING by a crash were failed and re-queued")
+
+    def _write_settings(self) -> None:
+        doc = {"settings": self.settings.to_dict(),
+               "resolved": {"dataset": self.dataset, "sampler": self.sampler_name,
+                            "objectives": [str(o) for o in self.objectives], "max_epochs": self.max_epochs,
+                            "train": self.train_cfg, "study_name": self.study_name, "storage": self.storage_url,
+                            "input": {"image_size": self.input.image_size, "in_channels": self.input.in_channels,
+                                      "num_classes": self.input.num_classes}},
+               "space": self.space.raw if isinstance(self.space.raw, dict) else {},
+               "code": code_version()}
+        name = "search.yaml" if not self.settings.resume else "search.resume.yaml"
+        _atomic_write(self.out / name, yaml.safe_dump(_plain(doc), sort_keys=False))
+
+    def log(self, line: str) -> None:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        with open(self.out / "search.log", "a") as fh:
+            fh.write(f"{stamp} {line}\n")
+        if self.log_fn is not None:
+            self.log_fn(line)
+
+    # -- asking -----------------------------------------------------------------------------------------
+
+    @property
+    def inflight(self) -> int:
+        return len(self.live) + sum(len(v) for v in self.waiting.values())
+
+    def budget_left(self) -> int:
+        if self.skipped > MAX_SKIPPED_PER_TRIAL * self.settings.trials:
+            if not getattr(self, "_gave_up", False):
+                self._gave_up = True
+                self.log(f"stopping: {self.skipped} infeasible or invalid candidates; the constraints leave too "
+                         "little of the space")
+            return 0
+        return self.settings.trials - self.counted - self.inflight
+
+    def _check(self, arch: ArchConfig) -> CandidateCheck:
+        digest = arch.digest()
+        if digest not in self.checks:
+            self.checks[digest] = check_candidate(arch, self.space.constraints, latency=self.need_latency)
+        return self.checks[digest]
+
+    def _tell(self, trial: Any, state: str, values: list[float] | None = None, counted: bool = True) -> None:
+        TS = optuna_io.TrialState
+        if state == "COMPLETE":
+            self.study.tell(trial, values)
+        else:
+            self.study.tell(trial, state=getattr(TS, state))
+        if counted:
+            self.counted += 1
+        else:
+            self.skipped += 1
+
+    def next_candidate(self) -> Candidate | None:
+        """The next architecture to train, or None when the budget is used up (or all of it is in flight)."""
+        constraints = self.space.constraints
+        while self.budget_left() > 0:
+            trial = self.study.ask()
+            trial.set_user_attr("seed", self.settings.seed)
+            trial.set_user_attr("code", code_version())
+            try:
+                arch = self.space.sample(trial, task=self.input)
+            except InvalidCandidate as err:
+                optuna_io.record_invalid(trial, err, constraints)
+                for k, v in {"status": "invalid", "fidelity": 0, "fail_reason": f"invalid: {err.error}"}.items():
+                    trial.set_user_attr(k, v)
+                self._tell(trial, "PRUNED", counted=False)
+                continue
+            check = self._check(arch)
+            optuna_io.record_check(trial, check, constraints)
+            trial.set_user_attr("arch", arch.to_dict())
+            if not check.feasible:
+                why = ", ".join(f"{k} {check.constraints[k]:+.0%}" for k in check.violated)
+                for k, v in {"status": "infeasible", "fidelity": 0, "fail_reason": f"infeasible: {why}"}.items():
+                    trial.set_user_attr(k, v)
+                self._tell(trial, "PRUNED", counted=False)
+                self.log(f"trial {trial.number}: infeasible ({why}), not trained")
+                continue
+            prev = self.by_digest.get(check.digest)
+            if prev is not None:
+                self._copy(trial, prev)
+                continue
+            if check.digest in self.training:
+                self.waiting.setdefault(check.digest, []).append(trial)
+                continue
+            self.live[trial.number] = trial
+            self.training[check.digest] = trial.number
+            return Candidate(trial.number, check.digest, self.settings.seed, arch.to_dict(), dict(self.train_cfg),
+                             self.dataset, self.settings.data_dir, self.threads,
+                             {"macs": check.macs, "params": check.params, "latency_ms": check.latency_ms},
+                             float(self.settings.resources.get("gpu", 0.0)))
+        return None
+
+    def _copy(self, trial: Any, prev: Any) -> None:
+        for key in ("fidelity", "curve", "objectives", "status", "reason", "fail_reason"):
+            if key in prev.user_attrs:
+                trial.set_user_attr(key, prev.user_attrs[key])
+        trial.set_user_attr("duplicate_of", prev.number)
+        trial.set_user_attr("wall_time_s", 0.0)
+        self._tell(trial, prev.state.name, list(prev.values) if prev.state.name == "COMPLETE" else None)
+        self.log(f"trial {trial.number}: same architecture as trial {prev.number}; its result is reused")
+
+    # -- telling ----------------------------------------------------------------------------------------
+
+    def objective_values(self, digest: str, curve: list[dict[str, Any]]) -> dict[str, float | None]:
+        check = self.checks[digest]
+        top1 = curve[-1].get("val_top1") if curve else None
+        table = {"top1": top1, "macs": check.macs, "params": check.params, "latency_ms": check.latency_ms}
+        return {o.metric: table[o.metric] for o in self.objectives}
+
+    def finish(self, number: int, outcome: Outcome) -> str:
+        """Record a trial's outcome; returns the Optuna state told."""
+        trial = self.live.pop(number)
+        digest = trial.user_attrs["digest"]
+        self.training.pop(digest, None)
+        curve = [dict(c) for c in outcome.curve]
+        fidelity = sum(1 for c in curve if c.get("partial", 1.0) >= 1.0)
+        objectives = self.objective_values(digest, curve)
+        attrs = {**outcome.info, "curve": curve, "fidelity": fidelity, "objectives": objectives,
+                 "wall_time_s": round(outcome.wall_time_s, 3)}
+        bad = [k for k, v in objectives.items() if not _finite(v)]
+        if outcome.status == "completed" and fidelity >= self.max_epochs and not bad:
+            state, status, reason = "COMPLETE", "completed", ""
+        elif outcome.status in ("stopped", "completed") and not bad and fidelity < self.max_epochs:
+            state, status, reason = "PRUNED", "pruned", outcome.reason or f"stopped after {fidelity} epochs"
+        elif outcome.status == "stopped" and fidelity == 0:
+            state, status, reason = "PRUNED", "pruned", outcome.reason or "stopped before the first epoch"
+        else:
+            state, status = "FAIL", "failed"
+            if outcome.status in ("completed", "stopped"):
+                reason = f"objective {', '.join(bad)} is {objectives[bad[0]]!r}" if bad else outcome.reason
+            else:
+                reason = f"{outcome.status}: {outcome.reason}" if outcome.reason else outcome.status
+        attrs["status"] = status
+        if reason:
+            attrs["fail_reason" if state == "FAIL" else "reason"] = reason
+        for k, v in attrs.items():
+            trial.set_user_attr(k, _plain(v))
+        values = [float(objectives[o.metric]) for o in self.objectives] if state == "COMPLETE" else None
+        self._tell(trial, state, values)
+        self.finished_here += 1
+        frozen = self.study._storage.get_trial(trial._trial_id)
+        self._remember(frozen)
+        for dup in self.waiting.pop(digest, []):
+            if status in ("completed", "pruned"):
+                self._copy(dup, frozen)
+            else:  # a failure is not reused: train the duplicate itself later
+                dup.set_user_attr("status", "failed")
+                dup.set_user_attr("fail_reason", f"waited for trial {number}, which failed")
+                self._tell(dup, "FAIL")
+        self.log(f"trial {number}: {state} ({status}) fidelity {fidelity}/{self.max_epochs} "
+                 + " ".join(f"{k}={_short(v)}" for k, v in objectives.items()) + (f" - {reason}" if reason else ""))
+        self.write_outputs()
+        self.log(self.progress())
+        return state
+
+    def abandon(self, candidate: Candidate, reason: str) -> None:
+        self.finish(candidate.number, Outcome("error", [], reason))
+
+    # -- outputs ----------------------------------------------------------------------------------------
+
+    def trials(self) -> list[Any]:
+        return self.study.get_trials(deepcopy=False)
+
+    def front(self, trials: list[Any] | None = None) -> list[Any]:
+        """The Pareto-optimal COMPLETE trials (full fidelity), one per digest."""
+        done, seen = [], set()
+        for t in trials if trials is not None else self.trials():
+            if t.state.name == "COMPLETE" and t.user_attrs.get("digest") not in seen:
+                seen.add(t.user_attrs.get("digest"))
+                done.append(t)
+        idx = pareto_front([list(t.values) for t in done], self.directions)
+        return [done[i] for i in idx]
+
+    def common_fidelity_front(self, trials: list[Any] | None = None) -> tuple[int, list[tuple[Any, list[float]]]]:
+        """The front at the highest fidelity every trained trial reached (COMPLETE and PRUNED alike):
+        ``(epochs, [(trial, values at that epoch)])``. Only when asked; the default front is COMPLETE-only."""
+        trained, seen = [], set()
+        for t in trials if trials is not None else self.trials():
+            a = t.user_attrs
+            if a.get("status") in ("completed", "pruned") and a.get("fidelity", 0) >= 1 \
+                    and "duplicate_of" not in a and a.get("digest") not in seen:
+                seen.add(a.get("digest"))
+                trained.append(t)
+        if not trained:
+            return 0, []
+        f = min(t.user_attrs["fidelity"] for t in trained)
+        points = []
+        for t in trained:
+            table = {"top1": t.user_attrs["curve"][f - 1].get("val_top1"), "macs": t.user_attrs.get("macs"),
+                     "params": t.user_attrs.get("params"), "latency_ms": t.user_attrs.get("latency_ms")}
+            points.append((t, [table[o.metric] for o in self.objectives]))
+        idx = pareto_front([v for _, v in points], self.directions)
+        return f, [points[i] for i in idx]
+
+    def counts(self, trials: list[Any] | None = None) -> dict[str, int]:
+        c = {"complete": 0, "pruned": 0, "failed": 0, "infeasible": 0, "running": 0}
+        for t in trials if trials is not None else self.trials():
+            status = t.user_attrs.get("status")
+            if t.state.name == "RUNNING":
+                c["running"] += 1
+            elif status in ("infeasible", "invalid"):
+                c["infeasible"] += 1
+            elif t.state.name == "COMPLETE":
+                c["complete"] += 1
+            elif t.state.name == "PRUNED":
+                c["pruned"] += 1
+            elif t.state.name == "FAIL" and not t.user_attrs.get("requeued"):
+                c["failed"] += 1
+        return c
+
+    def progress(self) -> str:
+        trials = self.trials()
+        c = self.counts(trials)
+        done = self.counted
+        top1 = [t.user_attrs.get("objectives", {}).get("top1") for t in trials if t.state.name == "COMPLETE"]
+        top1 = [v for v in top1 if _finite(v)]
+        elapsed = time.time() - self.started
+        left = max(0, self.settings.trials - done)
+        rate = (done - self.counted_at_start) / elapsed if elapsed > 0 else 0.0
+        eta = _fmt_time(left / rate) if rate > 0 and self.finished_here else "?"
+        best = f"{max(top1):.2f}" if top1 else "-"
+        return (f"trials {done}/{self.settings.trials} done, {len(self.live)} running | complete {c['complete']} "
+                f"pruned {c['pruned']} failed {c['failed']} infeasible {c['infeasible']} | best top1 {best} | "
+                f"Pareto {len(self.front(trials))} | elapsed {_fmt_time(elapsed)}, left ~{eta}")
+
+    def rows(self, trials: list[Any] | None = None) -> list[dict[str, Any]]:
+        rows = []
+        for t in trials if trials is not None else self.trials():
+            a = t.user_attrs
+            obj = a.get("objectives", {})
+            row = {"number": t.number, "state": t.state.name, "status": a.get("status", ""),
+                   "digest": a.get("digest", ""), "seed": a.get("seed", ""), "fidelity": a.get("fidelity", "")}
+            for o in self.objectives:
+                row[o.metric] = obj.get(o.metric, a.get(o.metric, ""))
+            row.update({"params": a.get("params", ""), "macs": a.get("macs", ""),
+                        "latency_ms": a.get("latency_ms", ""), "wall_time_s": a.get("wall_time_s", ""),
+                        "duplicate_of": a.get("duplicate_of", ""),
+                        "reason": a.get("fail_reason", a.get("reason", ""))})
+            for name, cval in sorted(t.constraints.items()) if t.constraints else []:
+                row[f"constraint:{name}"] = round(cval, 6)
+            for k, v in t.params.items():
+                row[f"p:{k}"] = v
+            rows.append(row)
+        return rows
+
+    def write_outputs(self) -> None:
+        trials = self.trials()
+        rows = self.rows(trials)
+        keys: list[str] = []
+        for r in rows:
+            keys += [k for k in r if k not in keys]
+        tmp = self.out / "trials.csv.tmp"
+        with open(tmp, "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=keys)
+            w.writeheader()
+            w.writerows(rows)
+        os.replace(tmp, self.out / "trials.csv")
+        front = self.front(trials)
+        pdir = self.out / "pareto"
+        pdir.mkdir(exist_ok=True)
+        entries = []
+        for t in front:
+            arch = ArchConfig.from_dict(t.user_attrs["arch"])
+            name = f"trial_{t.number:05d}.yaml"
+            _atomic_write(pdir / name, arch.to_yaml())
+            entries.append({"trial": t.number, "digest": t.user_attrs["digest"],
+                            "objectives": {o.metric: t.values[i] for i, o in enumerate(self.objectives)},
+                            "file": f"pareto/{name}", "arch": t.user_attrs["arch"]})
+        _atomic_write(self.out / "pareto.yaml", yaml.safe_dump(_plain(
+            {"study": self.study_name, "objectives": [str(o) for o in self.objectives], "fidelity": self.max_epochs,
+             "pareto": entries}), sort_keys=False))
+        if self.settings.common_fidelity_front:
+            f, points = self.common_fidelity_front(trials)
+            _atomic_write(self.out / "pareto_common_fidelity.yaml", yaml.safe_dump(_plain(
+                {"study": self.study_name, "objectives": [str(o) for o in self.objectives], "fidelity": f,
+                 "pareto": [{"trial": t.number, "digest": t.user_attrs["digest"], "state": t.state.name,
+                             "objectives": dict(zip([o.metric for o in self.objectives], v)),
+                             "arch": t.user_attrs["arch"]} for t, v in points]}), sort_keys=False))
+
+    def close(self) -> None:
+        """Write the outputs once more (records told without training since the last finished trial)."""
+        self.write_outputs()
+        self.log(self.progress())
+
+    def summary(self) -> str:
+        front = self.front()
+        lines = [f"Pareto front: {len(front)} architectures (complete trials, {self.max_epochs} epochs)"]
+        lines.append("  trial  " + "  ".join(f"{o.metric:>12}" for o in self.objectives) + "  digest")
+        for t in sorted(front, key=lambda t: t.values[0]):
+            lines.append(f"  {t.number:5d}  " + "  ".join(f"{_short(v):>12}" for v in t.values)
+                         + f"  {t.user_attrs['digest']}")
+        lines.append(f"written: {self.out / 'trials.csv'}, {self.out / 'pareto.yaml'}")
+        return "\n".join(lines)
+
+
+def _short(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.2f}" if abs(v) < 1e5 else f"{v:.3g}"
+    if isinstance(v, int) and abs(v) >= 10**5:
+        return f"{v / 1e6:.2f}M"
+    return str(v)
+
+
+def _plain(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    return str(obj)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+# -- the trial body (shared by the in-process runner and the Ray trainable) ----------------------------------
+
+_DATA: dict[tuple, Any] = {}
+
+
+def load_data(dataset: str, data_dir: str | None, arch: ArchConfig, cfg: Any) -> Any:
+    """The dataset for ``arch``, cached per process (a reused Ray actor loads it once)."""
+    from mixnas.data import load_dataset
+
+    key = (dataset, data_dir, arch.input.image_size, arch.input.in_channels, cfg.val_fraction, cfg.split_seed)
+    if key not in _DATA:
+        _DATA.clear()
+        _DATA[key] = load_dataset(dataset, data_dir, arch.input.image_size, arch.input.in_channels,
+                                  cfg.val_fraction, cfg.split_seed)
+    return _DATA[key]
+
+
+def run_candidate(config: dict[str, Any], report: Callable[[dict[str, Any]], bool]) -> Outcome:
+    """Train one candidate; ``report(row)`` after every epoch returns False to stop (the scheduler's say)."""
+    import torch
+
+    from mixnas.train import TrainConfig, train
+
+    t0 = time.perf_counter()
+    torch.set_num_threads(int(config.get("threads", 1)))
+    arch = ArchConfig.from_dict(config["arch"])
+    cfg = TrainConfig.from_dict(config["train"])
+    data = load_data(config["dataset"], config.get("data_dir"), arch, cfg)
+    die = os.environ.get("MIXNAS_TEST_DIE_ONCE", "")  # fault injection for the tests: "DIGEST:MARKER_FILE"
+    if die.startswith(config["digest"] + ":") and not os.path.exists(die.split(":", 1)[1]):
+        Path(die.split(":", 1)[1]).write_text("died once\n")
+        os._exit(1)  # the worker process dies
+    if os.environ.get("MIXNAS_TEST_NAN_DIGEST") == config["digest"]:
+        row = {"epoch": 1, "val_top1": math.nan, "partial": 1.0}
+        report(row)
+        return Outcome("completed", [row], wall_time_s=time.perf_counter() - t0)
+    curve: list[dict[str, Any]] = []
+
+    def callback(m: Any) -> str | None:
+        row = {k: (round(v, 5) if isinstance(v, float) else v) for k, v in m.to_dict().items()}
+        curve.append(row)
+        return None if report(row) else "stop"
+
+    device = "cuda" if config.get("gpu", 0.0) > 0 and torch.cuda.is_available() else "cpu"
+    result = train(arch, data, cfg, callback, progress=False, device=device)
+    status = {"completed": "completed", "stopped": "stopped"}.get(result.status, result.status)
+    return Outcome(status, curve, result.reason, time.perf_counter() - t0)
+
+
+class LocalRunner:
+    """Runs trials one after another in this process (tests, and ``--scheduler`` logic without Ray)."""
+
+    def __init__(self, search: Search, body: Callable[[dict[str, Any], Callable], Outcome] = run_candidate):
+        from mixnas.moasha import MOASHA
+
+        self.search, self.body = search, body
+        s = search.settings
+        self.moasha = None
+        if s.scheduler != "none":
+            dirs = search.directions if s.scheduler == "moasha" else [search.directions[0]]
+            self.moasha = MOASHA(tuple(dirs), max_t=search.max_epochs, grace=s.grace, eta=s.eta)
+
+    def run(self) -> None:
+        while (cand := self.search.next_candidate()) is not None:
+            def report(row: dict[str, Any], cand: Candidate = cand) -> bool:
+                if self.moasha is None:
+                    return True
+                vals = self.search.objective_values(cand.digest, [row])
+                metrics = [o.metric for o in self.search.objectives]
+                if self.search.settings.scheduler == "asha":
+                    metrics = metrics[:1]
+                t = int(row.get("epoch", 0))
+                if t >= self.search.max_epochs:
+                    return True
+                return self.moasha.on_result(str(cand.number), t, [vals[m] for m in metrics]) == "continue"
+
+            try:
+                outcome = self.body(cand.config(), report)
+            except Exception as err:  # noqa: BLE001 - a failed trial is recorded, the search goes on
+                outcome = Outcome("error", [], f"{type(err).__name__}: {err}")
+            self.search.finish(cand.number, outcome)
+        self.search.close()

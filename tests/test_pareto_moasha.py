@@ -1,0 +1,73 @@
+"""Pure Pareto / hypervolume logic and MO-ASHA promotion on hand-made rung data (no Ray)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from mixnas.moasha import CONTINUE, MOASHA, STOP, promote, rung_levels
+from mixnas.pareto import crowding_distance, hypervolume, non_dominated_sort, pareto_front, rank_order
+
+MX = ("max", "min")  # top1 up, MACs down
+
+
+def test_non_dominated_sort_and_front():
+    pts = [(90, 10), (80, 5), (85, 20), (70, 30), (90, 10)]
+    assert non_dominated_sort(pts, MX) == [[0, 1, 4], [2], [3]]
+    assert pareto_front(pts, MX) == [0, 1, 4]
+    assert pareto_front([(1.0, math.nan), (0.5, 1.0)], MX) == [1]
+
+
+def test_crowding_distance_boundaries_infinite():
+    d = crowding_distance([(0, 4), (1, 3), (2, 1), (4, 0)], ("min", "min"))
+    assert d[0] == math.inf and d[3] == math.inf
+    assert d[1] == pytest.approx(2 / 4 + 3 / 4) and d[2] == pytest.approx(3 / 4 + 3 / 4)
+
+
+def test_rank_order_front_then_crowding():
+    pts = [(0, 4), (1, 3), (2, 1), (4, 0), (3, 3)]
+    order = rank_order(pts, ("min", "min"))
+    assert order[:2] == [0, 3] and order[2:4] == [2, 1] and order[-1] == 4
+
+
+def test_hypervolume_2d_and_3d():
+    assert hypervolume([(1, 1)], ("min", "min"), (2, 2)) == 1
+    assert hypervolume([(1, 0), (0, 1)], ("min", "min"), (2, 2)) == 3
+    assert hypervolume([(90.0, 10.0)], MX, (0.0, 100.0)) == pytest.approx(90 * 90)
+    assert hypervolume([(3, 3)], ("min", "min"), (2, 2)) == 0  # beyond the reference
+    assert hypervolume([(1, 1, 1)], ("min",) * 3, (2, 2, 2)) == 1
+    assert hypervolume([(0, 1, 1), (1, 0, 1), (1, 1, 0)], ("min",) * 3, (2, 2, 2)) == pytest.approx(8 - 1 - 3)
+    assert hypervolume([], MX, (0, 1)) == 0
+
+
+def test_rung_levels():
+    assert rung_levels(1, 3, 9) == [1, 3]
+    assert rung_levels(1, 2, 8) == [1, 2, 4]
+    assert rung_levels(1, 3, 1) == []
+
+
+def test_promote_by_rank_then_crowding():
+    rung = [(80, 10), (70, 5), (60, 50), (75, 8), (50, 60), (55, 55)]  # front: 0, 1, 3; then 5, 2, 4
+    keep = [i for i in range(len(rung)) if promote(rung, i, MX, eta=3)]
+    assert keep == [0, 1]  # 2 of 6; boundary points of the first front beat the crowded middle one (3)
+    assert promote(rung, 3, MX, eta=2)  # 3 of 6 keeps the whole first front
+    assert not promote(rung, 5, MX, eta=2)
+
+
+def test_moasha_asynchronous_decisions():
+    s = MOASHA(MX, max_t=9, grace=1, eta=3)
+    assert s.levels == [1, 3]
+    assert s.on_result("a", 1, (50.0, 10.0)) == CONTINUE  # first at the rung
+    assert s.on_result("b", 1, (40.0, 20.0)) == STOP  # dominated, 1 of 2 kept
+    assert s.on_result("c", 1, (60.0, 5.0)) == CONTINUE  # dominates a
+    assert s.on_result("d", 1, (10.0, 1.0)) == CONTINUE  # non-dominated boundary point, keep 2 of 4
+    assert s.on_result("a", 2, (55.0, 10.0)) == CONTINUE  # not a rung
+    assert s.on_result("e", 1, (math.nan, 1.0)) == STOP  # NaN ranks last
+    assert s.on_result("c", 9, (80.0, 5.0)) == STOP  # max_t reached
+
+
+def test_moasha_single_objective_matches_asha_top_fraction():
+    s = MOASHA(("max",), max_t=4, grace=1, eta=2)
+    decisions = [s.on_result(str(i), 1, (v,)) for i, v in enumerate([5, 3, 7, 1, 6, 8])]
+    assert decisions == [CONTINUE, STOP, CONTINUE, STOP, CONTINUE, CONTINUE]

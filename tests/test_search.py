@@ -1,0 +1,151 @@
+"""The Optuna side of the search without Ray: bookkeeping, NaN, de-duplication, constraints, outputs, resume."""
+
+from __future__ import annotations
+
+import csv
+
+import optuna
+import pytest
+import yaml
+from search_helpers import fake_body, write_space
+
+from mixnas.config import ArchConfig
+from mixnas.errors import MixnasError
+from mixnas.search import LocalRunner, Search, SearchSettings
+
+
+def make(tmp_path, trials=12, max_macs="1G", **kw):
+    space = write_space(tmp_path, max_macs)
+    return Search(SearchSettings(space=str(space), out=str(tmp_path / "run"), trials=trials, **kw))
+
+
+def states(search):
+    return [t.state.name for t in search.trials()]
+
+
+def test_complete_vs_pruned_bookkeeping(tmp_path):
+    s = make(tmp_path, trials=12, common_fidelity_front=True)
+    LocalRunner(s, fake_body()).run()
+    assert (tmp_path / "run" / "pareto_common_fidelity.yaml").exists()
+    trials = s.trials()
+    assert len(trials) == 12 and "RUNNING" not in states(s)
+    done = [t for t in trials if t.state.name == "COMPLETE"]
+    pruned = [t for t in trials if t.state.name == "PRUNED" and t.user_attrs["status"] == "pruned"]
+    assert done and pruned
+    for t in done:
+        assert t.user_attrs["fidelity"] == 3 and len(t.user_attrs["curve"]) == 3
+        assert t.values[0] == t.user_attrs["curve"][-1]["val_top1"]
+    for t in pruned:
+        assert t.user_attrs["fidelity"] < 3 and t.values is None
+    for t in trials:  # every record carries the provenance
+        for key in ("arch", "digest", "seed", "code", "params", "macs"):
+            assert key in t.user_attrs, key
+    front = s.front()
+    assert front and all(t.state.name == "COMPLETE" for t in front)
+    f, common = s.common_fidelity_front()
+    assert f == 1 and common
+    assert any(t.state.name == "PRUNED" for t in trials if t.user_attrs.get("fidelity") == 1)
+    for t, values in common:
+        assert values[0] == t.user_attrs["curve"][0]["val_top1"]
+
+
+def test_no_early_stopping_completes_everything(tmp_path):
+    s = make(tmp_path, trials=6, scheduler="none", sampler="random")
+    LocalRunner(s, fake_body()).run()
+    assert {t.user_attrs["status"] for t in s.trials()} <= {"completed"}
+
+
+def test_nan_objective_is_failed_with_reason(tmp_path):
+    s = make(tmp_path, trials=10, sampler="random", scheduler="none")
+    LocalRunner(s, fake_body(nan_dims=(16,))).run()
+    failed = [t for t in s.trials() if t.state.name == "FAIL"]
+    assert failed and "RUNNING" not in states(s)
+    for t in failed:
+        assert t.user_attrs["arch"]["stem"]["dim"] == 16
+        assert "top1" in t.user_attrs["fail_reason"] and "nan" in t.user_attrs["fail_reason"]
+
+
+def test_duplicates_reuse_the_record(tmp_path):
+    calls = []
+    s = make(tmp_path, trials=15, sampler="random", scheduler="none")
+    LocalRunner(s, fake_body(calls)).run()
+    assert len(calls) == len(set(calls))  # nothing trained twice
+    dups = [t for t in s.trials() if "duplicate_of" in t.user_attrs]
+    assert dups  # 12 architectures, 15 trials
+    by_number = {t.number: t for t in s.trials()}
+    for t in dups:
+        orig = by_number[t.user_attrs["duplicate_of"]]
+        assert t.user_attrs["digest"] == orig.user_attrs["digest"] and t.state == orig.state
+        assert t.values == orig.values
+
+
+def test_infeasible_recorded_with_constraints_never_trained(tmp_path):
+    calls = []
+    s = make(tmp_path, trials=10, max_macs="15000", sampler="random", scheduler="none")
+    LocalRunner(s, fake_body(calls)).run()
+    infeasible = [t for t in s.trials() if t.user_attrs.get("status") == "infeasible"]
+    assert infeasible
+    assert len(s.trials()) - len(infeasible) == 10  # recorded, but not counted in --trials
+    for t in infeasible:
+        assert t.state.name == "PRUNED" and t.constraints["max_macs"] > 0 and t.user_attrs["fidelity"] == 0
+        assert t.user_attrs["digest"] not in calls and t.user_attrs["macs"] > 15000
+
+
+def test_outputs(tmp_path):
+    s = make(tmp_path, trials=8, scheduler="none", sampler="random")
+    LocalRunner(s, fake_body()).run()
+    out = tmp_path / "run"
+    rows = list(csv.DictReader(open(out / "trials.csv")))
+    assert len(rows) == 8
+    for key in ("number", "state", "digest", "top1", "macs", "fidelity", "p:arch.stem.dim"):
+        assert key in rows[0]
+    doc = yaml.safe_load((out / "pareto.yaml").read_text())
+    assert len(doc["pareto"]) == len(s.front())
+    for entry in doc["pareto"]:
+        arch = ArchConfig.from_yaml((out / entry["file"]).read_text())
+        assert arch.digest() == entry["digest"]
+    settings = yaml.safe_load((out / "search.yaml").read_text())
+    assert settings["resolved"]["sampler"] == "random" and settings["resolved"]["max_epochs"] == 3
+    assert "progress" not in s.progress() and "Pareto" in s.progress()
+
+
+def test_existing_study_needs_resume_and_resume_extends(tmp_path):
+    s = make(tmp_path, trials=4, scheduler="none")
+    LocalRunner(s, fake_body()).run()
+    with pytest.raises(MixnasError, match="--resume"):
+        make(tmp_path, trials=4)
+    calls = []
+    s2 = make(tmp_path, trials=7, scheduler="none", resume=True)
+    LocalRunner(s2, fake_body(calls)).run()
+    assert len(s2.trials()) == 7
+    first = {t.user_attrs["digest"] for t in s2.trials()[:4] if t.state.name == "COMPLETE"}
+    assert not first & set(calls)  # completed architectures were not trained again
+    with pytest.raises(MixnasError, match="no study"):
+        Search(SearchSettings(space=str(tmp_path / "tiny.yaml"), out=str(tmp_path / "other"), resume=True))
+
+
+def test_resume_fails_and_requeues_running(tmp_path):
+    s = make(tmp_path, trials=5, scheduler="none")
+    cand = s.next_candidate()  # the "crash": asked, never told
+    assert cand is not None and states(s) == ["RUNNING"]
+    s2 = make(tmp_path, trials=5, scheduler="none", resume=True)
+    first = s2.trials()[0]
+    assert first.state.name == "FAIL" and first.user_attrs["requeued"]
+    nxt = s2.next_candidate()
+    assert nxt.digest == cand.digest and nxt.arch == cand.arch  # the same parameters come back first
+    LocalRunner(s2, fake_body()).run()
+    s2.finish(nxt.number, fake_body()(nxt.config(), lambda row: True))
+    assert len([t for t in s2.trials() if not t.user_attrs.get("requeued")]) == 5
+    assert "RUNNING" not in states(s2)
+
+
+def test_user_errors(tmp_path):
+    with pytest.raises(MixnasError, match="sampler"):
+        make(tmp_path, sampler="cmaes")
+    with pytest.raises(MixnasError, match="scheduler"):
+        make(tmp_path, scheduler="pbt")
+    with pytest.raises(MixnasError, match="objectives"):
+        make(tmp_path, objectives="top5:max")
+    with pytest.raises(MixnasError, match="dataset"):
+        make(tmp_path, dataset="imagenet")
+    assert optuna.__version__

@@ -1,0 +1,79 @@
+"""End-to-end searches through Ray Tune on digits (one shared local Ray session)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from search_helpers import write_space
+
+ray = pytest.importorskip("ray")
+
+NAN_DIGEST = "a5f6ebd8f9c949bc"  # stem 8, depth 1, ratio 1 of the tiny space
+DIE_DIGEST = "9d49f6cb80ded68f"  # stem 8, depth 1, ratio 2
+
+
+@pytest.fixture(scope="module")
+def ray_session(tmp_path_factory):
+    marker = tmp_path_factory.mktemp("die") / "died"
+    os.environ["MIXNAS_TEST_NAN_DIGEST"] = NAN_DIGEST  # the workers inherit the driver's environment
+    os.environ["MIXNAS_TEST_DIE_ONCE"] = f"{DIE_DIGEST}:{marker}"
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield marker
+    ray.shutdown()
+    for var in ("MIXNAS_TEST_NAN_DIGEST", "MIXNAS_TEST_DIE_ONCE"):
+        os.environ.pop(var, None)
+
+
+def test_search_through_ray_on_digits(ray_session, tmp_path):
+    from mixnas.ray_io import run_search
+    from mixnas.search import Search, SearchSettings
+
+    space = write_space(tmp_path, "1G")
+    search = Search(SearchSettings(space=str(space), out=str(tmp_path / "run"), trials=10, max_epochs=2,
+                                   sampler="random", scheduler="moasha", concurrency=2, seed=1))
+    for ratio in (1, 2):  # the NaN-injected and the dying architectures come first
+        search.study.enqueue_trial({"arch.stem.dim": 8, "arch.stages.depth": 1,
+                                    "arch.stages.channel_mixer.mlp.channel_hidden_dim": ratio})
+    run_search(search)
+    assert ray_session.exists()  # the worker did die once
+    trials = search.trials()
+    by_state = {}
+    for t in trials:
+        by_state.setdefault(t.state.name, []).append(t)
+    assert len(trials) == 10 and "RUNNING" not in by_state
+    assert by_state.get("COMPLETE")
+    for t in by_state["COMPLETE"]:
+        assert t.user_attrs["fidelity"] == 2 and len(t.user_attrs["curve"]) == 2
+        assert t.user_attrs["wall_time_s"] > 0 or "duplicate_of" in t.user_attrs
+        assert 0 <= t.values[0] <= 100 and t.values[1] == t.user_attrs["macs"]
+    for t in by_state.get("PRUNED", []):
+        assert t.user_attrs["fidelity"] < 2 and t.values is None
+    nan_seen = False
+    for t in trials:
+        if t.user_attrs.get("digest") == NAN_DIGEST and "duplicate_of" not in t.user_attrs:
+            assert t.state.name == "FAIL" and "nan" in t.user_attrs["fail_reason"]
+            nan_seen = True
+        if t.user_attrs.get("digest") == DIE_DIGEST and "duplicate_of" not in t.user_attrs:
+            assert t.state.name in ("COMPLETE", "PRUNED")  # its worker died once; the retry succeeded
+    assert nan_seen
+    trained = [t.user_attrs["digest"] for t in trials if t.user_attrs.get("status") in ("completed", "pruned")
+               and "duplicate_of" not in t.user_attrs]
+    assert len(trained) == len(set(trained))
+    assert (tmp_path / "run" / "trials.csv").exists() and (tmp_path / "run" / "pareto.yaml").exists()
+    assert search.front()
+
+
+def test_moasha_scheduler_wrapper_decisions():
+    from mixnas.ray_io import STATUS_KEY, MOASHAScheduler
+
+    class T:
+        def __init__(self, i):
+            self.trial_id = i
+
+    s = MOASHAScheduler(["top1", "macs"], ["max", "min"], max_t=4, grace=1, eta=2)
+    row = {STATUS_KEY: "running", "epoch": 1}
+    assert s.on_trial_result(None, T("a"), {**row, "top1": 50, "macs": 10}) == "CONTINUE"
+    assert s.on_trial_result(None, T("b"), {**row, "top1": 40, "macs": 20}) == "STOP"
+    assert s.on_trial_result(None, T("c"), {STATUS_KEY: "diverged", "epoch": 1}) == "CONTINUE"
+    assert s.on_trial_result(None, T("a"), {**row, "epoch": 4, "top1": 60, "macs": 10}) == "CONTINUE"
