@@ -149,17 +149,22 @@ def proxy_batch(data: DataSplits, batch_size: int = 64, seed: int = 0) -> tuple[
 
 @dataclass(frozen=True)
 class ProxyScores:
-    """Scores of one architecture and the seconds each took."""
+    """Scores of one architecture and the seconds each took, with what is needed to reproduce them."""
 
     name: str
     digest: str
     scores: dict[str, float]
     seconds: dict[str, float] = field(default_factory=dict)
+    arch: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
 
     def to_dict(self) -> dict[str, Any]:
+        from mixnas.provenance import code_version
+
         return {"name": self.name, "digest": self.digest,
                 "scores": {k: (v if math.isfinite(v) else str(v)) for k, v in self.scores.items()},
-                "seconds": {k: round(v, 4) for k, v in self.seconds.items()}}
+                "seconds": {k: round(v, 4) for k, v in self.seconds.items()}, "seed": self.seed,
+                "arch": self.arch, "code": code_version()}
 
 
 def check_proxies(names: Sequence[str]) -> tuple[str, ...]:
@@ -170,8 +175,8 @@ def check_proxies(names: Sequence[str]) -> tuple[str, ...]:
 
 
 def score_model(model: nn.Module, arch: ArchConfig, images: Tensor | None, labels: Tensor | None,
-                proxies: Sequence[str] = PROXIES) -> ProxyScores:
-    """Compute ``proxies`` for ``model`` (built from ``arch``), timing each one separately."""
+                proxies: Sequence[str] = PROXIES, seed: int = 0) -> ProxyScores:
+    """Compute ``proxies`` for ``model`` (built from ``arch`` with weights from ``seed``), timing each one."""
     proxies = check_proxies(proxies)
     needs_data = [p for p in proxies if p not in DATA_FREE]
     if needs_data and (images is None or labels is None):
@@ -196,7 +201,7 @@ def score_model(model: nn.Module, arch: ArchConfig, images: Tensor | None, label
             value = float(complexity(arch).macs)
         seconds[name] = time.perf_counter() - t0
         scores[name] = value
-    return ProxyScores(arch.name, arch.digest(), scores, seconds)
+    return ProxyScores(arch.name, arch.digest(), scores, seconds, arch.to_dict(), seed)
 
 
 def score_arch(arch: ArchConfig, images: Tensor | None, labels: Tensor | None, proxies: Sequence[str] = PROXIES,
@@ -205,4 +210,4 @@ def score_arch(arch: ArchConfig, images: Tensor | None, labels: Tensor | None, p
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = build_model(arch, seed=seed)
-        return score_model(model, arch, images, labels, proxies)
+        return score_model(model, arch, images, labels, proxies, seed)

@@ -225,7 +225,8 @@ def cmd_proxy(args: argparse.Namespace) -> int:
     if not args.json and sys.stderr.isatty():
         print(file=sys.stderr)
     if args.json:
-        print(json.dumps([{**s.to_dict(), "label": label, "dataset": ds} for label, ds, s in rows], indent=2))
+        print(json.dumps([{**s.to_dict(), "label": label, "dataset": ds, "batch_size": args.batch_size}
+                          for label, ds, s in rows], indent=2))
         return 0
     table = []
     for label, _, s in rows:

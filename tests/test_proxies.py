@@ -129,3 +129,5 @@ arch:
     rows = json.loads(capsys.readouterr().out)
     assert code == 0 and rows[0]["digest"] == mixer(32, 1, 16, 64).digest()
     assert set(rows[0]["scores"]) == {"naswot", "params"}
+    assert ArchConfig.from_dict(rows[0]["arch"]) == mixer(32, 1, 16, 64)
+    assert rows[0]["seed"] == 0 and rows[0]["code"]["mixnas"] and rows[0]["batch_size"] == 64
