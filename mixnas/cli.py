@@ -139,9 +139,29 @@ def inspect_rows(arch, latency: dict | None = None) -> list[dict]:
     return rows
 
 
-def cmd_inspect(args: argparse.Namespace) -> int:
-    from mixnas.models import resolve_arch
+def inspect_collection(path: str, entries: list) -> int:
+    """One row per architecture of a collection file (a search's ``pareto.yaml``)."""
+    from mixnas.complexity import complexity
 
+    table = []
+    for label, arch, meta in entries:
+        cost = complexity(arch)
+        objectives = meta.get("objectives") or {}
+        table.append([label, arch.digest(), f"{cost.params:,}", human(cost.macs),
+                      " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in objectives.items())])
+    print(f"{path}: {len(entries)} architectures; inspect one as {path}#ENTRY")
+    print(format_table(["entry", "digest", "params", "MACs", "objectives"], table, [False, False, True, True, False]))
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from mixnas.models import load_arch_entries, looks_like_file, resolve_arch, split_ref
+
+    if looks_like_file(args.model):
+        path, entry = split_ref(args.model)
+        entries = load_arch_entries(path) if entry is None else None
+        if entries is not None and len(entries) != 1:
+            return inspect_collection(path, entries)
     arch = resolve_arch(args.model, image_size=args.image_size, in_channels=args.in_channels,
                         num_classes=args.num_classes)
     latency = total_latency = None

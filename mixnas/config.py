@@ -195,6 +195,10 @@ class ArchConfig:
                                                          "num_classes": num_classes}.items() if v is not None})
         return replace(self, input=task)
 
+    def with_name(self, name: str) -> ArchConfig:
+        """The same architecture under another label (the digest does not change)."""
+        return replace(self, name=name)
+
 
 def _plain(obj: Any) -> dict[str, Any]:
     return {f.name: getattr(obj, f.name) for f in fields(obj)

@@ -19,16 +19,64 @@ from mixnas.registry import get_named_model
 YAML_SUFFIXES = (".yaml", ".yml")
 
 
+def split_ref(ref: str) -> tuple[str, str | None]:
+    """``"runs/q/pareto.yaml#12"`` -> ``("runs/q/pareto.yaml", "12")``: a file and an optional entry."""
+    path, sep, entry = ref.rpartition("#")
+    return (path, entry) if sep and path.endswith(YAML_SUFFIXES) else (ref, None)
+
+
 def looks_like_file(ref: str) -> bool:
-    return ref.endswith(YAML_SUFFIXES) or "/" in ref or Path(ref).is_file()
+    path, _ = split_ref(ref)
+    return path.endswith(YAML_SUFFIXES) or "/" in path or Path(path).is_file()
 
 
-def load_arch_file(path: str | Path) -> ArchConfig:
-    """Read an ArchConfig YAML file; errors name the file and the dotted path inside it."""
+def load_arch_entries(path: str | Path) -> list[tuple[str, ArchConfig, dict]] | None:
+    """The architectures of a collection file (``pareto.yaml`` of a search: a ``pareto:`` list of entries with
+    an ``arch``), as ``(entry label, ArchConfig, the entry's other fields)``; None for a single-ArchConfig file."""
+    import yaml
+
     path = Path(path)
     if not path.is_file():
         raise MixnasError(f"{path}: no such architecture file")
-    return ArchConfig.from_yaml(path.read_text(), where=str(path))
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise MixnasError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(data, dict) or "pareto" not in data:
+        return None
+    if not isinstance(data["pareto"], list):
+        raise MixnasError(f"{path}: pareto: expected a list of entries, each with an `arch` mapping")
+    out = []
+    for i, entry in enumerate(data["pareto"]):
+        if not isinstance(entry, dict) or not isinstance(entry.get("arch"), dict):
+            raise MixnasError(f"{path}: pareto[{i}]: expected a mapping with an `arch` mapping")
+        label = str(entry.get("trial", i))
+        arch = ArchConfig.from_dict(entry["arch"], where=f"{path}: pareto[{i}].arch")
+        out.append((label, arch, {k: v for k, v in entry.items() if k != "arch"}))
+    return out
+
+
+def load_arch_file(path: str | Path) -> ArchConfig:
+    """Read an ArchConfig YAML file; errors name the file and the dotted path inside it.
+
+    ``FILE#ENTRY`` picks one architecture of a collection (a search's ``pareto.yaml``; ENTRY is the trial
+    number); a collection of exactly one entry needs no ``#ENTRY``."""
+    ref, entry = split_ref(str(path))
+    entries = load_arch_entries(ref)
+    if entries is None:
+        if entry is not None:
+            raise MixnasError(f"{ref}: #{entry}: this file holds one ArchConfig, not a collection")
+        return ArchConfig.from_yaml(Path(ref).read_text(), where=ref)
+    labels = [label for label, _, _ in entries]
+    if entry is None:
+        if len(entries) == 1:
+            return entries[0][1]
+        raise MixnasError(f"{ref}: holds {len(entries)} architectures (trials {', '.join(labels) or 'none'}); "
+                          f"pick one as {ref}#TRIAL")
+    for label, arch, _ in entries:
+        if label == entry:
+            return arch
+    raise MixnasError(f"{ref}: no entry #{entry}; entries: {', '.join(labels) or 'none'}")
 
 
 def resolve_arch(ref: str | ArchConfig, *, image_size: int | None = None, in_channels: int | None = None,

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -41,18 +42,22 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
 
 
 def trainable(config: dict[str, Any]) -> None:
-    """Train one candidate; one ``tune.report`` per epoch (plus one final row when it ends abnormally)."""
+    """Train one candidate; one ``tune.report`` per epoch (plus one final row when it ends abnormally).
+
+    Every row carries ``worker_start`` / ``worker_time`` (wall-clock seconds since the epoch, on the worker),
+    from which the search measures the framework's overhead: the time a slot spends between trials."""
     from mixnas.search import run_candidate
 
-    t0 = time.perf_counter()
+    t0, started = time.perf_counter(), time.time()
     max_epochs = config["train"]["epochs"]
     costs = config.get("costs", {})
+    where = {"node_id": ray.get_runtime_context().get_node_id(), "pid": os.getpid(), "worker_start": started}
 
     def report(row: dict[str, Any]) -> bool:
         done = row.get("epoch", 0) >= max_epochs and row.get("partial", 1.0) >= 1.0
-        tune.report({**row, **costs, "top1": row.get("val_top1"), STATUS_KEY: "completed" if done else "running",
-                     "trial_wall_s": time.perf_counter() - t0, "node_id": ray.get_runtime_context().get_node_id(),
-                     "pid": os.getpid()})
+        tune.report({**row, **costs, **where, "top1": row.get("val_top1"),
+                     STATUS_KEY: "completed" if done else "running",
+                     "trial_wall_s": time.perf_counter() - t0, "worker_time": time.time()})
         return True
 
     try:
@@ -60,7 +65,8 @@ def trainable(config: dict[str, Any]) -> None:
     except Exception as err:  # noqa: BLE001 - a trial that raises is recorded as FAIL with its reason
         outcome = Outcome("error", [], f"{type(err).__name__}: {err}")
     if outcome.status != "completed":
-        tune.report({STATUS_KEY: outcome.status, "reason": outcome.reason, "trial_wall_s": time.perf_counter() - t0,
+        tune.report({**where, STATUS_KEY: outcome.status, "reason": outcome.reason,
+                     "trial_wall_s": time.perf_counter() - t0, "worker_time": time.time(),
                      "epoch": len(outcome.curve) + 1})
 
 
@@ -91,7 +97,12 @@ class MOASHAScheduler(FIFOScheduler):
 
 
 class OptunaAskTellSearcher(Searcher):
-    """Ray Tune asks this for configs; each comes from :meth:`Search.next_candidate`."""
+    """Ray Tune asks this for configs; each comes from :class:`mixnas.search.Search`.
+
+    A background thread prepares the next candidate while trials train (Optuna's ask, sampling, and the
+    fvcore / latency checks, which take up to a second per candidate and used to stall Tune's event loop
+    with a slot idle). Search state is only touched under ``lock``; the checks themselves run outside it.
+    """
 
     def __init__(self, search: Search, concurrency: int):
         super().__init__(metric="top1", mode="max")
@@ -99,15 +110,77 @@ class OptunaAskTellSearcher(Searcher):
         self.running: dict[str, Candidate] = {}
         self.curves: dict[str, list[dict[str, Any]]] = {}
         self.last: dict[str, dict[str, Any]] = {}
+        self.lock = threading.RLock()
+        self.ready: list[Candidate] = []
+        self.error: BaseException | None = None
+        self.wake = threading.Event()
+        self.closed = False
+        self.preparing = False
+        self.thread = threading.Thread(target=self._prefetch, name="mixnas-prefetch", daemon=True)
+        self.thread.start()
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Tune pickles its searcher with the experiment state; threads and locks stay behind (the study, not
+        Tune's experiment state, is what ``--resume`` restores from)."""
+        return {k: v for k, v in self.__dict__.items()
+                if k not in ("lock", "wake", "thread", "error", "search", "ready", "running")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, lock=threading.RLock(), wake=threading.Event(), thread=None, error=None,
+                             closed=True, search=None, ready=[], running={})
+
+    def _prepare_one(self) -> bool:
+        """Prepare one candidate into ``ready``; False when there is nothing to prepare now."""
+        with self.lock:
+            if self.ready or self.closed:
+                return False
+            proposal = self.search.propose()
+            if proposal is None:
+                return False
+            self.preparing = True
+        try:
+            trial, arch = proposal
+            check = self.search.check(arch)
+            with self.lock:
+                cand = self.search.admit(trial, arch, check)
+                if cand is not None:
+                    self.ready.append(cand)
+        finally:
+            self.preparing = False
+        return True
+
+    def _prefetch(self) -> None:
+        while not self.closed:
+            try:
+                if not self._prepare_one():
+                    self.wake.wait(0.5)
+                    self.wake.clear()
+            except BaseException as err:  # noqa: BLE001 - handed to Tune's thread by suggest()
+                self.error = err
+                return
+
+    def close(self) -> None:
+        self.closed = True
+        self.wake.set()
+        if self.thread is not None:
+            self.thread.join(timeout=30)
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
-        if len(self.running) >= self.concurrency:
-            return None
-        cand = self.search.next_candidate()
-        if cand is None:
-            return Searcher.FINISHED if not self.running and self.search.inflight == 0 else None
-        self.running[trial_id] = cand
-        self.curves[trial_id] = []
+        if self.error is not None:
+            raise self.error
+        with self.lock:
+            if len(self.running) >= self.concurrency:
+                return None
+            if not self.ready and not self.preparing and self.search.budget_left() > 0:
+                self.wake.set()
+            if not self.ready:
+                finished = (not self.running and not self.preparing and self.search.inflight == 0
+                            and self.search.budget_left() <= 0)
+                return Searcher.FINISHED if finished else None
+            cand = self.ready.pop(0)
+            self.running[trial_id] = cand
+            self.curves[trial_id] = []
+        self.wake.set()  # prepare the next one while this trains
         return cand.config()
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
@@ -121,6 +194,11 @@ class OptunaAskTellSearcher(Searcher):
                                              "lr", "epoch_time_s", "images_per_s", "partial") if k in result})
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
+        with self.lock:
+            self._complete(trial_id, result, error)
+        self.wake.set()
+
+    def _complete(self, trial_id: str, result: dict[str, Any] | None, error: bool) -> None:
         cand = self.running.pop(trial_id, None)
         if cand is None:
             return
@@ -141,20 +219,22 @@ class OptunaAskTellSearcher(Searcher):
                                                 f"{len(curve)} epochs", wall)
         else:
             outcome = Outcome(str(status or "error"), curve, str(last.get("reason", "no result reported")), wall)
-        outcome.info = {k: last[k] for k in ("node_id", "pid") if k in last}
+        outcome.info = {k: last[k] for k in ("node_id", "pid", "worker_start", "worker_time") if k in last}
         self.search.finish(cand.number, outcome)
 
 
 class ProgressCallback(tune.Callback):
     """A progress line every ``every`` seconds while trials run (finished trials print their own)."""
 
-    def __init__(self, search: Search, every: float = 30.0):
-        self.search, self.every, self.next = search, every, time.time() + every
+    def __init__(self, searcher: OptunaAskTellSearcher, every: float = 30.0):
+        self.searcher, self.every, self.next = searcher, every, time.time() + every
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         if time.time() >= self.next:
             self.next = time.time() + self.every
-            self.search.log(self.search.progress())
+            with self.searcher.lock:
+                if self.searcher.search is not None:
+                    self.searcher.search.log(self.searcher.search.progress())
 
 
 def make_scheduler(search: Search) -> TrialScheduler:
@@ -178,8 +258,8 @@ def run_search(search: Search) -> None:
     s = search.settings
     started = init_ray(s.address, num_cpus=None)
     logging.getLogger("ray.tune").setLevel(logging.ERROR)
+    searcher = OptunaAskTellSearcher(search, s.concurrency)
     try:
-        searcher = OptunaAskTellSearcher(search, s.concurrency)
         resources = {"cpu": s.resources.get("cpu", 1.0), "gpu": s.resources.get("gpu", 0.0)}
         tuner = Tuner(
             tune.with_resources(trainable, resources),
@@ -188,11 +268,13 @@ def run_search(search: Search) -> None:
             run_config=RunConfig(name=f"tune-{int(time.time())}",
                                  storage_path=str((Path(s.out) / "ray_results").resolve()),
                                  failure_config=FailureConfig(max_failures=s.max_retries), verbose=0,
-                                 callbacks=[ProgressCallback(search)],
+                                 callbacks=[ProgressCallback(searcher)],
                                  log_to_file=True))
         tuner.fit()
     finally:
-        search.close()
+        searcher.close()
+        with searcher.lock:
+            search.close()
         if started:
             ray.shutdown()
 

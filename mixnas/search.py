@@ -69,6 +69,7 @@ class SearchSettings:
     train: dict[str, Any] = field(default_factory=dict)  # TrainConfig overrides on top of the space's
     max_retries: int = 2  # per trial, when its worker process dies
     common_fidelity_front: bool = False  # also write pareto_common_fidelity.yaml (PRUNED trials included)
+    keep_checkpoints: bool = False  # keep the weights of COMPLETE trials (for ``mixnas export``)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -88,6 +89,7 @@ class Candidate:
     threads: int
     costs: dict[str, Any] = field(default_factory=dict)  # macs, params, latency_ms: fixed per architecture
     gpu: float = 0.0  # GPU share per trial: train on CUDA when > 0 and one is visible
+    checkpoint_dir: str | None = None  # keep the weights of COMPLETE trials here (trial_NNNNN.pt)
 
     def config(self) -> dict[str, Any]:
         return asdict(self)
@@ -213,6 +215,8 @@ class Search:
                                    grid=grid_of(self.space) if sampler == "grid" else None),
             s.resume)
         self.live: dict[int, Any] = {}  # number -> optuna.Trial being trained
+        self.proposed: dict[int, Any] = {}  # number -> optuna.Trial asked, its checks not yet recorded
+        self.checkpoint_dir = str((self.out / "checkpoints").resolve()) if s.keep_checkpoints else None
         self.training: dict[str, int] = {}  # digest -> number
         self.waiting: dict[str, list[Any]] = {}  # digest -> duplicate Trials waiting for it
         self.by_digest: dict[str, Any] = {}  # digest -> FrozenTrial with a reusable result
@@ -284,7 +288,7 @@ class Search:
 
     @property
     def inflight(self) -> int:
-        return len(self.live) + sum(len(v) for v in self.waiting.values())
+        return len(self.live) + len(self.proposed) + sum(len(v) for v in self.waiting.values())
 
     def budget_left(self) -> int:
         if self.skipped > MAX_SKIPPED_PER_TRIAL * self.settings.trials:
@@ -294,12 +298,6 @@ class Search:
                          "little of the space")
             return 0
         return self.settings.trials - self.counted - self.inflight
-
-    def _check(self, arch: ArchConfig) -> CandidateCheck:
-        digest = arch.digest()
-        if digest not in self.checks:
-            self.checks[digest] = check_candidate(arch, self.space.constraints, latency=self.need_latency)
-        return self.checks[digest]
 
     def _tell(self, trial: Any, state: str, values: list[float] | None = None, counted: bool = True) -> None:
         TS = optuna_io.TrialState
@@ -314,6 +312,16 @@ class Search:
 
     def next_candidate(self) -> Candidate | None:
         """The next architecture to train, or None when the budget is used up (or all of it is in flight)."""
+        while (proposal := self.propose()) is not None:
+            trial, arch = proposal
+            cand = self.admit(trial, arch, self.check(arch))
+            if cand is not None:
+                return cand
+        return None
+
+    def propose(self) -> tuple[Any, ArchConfig] | None:
+        """Ask Optuna for a trial and sample a valid architecture for it (invalid samples are recorded and
+        skipped); None when the budget is used up. Fast; the trial is in flight until :meth:`admit`."""
         constraints = self.space.constraints
         while self.budget_left() > 0:
             trial = self.study.ask()
@@ -327,30 +335,48 @@ class Search:
                     trial.set_user_attr(k, v)
                 self._tell(trial, "PRUNED", counted=False)
                 continue
-            check = self._check(arch)
-            optuna_io.record_check(trial, check, constraints)
-            trial.set_user_attr("arch", arch.to_dict())
-            if not check.feasible:
-                why = ", ".join(f"{k} {check.constraints[k]:+.0%}" for k in check.violated)
-                for k, v in {"status": "infeasible", "fidelity": 0, "fail_reason": f"infeasible: {why}"}.items():
-                    trial.set_user_attr(k, v)
-                self._tell(trial, "PRUNED", counted=False)
-                self.log(f"trial {trial.number}: infeasible ({why}), not trained")
-                continue
-            prev = self.by_digest.get(check.digest)
-            if prev is not None:
-                self._copy(trial, prev)
-                continue
-            if check.digest in self.training:
-                self.waiting.setdefault(check.digest, []).append(trial)
-                continue
-            self.live[trial.number] = trial
-            self.training[check.digest] = trial.number
-            return Candidate(trial.number, check.digest, self.settings.seed, arch.to_dict(), dict(self.train_cfg),
-                             self.dataset, self.settings.data_dir, self.threads,
-                             {"macs": check.macs, "params": check.params, "latency_ms": check.latency_ms},
-                             float(self.settings.resources.get("gpu", 0.0)))
+            self.proposed[trial.number] = trial
+            return trial, arch
         return None
+
+    def check(self, arch: ArchConfig) -> CandidateCheck:
+        """The cheap checks of ``arch`` (params, fvcore MACs, latency when needed), cached by digest. This is
+        the slow step (about 0.1-1 s): it touches no Optuna state, so it may run outside the searcher's lock."""
+        digest = arch.digest()
+        got = self.checks.get(digest)
+        if got is None:
+            got = check_candidate(arch, self.space.constraints, latency=self.need_latency)
+            self.checks[digest] = got
+        return got
+
+    def admit(self, trial: Any, arch: ArchConfig, check: CandidateCheck) -> Candidate | None:
+        """Record the checks of a proposed trial; the Candidate to train, or None when the trial was settled
+        without training (infeasible, a repeat of a recorded architecture, or waiting for the same one)."""
+        constraints = self.space.constraints
+        self.proposed.pop(trial.number, None)
+        self.checks[check.digest] = check
+        optuna_io.record_check(trial, check, constraints)
+        trial.set_user_attr("arch", arch.to_dict())
+        if not check.feasible:
+            why = ", ".join(f"{k} {check.constraints[k]:+.0%}" for k in check.violated)
+            for k, v in {"status": "infeasible", "fidelity": 0, "fail_reason": f"infeasible: {why}"}.items():
+                trial.set_user_attr(k, v)
+            self._tell(trial, "PRUNED", counted=False)
+            self.log(f"trial {trial.number}: infeasible ({why}), not trained")
+            return None
+        prev = self.by_digest.get(check.digest)
+        if prev is not None:
+            self._copy(trial, prev)
+            return None
+        if check.digest in self.training:
+            self.waiting.setdefault(check.digest, []).append(trial)
+            return None
+        self.live[trial.number] = trial
+        self.training[check.digest] = trial.number
+        return Candidate(trial.number, check.digest, self.settings.seed, arch.to_dict(), dict(self.train_cfg),
+                         self.dataset, self.settings.data_dir, self.threads,
+                         {"macs": check.macs, "params": check.params, "latency_ms": check.latency_ms},
+                         float(self.settings.resources.get("gpu", 0.0)), self.checkpoint_dir)
 
     def _copy(self, trial: Any, prev: Any) -> None:
         for key in ("fidelity", "curve", "objectives", "status", "reason", "fail_reason"):
@@ -522,12 +548,12 @@ class Search:
         pdir.mkdir(exist_ok=True)
         entries = []
         for t in front:
-            arch = ArchConfig.from_dict(t.user_attrs["arch"])
+            arch = ArchConfig.from_dict(t.user_attrs["arch"]).with_name(f"{self.study_name}-t{t.number}")
             name = f"trial_{t.number:05d}.yaml"
             _atomic_write(pdir / name, arch.to_yaml())
             entries.append({"trial": t.number, "digest": t.user_attrs["digest"],
                             "objectives": {o.metric: t.values[i] for i, o in enumerate(self.objectives)},
-                            "file": f"pareto/{name}", "arch": t.user_attrs["arch"]})
+                            "file": f"pareto/{name}", "arch": arch.to_dict()})
         _atomic_write(self.out / "pareto.yaml", yaml.safe_dump(_plain(
             {"study": self.study_name, "objectives": [str(o) for o in self.objectives], "fidelity": self.max_epochs,
              "pareto": entries}), sort_keys=False))
@@ -551,8 +577,45 @@ class Search:
         for t in sorted(front, key=lambda t: t.values[0]):
             lines.append(f"  {t.number:5d}  " + "  ".join(f"{_short(v):>12}" for v in t.values)
                          + f"  {t.user_attrs['digest']}")
+        overhead = overhead_line(self.trials())
+        if overhead:
+            lines.append(overhead)
         lines.append(f"written: {self.out / 'trials.csv'}, {self.out / 'pareto.yaml'}")
         return "\n".join(lines)
+
+
+def slot_gaps(trials: list[Any]) -> list[float]:
+    """Seconds each worker slot sat between two trials it trained (the framework's overhead per trial: Tune's
+    scheduling, Optuna's ask and tell, the checks of the next candidate when they were not ready in time).
+
+    A slot is one worker process (``node_id``, ``pid``: Ray reuses actors); gaps are between one trial's last
+    report (``worker_time``) and the next trial's start (``worker_start``) in the same process. Start-up
+    before the first trial and the idle tail after the last are not per-trial costs and are not counted."""
+    slots: dict[tuple, list[tuple[float, float]]] = {}
+    for t in trials:
+        a = t.user_attrs
+        if "duplicate_of" in a or not all(k in a for k in ("pid", "worker_start", "worker_time")):
+            continue
+        slots.setdefault((a.get("node_id"), a["pid"]), []).append((a["worker_start"], a["worker_time"]))
+    gaps = []
+    for spans in slots.values():
+        spans.sort()
+        gaps += [max(0.0, start - end) for (_, end), (start, _) in zip(spans, spans[1:])]
+    return gaps
+
+
+def overhead_line(trials: list[Any]) -> str | None:
+    """One line on the framework overhead per trial (see :func:`slot_gaps`), or None before two trials ran
+    in the same worker."""
+    gaps = slot_gaps(trials)
+    walls = [t.user_attrs["wall_time_s"] for t in trials
+             if "duplicate_of" not in t.user_attrs and _finite(t.user_attrs.get("wall_time_s"))
+             and t.user_attrs.get("wall_time_s", 0) > 0]
+    if not gaps or not walls:
+        return None
+    mean_gap, mean_trial = sum(gaps) / len(gaps), sum(walls) / len(walls)
+    return (f"framework overhead: {mean_gap:.2f} s between trials on a worker (mean of {len(gaps)} gaps), "
+            f"{mean_gap / mean_trial:.1%} of the mean trial time ({mean_trial:.1f} s)")
 
 
 def _short(v: Any) -> str:
@@ -625,7 +688,10 @@ def run_candidate(config: dict[str, Any], report: Callable[[dict[str, Any]], boo
         return None if report(row) else "stop"
 
     device = "cuda" if config.get("gpu", 0.0) > 0 and torch.cuda.is_available() else "cpu"
-    result = train(arch, data, cfg, callback, progress=False, device=device)
+    ckpt = Path(config["checkpoint_dir"]) / f"trial_{config['number']:05d}.pt" if config.get("checkpoint_dir") else None
+    result = train(arch, data, cfg, callback, progress=False, device=device, checkpoint_path=ckpt)
+    if ckpt is not None and result.status != "completed":
+        ckpt.unlink(missing_ok=True)  # only COMPLETE trials keep their weights
     status = {"completed": "completed", "stopped": "stopped"}.get(result.status, result.status)
     return Outcome(status, curve, result.reason, time.perf_counter() - t0)
 

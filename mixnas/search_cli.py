@@ -51,6 +51,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                           "larger --trials)")
     p.add_argument("--retries", type=int, default=2, help="retries of a trial whose worker dies (default 2)")
     p.add_argument("--seed", type=int, default=0, help="seed of the sampler and of every trial's training")
+    p.add_argument("--keep-checkpoints", action="store_true",
+                   help="keep the trained weights of COMPLETE trials in OUT/checkpoints (for mixnas export)")
     p.add_argument("--common-fidelity-front", action="store_true",
                    help="also write pareto_common_fidelity.yaml: the front at the highest fidelity every trained "
                         "trial reached, pruned ones included (pareto.yaml stays COMPLETE-only)")
@@ -78,7 +80,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         objectives=args.objectives, sampler=args.sampler, scheduler=args.scheduler, max_epochs=args.max_epochs,
         grace=args.grace, eta=args.eta, concurrency=args.concurrency, resources=parse_resources(args.resources),
         address=args.address, storage=args.storage, study_name=args.study_name, resume=args.resume,
-        seed=args.seed, train=train, max_retries=args.retries, common_fidelity_front=args.common_fidelity_front)
+        seed=args.seed, train=train, max_retries=args.retries, common_fidelity_front=args.common_fidelity_front,
+        keep_checkpoints=args.keep_checkpoints)
     if args.concurrency < 1:
         raise MixnasError("--concurrency must be at least 1")
     search = Search(settings, log=lambda line: print(line, flush=True), check_data=True)

@@ -149,3 +149,20 @@ def test_user_errors(tmp_path):
     with pytest.raises(MixnasError, match="dataset"):
         make(tmp_path, dataset="imagenet")
     assert optuna.__version__
+
+
+def test_slot_gaps_are_per_worker_and_skip_duplicates():
+    from types import SimpleNamespace
+
+    from mixnas.search import overhead_line, slot_gaps
+
+    def t(pid, start, end, **extra):
+        return SimpleNamespace(user_attrs={"pid": pid, "node_id": "n", "worker_start": start, "worker_time": end,
+                                           "wall_time_s": end - start, **extra})
+
+    trials = [t(1, 0.0, 10.0), t(1, 10.5, 20.0), t(2, 1.0, 9.0), t(2, 9.2, 30.0), t(1, 21.0, 25.0),
+              t(3, 0.0, 5.0), t(1, 0, 0, duplicate_of=0)]
+    assert sorted(round(g, 6) for g in slot_gaps(trials)) == [0.2, 0.5, 1.0]  # pid 3 ran once: no gap
+    line = overhead_line(trials)
+    assert line is not None and "0.57 s" in line
+    assert overhead_line(trials[-2:]) is None

@@ -126,3 +126,27 @@ def test_export_onnx(tmp_path, capsys):
     assert main(["inspect", str(tmp_path / "run" / "pareto" / f"trial_{number:05d}.yaml")]) == 0
     assert main(["export", str(tmp_path / "run"), "--trial", "99", "--onnx", str(tmp_path / "b.onnx")]) == 2
     assert "no trial 99" in capsys.readouterr().err
+
+
+def test_pareto_yaml_is_accepted_by_inspect_and_train(tmp_path, capsys):
+    from search_helpers import fake_body
+
+    from mixnas.models import resolve_arch
+    from mixnas.search import LocalRunner, Search, SearchSettings
+
+    space = write_space(tmp_path, "1G")
+    s = Search(SearchSettings(space=str(space), out=str(tmp_path / "run"), trials=6, scheduler="none", seed=2))
+    LocalRunner(s, fake_body()).run()
+    front = s.front()
+    pareto = tmp_path / "run" / "pareto.yaml"
+    capsys.readouterr()
+    assert main(["inspect", str(pareto)]) == 0
+    out = capsys.readouterr().out
+    assert f"{len(front)} architectures" in out if len(front) != 1 else "digest" in out
+    for t in front:
+        arch = resolve_arch(f"{pareto}#{t.number}")  # what `mixnas train` and `inspect` resolve
+        assert arch.digest() == t.user_attrs["digest"] and arch.name == f"run-t{t.number}"
+        assert main(["inspect", f"{pareto}#{t.number}"]) == 0
+        assert t.user_attrs["digest"] in capsys.readouterr().out
+    assert main(["inspect", f"{pareto}#999"]) == 2
+    assert "no entry #999" in capsys.readouterr().err

@@ -27,11 +27,12 @@ def ray_session(tmp_path_factory):
 
 def test_search_through_ray_on_digits(ray_session, tmp_path):
     from mixnas.ray_io import run_search
-    from mixnas.search import Search, SearchSettings
+    from mixnas.search import Search, SearchSettings, slot_gaps
 
     space = write_space(tmp_path, "1G")
     search = Search(SearchSettings(space=str(space), out=str(tmp_path / "run"), trials=10, max_epochs=2,
-                                   sampler="random", scheduler="moasha", concurrency=2, seed=1))
+                                   sampler="random", scheduler="moasha", concurrency=2, seed=1,
+                                   keep_checkpoints=True))
     for ratio in (1, 2):  # the NaN-injected and the dying architectures come first
         search.study.enqueue_trial({"arch.stem.dim": 8, "arch.stages.depth": 1,
                                     "arch.stages.channel_mixer.mlp.channel_hidden_dim": ratio})
@@ -62,6 +63,14 @@ def test_search_through_ray_on_digits(ray_session, tmp_path):
     assert len(trained) == len(set(trained))
     assert (tmp_path / "run" / "trials.csv").exists() and (tmp_path / "run" / "pareto.yaml").exists()
     assert search.front()
+    ckpts = tmp_path / "run" / "checkpoints"
+    for t in trials:  # weights kept for COMPLETE trials only; every trained trial says where and when it ran
+        own = "duplicate_of" not in t.user_attrs and t.user_attrs.get("status") in ("completed", "pruned")
+        assert (ckpts / f"trial_{t.number:05d}.pt").exists() == (own and t.state.name == "COMPLETE")
+        if own:
+            assert t.user_attrs["worker_time"] > t.user_attrs["worker_start"] > 0 and t.user_attrs["pid"] > 0
+    gaps = slot_gaps(trials)
+    assert gaps and all(g >= 0 for g in gaps)
 
 
 def test_moasha_scheduler_wrapper_decisions():
