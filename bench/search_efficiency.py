@@ -1,13 +1,26 @@
-"""Search efficiency: hypervolume (top-1 vs MACs, fixed reference point) against compute, default search
-(auto sampler + MO-ASHA) vs random search without early stopping, several seeds; and framework overhead.
+"""Search efficiency: hypervolume (top-1 vs MACs, fixed reference point) against compute, for the default
+search (auto sampler + MO-ASHA) and for random search without early stopping, on the quickstart proxy
+(Fashion-MNIST, the quickstart's fraction, epochs and concurrency), several seeds; and the framework's
+overhead per trial.
 
-    PYTHONPATH=. python bench/search_efficiency.py --space search_spaces/strip_mlp.yaml --seeds 0 1 2 \\
-        --trials 40 --random-trials 40 --max-epochs 2 --fraction 0.05 [--write]
+    PYTHONPATH=. python -m bench.search_efficiency --seeds 0 1 2            # writes BENCHMARKS.md
+    PYTHONPATH=. python -m bench.search_efficiency --seeds 0 --no-write     # only prints
 
-Compute is the sum of the trials' training wall time (``wall_time_s`` of every trained record, in order of
-completion); the hypervolume at a compute level uses the COMPLETE trials finished by then. Overhead per
-trial is ``(search wall time x concurrency - sum of trial time) / trained trials``, as a share of the mean
-trial time. ``--write`` puts the table in BENCHMARKS.md.
+Both searches run through ``mixnas search`` (a subprocess each, one after the other, same settings apart from
+sampler, scheduler and trial count). The default search gets more trials than random search because most of
+its trials are stopped early; the comparison is at equal compute:
+
+* compute = summed training wall time of the trained trials, in order of completion (what a user pays); also
+  given as training MACs (sum over trials of epochs x training images x 3 x forward MACs, independent of
+  the machine's load);
+* the hypervolume at a compute level uses the COMPLETE trials finished by then (the front a user would get
+  if the search stopped there), with the reference point (chance top-1 = 10 %, the space's ``max_macs``);
+* "compute to reach" = the compute the default search needed to reach random search's final hypervolume,
+  as a share of random search's total compute (target: at most one third).
+
+Overhead per trial = the mean gap between two trials on one worker process (:func:`mixnas.search.slot_gaps`:
+Tune's scheduling, Optuna's ask/tell, checks not ready in time), as a share of the mean trial time; Ray's
+start-up is reported apart.
 """
 
 from __future__ import annotations
@@ -19,105 +32,197 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+TITLE = "Search efficiency"
+CHANCE_TOP1 = 10.0
 
 
-def run(space: str, out: Path, seed: int, trials: int, sampler: str, scheduler: str, args) -> float:
+def run_search(space: str, out: Path, seed: int, trials: int, sampler: str, scheduler: str,
+               args: argparse.Namespace) -> float:
     cmd = [sys.executable, "-m", "mixnas.cli", "search", "--space", space, "--out", str(out), "--seed", str(seed),
-           "--trials", str(trials), "--sampler", sampler, "--scheduler", scheduler, "--max-epochs",
-           str(args.max_epochs), "--fraction", str(args.fraction), "--val-fraction", str(args.val_fraction),
-           "--concurrency", str(args.concurrency)]
-    if args.dataset:
-        cmd += ["--dataset", args.dataset]
+           "--trials", str(trials), "--sampler", sampler, "--scheduler", scheduler]
+    for flag in ("max_epochs", "fraction", "val_fraction", "concurrency", "eta"):
+        if getattr(args, flag) is not None:
+            cmd += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
     t0 = time.perf_counter()
-    subprocess.run(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True,
-                   stdout=subprocess.DEVNULL)
+    with open(out.parent / f"{out.name}.log", "w") as log:
+        subprocess.run(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True, stdout=log,
+                       stderr=subprocess.STDOUT)
     return time.perf_counter() - t0
 
 
-def curve(out: Path, ref: tuple[float, float]) -> tuple[list[tuple[float, float]], float, int]:
-    """[(cumulative compute s, hypervolume)], total trial time, trained trials."""
-    import optuna
+def load_trials(out: Path) -> list[Any]:
+    import yaml
 
+    from mixnas import optuna_io
+
+    resolved = yaml.safe_load((out / "search.yaml").read_text())["resolved"]
+    study = optuna_io.load_existing(optuna_io.storage_for(resolved["storage"]), resolved["study_name"])
+    return study.get_trials(deepcopy=False)
+
+
+def hv_curve(trials: list[Any], ref: tuple[float, float], images: int) -> list[dict[str, float]]:
+    """[{seconds, macs, hv}] after each trained trial, in order of completion."""
     from mixnas.pareto import hypervolume
 
-    study = optuna.load_study(study_name=out.name, storage=f"sqlite:///{out / 'study.db'}")
-    trained = [t for t in study.get_trials() if t.user_attrs.get("status") in ("completed", "pruned", "failed")
-               and "duplicate_of" not in t.user_attrs and t.datetime_complete is not None]
+    trained = [t for t in trials if t.user_attrs.get("status") in ("completed", "pruned", "failed")
+               and "duplicate_of" not in t.user_attrs and t.datetime_complete is not None
+               and t.user_attrs.get("wall_time_s")]
     trained.sort(key=lambda t: t.datetime_complete)
-    points, compute, pts = [], 0.0, []
+    rows, seconds, macs, points = [], 0.0, 0.0, []
     for t in trained:
-        compute += float(t.user_attrs.get("wall_time_s", 0.0))
+        a = t.user_attrs
+        seconds += float(a["wall_time_s"])
+        macs += float(a.get("fidelity", 0)) * images * 3 * float(a.get("macs", 0))
         if t.state.name == "COMPLETE":
-            pts.append(list(t.values[:2]))
-        points.append((compute, hypervolume(pts, ("max", "min"), ref)))
-    return points, compute, len(trained)
+            points.append([a["objectives"]["top1"], a["objectives"]["macs"]])
+        rows.append({"seconds": seconds, "macs": macs, "hv": hypervolume(points, ("max", "min"), ref),
+                     "front": len(points)})
+    return rows
 
 
-def hv_at(points: list[tuple[float, float]], compute: float) -> float:
+def hv_at(curve: list[dict[str, float]], budget: float, key: str = "seconds") -> float:
     best = 0.0
-    for c, hv in points:
-        if c <= compute:
-            best = hv
+    for row in curve:
+        if row[key] <= budget:
+            best = row["hv"]
     return best
 
 
-def compute_to_reach(points: list[tuple[float, float]], target: float) -> float | None:
-    for c, hv in points:
-        if hv >= target:
-            return c
+def compute_to_reach(curve: list[dict[str, float]], target: float, key: str = "seconds") -> float | None:
+    for row in curve:
+        if row["hv"] >= target > 0:
+            return row[key]
     return None
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
+def summarise(runs: dict[int, dict[str, dict[str, Any]]], ref: tuple[float, float]
+              ) -> tuple[str, dict[str, list[float]]]:
+    """The markdown table and the per-seed compute-to-reach ratios, by compute measure (seconds, MACs)."""
+    lines = ["| seed | search | trials trained (complete / pruned) | compute s | training TMACs | final HV "
+             "| HV at 1/3 of random's compute | front | wall s | overhead per trial |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---|"]
+    ratios: dict[str, list[float]] = {}
+    for seed, res in sorted(runs.items()):
+        rnd = res["random"]["curve"]
+        rnd_total = rnd[-1]["seconds"] if rnd else 0.0
+        target = rnd[-1]["hv"] if rnd else 0.0
+        for name in ("default", "random"):
+            r = res[name]
+            c = r["curve"]
+            states = [t.state.name for t in r["trials"] if t.user_attrs.get("status") in ("completed", "pruned")
+                      and "duplicate_of" not in t.user_attrs]
+            last = c[-1] if c else {"seconds": 0, "macs": 0, "hv": 0, "front": 0}
+            lines.append(f"| {seed} | {name} | {len(states)} ({states.count('COMPLETE')} / {states.count('PRUNED')}) "
+                         f"| {last['seconds']:.0f} | {last['macs'] / 1e12:.3f} | {last['hv'] / 1e6:.1f} "
+                         f"| {hv_at(c, rnd_total / 3) / 1e6:.1f} | {r['front']} | {r['wall']:.0f} | {r['overhead']} |")
+        for key in ("seconds", "macs"):
+            total = rnd[-1][key] if rnd else 0.0
+            need = compute_to_reach(res["default"]["curve"], target, key)
+            ratios.setdefault(key, []).append(need / total if need is not None and total > 0 else float("inf"))
+    return "\n".join(lines), ratios
+
+
+def main(argv: list[str] | None = None) -> int:
+    from mixnas.search_cli import QUICKSTART
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--space", default="search_spaces/strip_mlp.yaml")
-    ap.add_argument("--dataset")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--trials", type=int, default=40)
-    ap.add_argument("--random-trials", type=int, default=40)
-    ap.add_argument("--max-epochs", type=int, default=2)
-    ap.add_argument("--fraction", type=float, default=0.05)
-    ap.add_argument("--val-fraction", type=float, default=0.05)
-    ap.add_argument("--concurrency", type=int, default=2)
-    ap.add_argument("--ref-macs", type=float, default=150e6, help="reference point MACs (top-1 reference is 0)")
+    ap.add_argument("--trials", type=int, default=40, help="default search's trials (most stop early)")
+    ap.add_argument("--random-trials", type=int, default=16, help="random search's trials (all train fully)")
+    ap.add_argument("--max-epochs", type=int, default=QUICKSTART["max_epochs"])
+    ap.add_argument("--fraction", type=float, default=QUICKSTART["fraction"])
+    ap.add_argument("--val-fraction", type=float, default=QUICKSTART["val_fraction"])
+    ap.add_argument("--concurrency", type=int, default=QUICKSTART["concurrency"])
+    ap.add_argument("--eta", type=float, default=QUICKSTART.get("eta"))
     ap.add_argument("--root", default="runs/bench-search")
-    ap.add_argument("--write", action="store_true")
-    args = ap.parse_args()
+    ap.add_argument("--no-write", action="store_true")
+    args = ap.parse_args(argv)
+
+    from bench._report import write_section
+    from mixnas.search import slot_gaps
+    from mixnas.space import load_space
+
+    budget = load_space(args.space).constraints.max_macs
+    ref = (CHANCE_TOP1, float(budget) if budget else 1e9)
     root = Path(args.root) / time.strftime("%Y%m%d-%H%M%S")
-    ref = (0.0, args.ref_macs)
-    rows, ratios, overheads = [], [], []
+    root.mkdir(parents=True)
+    load_start = os.getloadavg()
+    started = time.time()
+    runs: dict[int, dict[str, dict[str, Any]]] = {}
     for seed in args.seeds:
-        res = {}
         for name, trials, sampler, scheduler in (("default", args.trials, "auto", "moasha"),
                                                  ("random", args.random_trials, "random", "none")):
             out = root / f"{name}-s{seed}"
-            wall = run(args.space, out, seed, trials, sampler, scheduler, args)
-            points, total, n = curve(out, ref)
-            res[name] = (points, total)
-            if n:
-                overheads.append(((wall * args.concurrency - total) / n) / (total / n))
-            rows.append(f"| {seed} | {name} | {n} | {total:.0f} | {points[-1][1] if points else 0:.4g} | "
-                        f"{wall:.0f} |")
-        target = res["random"][0][-1][1] if res["random"][0] else 0.0
-        need = compute_to_reach(res["default"][0], target)
-        if need is not None and res["random"][1] > 0:
-            ratios.append(need / res["random"][1])
-    md = [f"Hypervolume of (top-1 %, MACs) with reference (0, {args.ref_macs:.3g}); compute = summed trial time.",
-          "", "| seed | search | trained | compute s | final HV | wall s |", "|---|---|---|---|---|---|", *rows, "",
-        f"Compute the default needs to reach random search's final HV, as a share of random's compute: "
-        f"{', '.join(f'{r:.2f}' for r in ratios) or 'not reached'}"
-        + (f" (mean {statistics.mean(ratios):.2f}; target <= 0.33)" if ratios else ""),
-        f"Framework overhead per trial, share of trial time: "
-        f"{', '.join(f'{o:.1%}' for o in overheads)} (includes Ray start-up and idle slots)."]
-    print("\n".join(md))
-    if args.write:
-        from bench._report import write_section
+            print(f"seed {seed}: {name} search, {trials} trials -> {out}", flush=True)
+            wall = run_search(args.space, out, seed, trials, sampler, scheduler, args)
+            trials_ = load_trials(out)
+            images = _images_per_epoch(trials_)
+            curve = hv_curve(trials_, ref, images)
+            gaps = slot_gaps(trials_)
+            walls = [t.user_attrs["wall_time_s"] for t in trials_ if t.user_attrs.get("wall_time_s")]
+            overhead = (f"{statistics.mean(gaps):.2f} s = {statistics.mean(gaps) / statistics.mean(walls):.1%}"
+                        if gaps and walls else "-")
+            runs.setdefault(seed, {})[name] = {"trials": trials_, "curve": curve, "wall": wall,
+                                               "front": curve[-1]["front"] if curve else 0, "overhead": overhead,
+                                               "mean_trial": statistics.mean(walls) if walls else 0.0}
+            print(f"  {wall:.0f} s, final HV {curve[-1]['hv'] / 1e6 if curve else 0:.1f}, overhead {overhead}",
+                  flush=True)
+    table, ratios = summarise(runs, ref)
+    mean_trial = statistics.mean(r["mean_trial"] for res in runs.values() for r in res.values())
+    md = [f"Command: `PYTHONPATH=. python -m bench.search_efficiency --seeds {' '.join(map(str, args.seeds))}` "
+          f"({(time.time() - started) / 60:.0f} min). {_machine(load_start)}", "",
+          f"Space `{args.space}`, Fashion-MNIST proxy: {args.fraction:g} of the training split per trial, "
+          f"{args.val_fraction:g} held out for validation, up to {args.max_epochs} epochs, {args.concurrency} "
+          f"concurrent 1-CPU trials. Default = `mixnas search` defaults (auto sampler, MO-ASHA, eta "
+          f"{args.eta:g}) with {args.trials} trials; random = `--sampler random --scheduler none` with "
+          f"{args.random_trials} trials. Hypervolume of (top-1 %, MACs) with reference point (top-1 "
+          f"{CHANCE_TOP1:g} %, {ref[1] / 1e6:g}M MACs), in units of 1e6 (% x MACs); compute = summed trial "
+          f"wall time.", "", table, "",
+          *[reach_line(label, ratios[key]) for key, label in (("seconds", "summed trial wall time"),
+                                                                ("macs", "training MACs"))],
+          "",
+          f"Framework overhead per trial (gap between trials on a worker, as a share of the mean trial time of "
+          f"{mean_trial:.0f} s): see the last column; target <= 5 % for 30-second trials."]
+    text = "\n".join(md)
+    print(text)
+    if not args.no_write:
+        write_section(TITLE, text)
+    return 0
 
-        write_section("Search efficiency", "\n".join(md))
+
+def reach_line(label: str, ratios: list[float]) -> str:
+    """One sentence: the default's compute to reach random search's final HV, per seed, and the verdict."""
+    finite = [r for r in ratios if r != float("inf")]
+    per_seed = ", ".join("not reached" if r == float("inf") else f"{r:.2f}" for r in ratios)
+    met = bool(finite) and len(finite) == len(ratios) and statistics.mean(finite) <= 1 / 3
+    mean = f" (mean {statistics.mean(finite):.2f})" if finite and len(finite) == len(ratios) else ""
+    return (f"- Compute ({label}) the default search needed to reach random search's final hypervolume, as a "
+            f"share of random search's total: {per_seed}{mean}; target <= 0.33: {'met' if met else 'not met'}.")
+
+
+def _machine(load_start: tuple[float, ...]) -> str:
+    import platform
+
+    import torch
+
+    end = os.getloadavg()
+    return (f"{os.cpu_count()} logical cores, torch {torch.__version__}, Python {platform.python_version()}; "
+            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average {load_start[0]:.2f} before the "
+            f"start, {end[0]:.2f} at the end (this run included).")
+
+
+def _images_per_epoch(trials: list[Any]) -> int:
+    """Training images per epoch of the run's proxy (every trial trains on the same fraction)."""
+    for t in trials:
+        for row in t.user_attrs.get("curve", []):
+            if row.get("images_per_s") and row.get("train_time_s"):
+                return round(row["images_per_s"] * row["train_time_s"])
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

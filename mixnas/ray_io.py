@@ -25,6 +25,8 @@ from mixnas.moasha import CONTINUE, MOASHA
 from mixnas.search import Candidate, Outcome, Search
 
 STATUS_KEY = "mixnas_status"
+CURVE_KEYS = ("epoch", "steps", "train_loss", "train_top1", "val_loss", "val_top1", "lr", "train_time_s",
+              "eval_time_s", "epoch_time_s", "images_per_s", "partial")  # EpochMetrics, as kept per epoch
 
 
 def init_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
@@ -145,6 +147,7 @@ class OptunaAskTellSearcher(Searcher):
                 cand = self.search.admit(trial, arch, check)
                 if cand is not None:
                     self.ready.append(cand)
+                    self.search.ready.add(cand.number)
         finally:
             self.preparing = False
         return True
@@ -178,6 +181,7 @@ class OptunaAskTellSearcher(Searcher):
                             and self.search.budget_left() <= 0)
                 return Searcher.FINISHED if finished else None
             cand = self.ready.pop(0)
+            self.search.ready.discard(cand.number)
             self.running[trial_id] = cand
             self.curves[trial_id] = []
         self.wake.set()  # prepare the next one while this trains
@@ -190,8 +194,7 @@ class OptunaAskTellSearcher(Searcher):
         curve = self.curves.setdefault(trial_id, [])
         epoch = int(result.get("epoch", 0))
         del curve[max(0, epoch - 1):]  # a retried trial starts its curve again
-        curve.append({k: result[k] for k in ("epoch", "steps", "train_loss", "train_top1", "val_loss", "val_top1",
-                                             "lr", "epoch_time_s", "images_per_s", "partial") if k in result})
+        curve.append({k: result[k] for k in CURVE_KEYS if k in result})
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
         with self.lock:

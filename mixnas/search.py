@@ -58,7 +58,7 @@ class SearchSettings:
     scheduler: str = "moasha"
     max_epochs: int | None = None  # None: the space's task.train.epochs (or the trainer's default)
     grace: int = 1
-    eta: float = 3.0
+    eta: float = 2.0  # the CLI default (QUICKSTART)
     concurrency: int = 2
     resources: dict[str, float] = field(default_factory=lambda: {"cpu": 1.0, "gpu": 0.0})
     address: str | None = None
@@ -216,6 +216,7 @@ class Search:
             s.resume)
         self.live: dict[int, Any] = {}  # number -> optuna.Trial being trained
         self.proposed: dict[int, Any] = {}  # number -> optuna.Trial asked, its checks not yet recorded
+        self.ready: set[int] = set()  # live trials prepared ahead, not yet handed to a worker
         self.checkpoint_dir = str((self.out / "checkpoints").resolve()) if s.keep_checkpoints else None
         self.training: dict[str, int] = {}  # digest -> number
         self.waiting: dict[str, list[Any]] = {}  # digest -> duplicate Trials waiting for it
@@ -398,6 +399,7 @@ class Search:
     def finish(self, number: int, outcome: Outcome) -> str:
         """Record a trial's outcome; returns the Optuna state told."""
         trial = self.live.pop(number)
+        self.ready.discard(number)
         digest = trial.user_attrs["digest"]
         self.training.pop(digest, None)
         curve = [dict(c) for c in outcome.curve]
@@ -507,7 +509,8 @@ class Search:
         rate = (done - self.counted_at_start) / elapsed if elapsed > 0 else 0.0
         eta = _fmt_time(left / rate) if rate > 0 and self.finished_here else "?"
         best = f"{max(top1):.2f}" if top1 else "-"
-        return (f"trials {done}/{self.settings.trials} done, {len(self.live)} running | complete {c['complete']} "
+        running = f"{len(self.live) - len(self.ready)} running" + (f", {len(self.ready)} ready" if self.ready else "")
+        return (f"trials {done}/{self.settings.trials} done, {running} | complete {c['complete']} "
                 f"pruned {c['pruned']} failed {c['failed']} infeasible {c['infeasible']} | best top1 {best} | "
                 f"Pareto {len(self.front(trials))} | elapsed {_fmt_time(elapsed)}, left ~{eta}")
 
