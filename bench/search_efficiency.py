@@ -65,7 +65,7 @@ def load_trials(out: Path) -> list[Any]:
 
 def hv_curve(trials: list[Any], ref: tuple[float, float], images: int) -> list[dict[str, float]]:
     """[{seconds, macs, hv}] after each trained trial, in order of completion."""
-    from mixnas.pareto import hypervolume
+    from mixnas.pareto import hypervolume, pareto_front
 
     trained = [t for t in trials if t.user_attrs.get("status") in ("completed", "pruned", "failed")
                and "duplicate_of" not in t.user_attrs and t.datetime_complete is not None
@@ -79,7 +79,7 @@ def hv_curve(trials: list[Any], ref: tuple[float, float], images: int) -> list[d
         if t.state.name == "COMPLETE":
             points.append([a["objectives"]["top1"], a["objectives"]["macs"]])
         rows.append({"seconds": seconds, "macs": macs, "hv": hypervolume(points, ("max", "min"), ref),
-                     "front": len(points)})
+                     "front": len(pareto_front(points, ("max", "min")))})
     return rows
 
 
@@ -139,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--concurrency", type=int, default=QUICKSTART["concurrency"])
     ap.add_argument("--eta", type=float, default=QUICKSTART.get("eta"))
     ap.add_argument("--root", default="runs/bench-search")
+    ap.add_argument("--from", dest="from_root", help="re-analyse the finished runs in this folder (a previous "
+                    "--root/TIMESTAMP) instead of running searches; seeds without both runs are left out")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args(argv)
 
@@ -148,8 +150,8 @@ def main(argv: list[str] | None = None) -> int:
 
     budget = load_space(args.space).constraints.max_macs
     ref = (CHANCE_TOP1, float(budget) if budget else 1e9)
-    root = Path(args.root) / time.strftime("%Y%m%d-%H%M%S")
-    root.mkdir(parents=True)
+    root = Path(args.from_root) if args.from_root else Path(args.root) / time.strftime("%Y%m%d-%H%M%S")
+    root.mkdir(parents=True, exist_ok=bool(args.from_root))
     load_start = os.getloadavg()
     started = time.time()
     runs: dict[int, dict[str, dict[str, Any]]] = {}
@@ -157,8 +159,14 @@ def main(argv: list[str] | None = None) -> int:
         for name, trials, sampler, scheduler in (("default", args.trials, "auto", "moasha"),
                                                  ("random", args.random_trials, "random", "none")):
             out = root / f"{name}-s{seed}"
-            print(f"seed {seed}: {name} search, {trials} trials -> {out}", flush=True)
-            wall = run_search(args.space, out, seed, trials, sampler, scheduler, args)
+            if args.from_root:  # re-analyse finished runs; the wall time comes from their logs
+                if not (out / "search.yaml").is_file():
+                    print(f"seed {seed}: {name}: no finished run in {out}, skipped", flush=True)
+                    continue
+                wall = log_wall_time(out)
+            else:
+                print(f"seed {seed}: {name} search, {trials} trials -> {out}", flush=True)
+                wall = run_search(args.space, out, seed, trials, sampler, scheduler, args)
             trials_ = load_trials(out)
             images = _images_per_epoch(trials_)
             curve = hv_curve(trials_, ref, images)
@@ -171,10 +179,16 @@ def main(argv: list[str] | None = None) -> int:
                                                "mean_trial": statistics.mean(walls) if walls else 0.0}
             print(f"  {wall:.0f} s, final HV {curve[-1]['hv'] / 1e6 if curve else 0:.1f}, overhead {overhead}",
                   flush=True)
+    runs = {seed: res for seed, res in runs.items() if len(res) == 2}
+    if not runs:
+        print("no seed has both a default and a random run")
+        return 1
     table, ratios = summarise(runs, ref)
     mean_trial = statistics.mean(r["mean_trial"] for res in runs.values() for r in res.values())
-    md = [f"Command: `PYTHONPATH=. python -m bench.search_efficiency --seeds {' '.join(map(str, args.seeds))}` "
-          f"({(time.time() - started) / 60:.0f} min). {_machine(load_start)}", "",
+    command = f"PYTHONPATH=. python -m bench.search_efficiency --seeds {' '.join(map(str, sorted(runs)))}"
+    took = (f"the runs took {sum(r['wall'] for res in runs.values() for r in res.values()) / 60:.0f} min; "
+            f"analysed from {root}" if args.from_root else f"{(time.time() - started) / 60:.0f} min")
+    md = [f"Command: `{command}` ({took}). {_machine(load_start)}", "",
           f"Space `{args.space}`, Fashion-MNIST proxy: {args.fraction:g} of the training split per trial, "
           f"{args.val_fraction:g} held out for validation, up to {args.max_epochs} epochs, {args.concurrency} "
           f"concurrent 1-CPU trials. Default = `mixnas search` defaults (auto sampler, MO-ASHA, eta "
@@ -192,6 +206,15 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_write:
         write_section(TITLE, text)
     return 0
+
+
+def log_wall_time(out: Path) -> float:
+    """Seconds from the run's settings file (written before launch) to the last line of its log."""
+    import datetime
+
+    last = (out / "search.log").read_text().strip().splitlines()[-1]
+    end = datetime.datetime.strptime(last[:19], "%Y-%m-%d %H:%M:%S").timestamp()
+    return end - (out / "search.yaml").stat().st_mtime
 
 
 def reach_line(label: str, ratios: list[float]) -> str:

@@ -24,6 +24,8 @@ def test_hv_curve_counts_compute_of_every_trained_trial_and_front_of_complete_on
     assert curve[0]["macs"] == 2 * 100 * 3 * 4e6
     assert curve[0]["hv"] == (60 - 10) * (10e6 - 4e6) and curve[1]["hv"] == curve[0]["hv"]  # pruned adds none
     assert curve[2]["hv"] == (60 - 10) * (10e6 - 4e6) + (70 - 60) * (10e6 - 8e6) and curve[2]["front"] == 2
+    dominated = hv_curve([*trials, _trial(4, "COMPLETE", 55.0, 9e6, 1.0)], (10.0, 10e6), images=100)
+    assert dominated[-1]["front"] == 2 and dominated[-1]["hv"] == curve[2]["hv"]
     assert hv_at(curve, 14.0) == curve[0]["hv"] and hv_at(curve, 5.0) == 0.0
     assert compute_to_reach(curve, curve[2]["hv"]) == 35.0 and compute_to_reach(curve, 1e12) is None
 
