@@ -425,8 +425,9 @@ def build_report(runs: Sequence[A.Run], out: str | Path, js: str = "inline", n_b
 
     # trials tables
     rep.add('<h2 id="trials">Trials</h2><p class="note">Click a column header to sort. Each architecture links '
-            "to its ArchConfig YAML (the run's pareto/ file for Pareto trials, else one written beside this "
-            "report); <code>mixnas inspect FILE</code> or <code>mixnas train FILE</code> take it.</p>")
+            "to its ArchConfig YAML (the run's pareto/ file for Pareto trials when the run folder is inside the "
+            "report's folder, else a file written beside this report); <code>mixnas inspect FILE</code> or "
+            "<code>mixnas train FILE</code> take it.</p>")
     for r, lab in zip(runs, labels):
         rep.add(f"<h3>{html.escape(lab)}</h3>" + _trials_table(r, out.parent, files / "trials" / _safe(r.name)))
 
@@ -485,6 +486,8 @@ def _trials_table(run: A.Run, base: Path, trial_dir: Path) -> str:
     for row in A.table_rows(run):
         link = ""
         target = row["pareto_file"]
+        if target is not None and not Path(target).resolve().is_relative_to(base.resolve()):
+            target = None  # keep the report's folder self-contained (--serve serves only that folder)
         if target is None and isinstance(row["arch"], dict):
             trial_dir.mkdir(parents=True, exist_ok=True)
             target = trial_dir / f"trial_{row['number']:05d}.yaml"

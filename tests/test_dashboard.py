@@ -111,6 +111,9 @@ def test_cli_two_runs_of_different_spaces(runs, tmp_path, capsys):
     assert "tiny (run_mixer)" in page and "tiny_strip (run_strip)" in page
     assert "complexity-normalised error EDF" in page and "Fronts side by side" in page
     assert 'repeat(2, minmax(0, 1fr))' in page  # per-run figures side by side
+    hrefs = re.findall(r'<a href="([^"#]+\.yaml)"', page)
+    assert hrefs and all(h.startswith("cmp_files/trials/") for h in hrefs)  # the runs lie outside: copies
+    assert all((out.parent / h).is_file() for h in hrefs)
 
 
 def test_cli_bad_input_is_one_line(tmp_path, capsys):
