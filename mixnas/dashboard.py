@@ -22,6 +22,7 @@ import plotly.offline
 from plotly.subplots import make_subplots
 
 from mixnas import analysis as A
+from mixnas import optuna_io
 from mixnas.errors import MixnasError
 
 STYLE = {  # category -> marker; pareto points also get the front's line
@@ -337,7 +338,7 @@ def build_report(runs: Sequence[A.Run], out: str | Path, js: str = "inline", n_b
 
     rep.add(f"<h1>mixnas dashboard: {html.escape(', '.join(labels))}</h1>")
     rep.add(_summary_table(runs, labels))
-    rep.add('<p class="note">Sections: <a href="#fronts">Pareto fronts</a> · <a href="#hv">hypervolume</a> · '
+    rep.add('<p class="note">Sections: <a href="#fronts">Pareto fronts</a> · <a href="#hv">hypervolume and timeline</a> · '
             '<a href="#edf">design-space EDFs</a> · <a href="#parallel">parallel coordinates</a> · '
             '<a href="#importance">parameter importance</a> · <a href="#trends">trends</a> · '
             '<a href="#trials">trials</a></p>')
@@ -373,6 +374,11 @@ def build_report(runs: Sequence[A.Run], out: str | Path, js: str = "inline", n_b
                 f"COMPLETE trials, normalised by the box from the best values seen ({_vals(ideal)}) to the reference "
                 f"point ({_vals(ref)}: the worst COMPLETE values of these runs, 10 % of the range further).</p>")
         rep.add(rep.figure(hv_figure({labels[i]: A.hv_history(runs[i], ideal, ref) for i in idx})))
+
+    rep.add('<h3>Timeline</h3><p class="note">Optuna\'s timeline plot: when each trial ran, by Optuna state '
+            "(infeasible and invalid candidates are PRUNED there, recorded in an instant).</p>")
+    rep.side_by_side([rep.figure(_titled(optuna_io.timeline_figure(r.storage_url, r.study_name), f"{lab}: timeline"))
+                      for r, lab in zip(runs, labels)])
 
     # design-space EDFs
     rep.add('<h2 id="edf">Design-space comparison: error EDFs</h2><p class="note">The empirical distribution '
@@ -444,6 +450,11 @@ def build_report(runs: Sequence[A.Run], out: str | Path, js: str = "inline", n_b
     written = sorted(p for p in files.rglob("*") if p.is_file())
     return {"path": out, "figures": rep.figures, "bytes": out.stat().st_size, "files": files,
             "files_bytes": sum(p.stat().st_size for p in written)}
+
+
+def _titled(fig: go.Figure, title: str) -> go.Figure:
+    fig.update_layout(title=title, height=max(360, fig.layout.height or 0))
+    return fig
 
 
 def _or_note(rep: Report, make: Any, note: str) -> str:

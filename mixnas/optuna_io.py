@@ -180,5 +180,13 @@ def param_importances(trials: list[Any], directions: list[str], params: list[str
                                                        target=lambda t: t.values[target_index])
 
 
+def timeline_figure(storage_url: str, study_name: str) -> Any:
+    """Optuna's own timeline plot (a plotly figure) of a stored study: each trial's span, by state."""
+    study = load_existing(storage_for(storage_url), study_name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.visualization.plot_timeline(study)
+
+
 TrialState = optuna.trial.TrialState
 FrozenTrial = optuna.trial.FrozenTrial
