@@ -423,6 +423,8 @@ def design_space_edfs(runs: Sequence[Run], normalize: bool = False, n_boot: int 
             "F": edf(errs, grid, w), "lo": lo, "hi": hi, "errors": errs, "macs": macs,
             "weights": w if w is not None else [1.0] * len(errs),
             "n": len(errs) if w is None else sum(1 for x in w if x > 0)}
+    if normalize:
+        out["note"] += "; models weighted: " + ", ".join(f"{k} {v['n']}" for k, v in out["runs"].items())
     return out
 
 

@@ -48,7 +48,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else (Path(args.runs[0]) / "report.html" if len(runs) == 1
                                            else Path("report.html"))
     info = build_report(runs, out, js=args.js, n_boot=args.bootstrap)
-    print(f"wrote {out} ({info['bytes'] / 1e6:.2f} MB, {info['figures']} figures; trial YAMLs in {info['files']}, "
+    print(f"wrote {out} ({info['bytes'] / 1e6:.2f} MB, {info['figures']} figures; its files (trial YAMLs{', plotly.min.js' if args.js == 'file' else ''}) in {info['files']}, "
           f"{info['files_bytes'] / 1e3:.0f} kB)", flush=True)
     if args.screenshot:
         from mixnas.browser import screenshot
