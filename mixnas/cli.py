@@ -342,6 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_space_sample)
     __import__("mixnas.train_cli", fromlist=["register"]).register(sub)  # the `train` and `proxy` commands
     __import__("mixnas.search_cli", fromlist=["register"]).register(sub)  # the `search` and `export` commands
+    __import__("mixnas.dashboard_cli", fromlist=["register"]).register(sub)  # the `dashboard` command
     return parser
 
 

@@ -165,5 +165,28 @@ def set_constraints(trial: optuna.Trial, values: dict[str, float]) -> None:
         trial.set_constraint(name, value)
 
 
+def param_importances(trials: list[Any], directions: list[str], params: list[str], target_index: int = 0,
+                      seed: int = 0) -> dict[str, float]:
+    """Optuna's fANOVA importances (normalised to sum to 1) of ``params`` for objective ``target_index``,
+    over exactly ``trials`` (every one must have every parameter: Optuna's evaluators drop trials that do
+    not). The trials are copied into an in-memory study; nothing is written to their storage."""
+    quiet()
+    study = optuna.create_study(directions=["maximize" if d == "max" else "minimize" for d in directions])
+    study.add_trials(trials)
+    evaluator = optuna.importance.FanovaImportanceEvaluator(seed=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.importance.get_param_importances(study, evaluator=evaluator, params=params,
+                                                       target=lambda t: t.values[target_index])
+
+
+def timeline_figure(storage_url: str, study_name: str) -> Any:
+    """Optuna's own timeline plot (a plotly figure) of a stored study: each trial's span, by state."""
+    study = load_existing(storage_for(storage_url), study_name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.visualization.plot_timeline(study)
+
+
 TrialState = optuna.trial.TrialState
 FrozenTrial = optuna.trial.FrozenTrial

@@ -33,9 +33,23 @@ arch:
 """
 
 
-def write_space(folder: Path, max_macs: str = "10M") -> Path:
-    path = folder / "tiny.yaml"
-    path.write_text(TINY_SPACE % {"max_macs": max_macs})
+# Other token mixers for design-space comparisons: strip only, and a conditional space (mixer or strip).
+TOKEN_MIXERS = {
+    "mixer": "      mixer: {token_hidden_dim: 8}\n",
+    "strip": "      strip: {strip_width: {choice: [1, 3]}, patch_groups: {choice: [1, 2]}}\n",
+    "mixed": ("      mixer: {token_hidden_dim: {choice: [4, 8]}}\n"
+              "      strip: {strip_width: {choice: [1, 3]}, patch_groups: {choice: [1, 2]}}\n"),
+}
+
+
+def write_space(folder: Path, max_macs: str = "10M", token_mixer: str = "mixer") -> Path:
+    """A tiny space on 16x16 digits; ``token_mixer``: ``mixer`` (the default), ``strip`` or ``mixed``."""
+    path = folder / ("tiny.yaml" if token_mixer == "mixer" else f"tiny_{token_mixer}.yaml")
+    text = TINY_SPACE % {"max_macs": max_macs}
+    if token_mixer != "mixer":
+        text = text.replace("name: tiny\n", f"name: tiny_{token_mixer}\n").replace(
+            TOKEN_MIXERS["mixer"], TOKEN_MIXERS[token_mixer])
+    path.write_text(text)
     return path
 
 

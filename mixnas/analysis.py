@@ -1,0 +1,551 @@
+"""Design-space analysis of search runs: plain data for ``mixnas dashboard`` (no plotting here).
+
+Every function returns lists, dicts and floats that the tests check directly; :mod:`mixnas.dashboard` turns
+them into plotly figures. Numbers come from the study (the durable record), read through
+:mod:`mixnas.optuna_io`.
+
+* :func:`load_run` reads a run folder into a :class:`Run` of plain trial records.
+* :func:`classify` sorts trials into ``pareto`` / ``dominated`` (COMPLETE), ``pruned``, ``infeasible``,
+  ``invalid``, ``failed``, ``duplicate`` (a re-used result) and ``running``.
+* :func:`pareto_points`, :func:`hv_history`: fronts for any pair / triple of metrics, hypervolume against
+  the trial count and against wall-clock time.
+* :func:`edf`, :func:`edf_band`, :func:`complexity_weights`, :func:`design_space_edfs`: error EDFs with
+  bootstrap bands, and complexity-normalised EDFs (Radosavovic et al. 2019, "On Network Design Spaces for
+  Visual Recognition"; 2020, "Designing Network Design Spaces").
+* :func:`param_trends`, :func:`parallel_dims`: top-1 against each architecture feature.
+* :func:`importances`: parameter importance from Optuna's fANOVA evaluator, per subset of trials in which a
+  conditional parameter exists.
+
+Which trials count: the EDFs, trends, parallel coordinates and importances use COMPLETE trials (full
+fidelity), one per architecture (re-used results are not new samples). Pruned trials stopped at lower
+fidelity; their top-1 is not comparable and they appear only in the Pareto plots (as ``pruned``) and the table.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from bisect import bisect_right
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mixnas import optuna_io
+from mixnas.errors import MixnasError
+from mixnas.pareto import hypervolume, pareto_front
+
+METRICS = ("top1", "macs", "params", "latency_ms")
+LABELS = {"top1": "top-1 (%)", "macs": "MACs", "params": "parameters", "latency_ms": "latency (ms)",
+          "error": "error (%)"}
+DIRECTIONS = {"top1": "max", "macs": "min", "params": "min", "latency_ms": "min"}
+CATEGORIES = ("pareto", "dominated", "pruned", "infeasible", "failed", "invalid", "duplicate", "running")
+
+
+@dataclass
+class Run:
+    """One search run folder, as plain records (one dict per trial, in trial-number order)."""
+
+    name: str
+    path: Path
+    space: str
+    objectives: list[tuple[str, str]]  # (metric, "max" | "min")
+    max_epochs: int
+    records: list[dict[str, Any]]
+    trials: list[Any] = field(default_factory=list)  # the FrozenTrials (for the importance evaluators)
+    storage_url: str = ""
+    study_name: str = ""
+
+    @property
+    def directions(self) -> list[str]:
+        return [d for _, d in self.objectives]
+
+    @property
+    def metrics(self) -> list[str]:
+        return [m for m, _ in self.objectives]
+
+    def complete(self) -> list[dict[str, Any]]:
+        """COMPLETE trials, one per architecture (no re-used results): the samples of the design space."""
+        return [r for r in self.records if r["category"] in ("pareto", "dominated")]
+
+    def measured(self, metric: str) -> bool:
+        return any(_finite(r.get(metric)) for r in self.records)
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+# -- loading ---------------------------------------------------------------------------------------------------
+
+
+def storage_url_of(run: Path, doc: dict[str, Any]) -> str:
+    """The study's storage: the run folder's own ``study.db`` when the search used the default storage (so
+    a copied or moved run folder reads its own copy), else the ``--storage`` it was given."""
+    settings = doc.get("settings") or {}
+    if not settings.get("storage") and (run / "study.db").is_file():
+        return f"sqlite:///{(run / 'study.db').resolve()}"
+    return str((doc.get("resolved") or {}).get("storage", ""))
+
+
+def load_run(path: str | Path) -> Run:
+    """Read a run folder (``search.yaml`` and its study); :class:`MixnasError` when it is not one."""
+    run = Path(path)
+    meta = run / "search.yaml"
+    if not run.is_dir():
+        raise MixnasError(f"{run}: no such run folder")
+    if not meta.is_file():
+        raise MixnasError(f"{run}: not a search run folder (no search.yaml)")
+    try:
+        doc = yaml.safe_load(meta.read_text()) or {}
+        resolved = doc["resolved"]
+        name, objectives = resolved["study_name"], [str(o) for o in resolved["objectives"]]
+    except (yaml.YAMLError, KeyError, TypeError) as err:
+        raise MixnasError(f"{meta}: not a search.yaml written by mixnas search ({type(err).__name__}: {err})") from None
+    url = storage_url_of(run, doc)
+    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).is_file():
+        raise MixnasError(f"{run}: its study storage {url} does not exist")
+    try:
+        study = optuna_io.load_existing(optuna_io.storage_for(url), name)
+    except MixnasError as err:
+        raise MixnasError(f"{run}: {err}") from None
+    trials = study.get_trials(deepcopy=False)
+    objs = [(o.split(":")[0], o.split(":")[1]) for o in objectives]
+    space = ((doc.get("space") or {}).get("name")) or Path(str((doc.get("settings") or {}).get("space", ""))).stem
+    records = trial_records(trials, objs)
+    classify(records, objs)
+    return Run(name=run.resolve().name, path=run, space=str(space), objectives=objs,
+               max_epochs=int(resolved.get("max_epochs") or 0), records=records, trials=trials,
+               storage_url=url, study_name=name)
+
+
+def trial_records(trials: Sequence[Any], objectives: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+    """Plain records of FrozenTrials: state, status, metrics, times (seconds from the first trial's start),
+    the architecture, its features and a one-line summary."""
+    starts = [t.datetime_start for t in trials if t.datetime_start is not None]
+    t0 = min(starts) if starts else None
+    out = []
+    for t in sorted(trials, key=lambda t: t.number):
+        a = t.user_attrs
+        obj = a.get("objectives") or {}
+        arch = a.get("arch")
+        rec = {"number": t.number, "state": t.state.name, "status": a.get("status", ""),
+               "digest": a.get("digest", ""), "fidelity": a.get("fidelity"), "duplicate_of": a.get("duplicate_of"),
+               "wall_time_s": a.get("wall_time_s"), "arch": arch, "params_opt": dict(t.params),
+               "reason": a.get("fail_reason", a.get("reason", ""))}
+        for m in METRICS:
+            v = obj.get(m, a.get(m))
+            rec[m] = float(v) if _finite(v) else None
+        if t.state.name == "COMPLETE" and t.values is not None:  # the told values are authoritative
+            for (m, _), v in zip(objectives, t.values):
+                rec[m] = float(v)
+        rec["start_s"] = (t.datetime_start - t0).total_seconds() if t0 and t.datetime_start else None
+        rec["end_s"] = (t.datetime_complete - t0).total_seconds() if t0 and t.datetime_complete else None
+        rec["features"] = arch_features(arch) if isinstance(arch, dict) else {}
+        rec["summary"] = arch_summary(arch) if isinstance(arch, dict) else a.get("invalid", "invalid candidate")
+        out.append(rec)
+    return out
+
+
+def classify(records: list[dict[str, Any]], objectives: Sequence[tuple[str, str]]) -> None:
+    """Set ``record["category"]``: ``pareto`` / ``dominated`` for COMPLETE trials (the front over the run's
+    objectives, one record per architecture as in ``pareto.yaml``), else ``duplicate`` (a re-used result),
+    ``pruned``, ``infeasible``, ``invalid``, ``failed`` or ``running``."""
+    complete = []
+    for r in records:
+        status = r.get("status")
+        if r["state"] == "RUNNING":
+            r["category"] = "running"
+        elif status in ("infeasible", "invalid"):
+            r["category"] = status
+        elif r.get("duplicate_of") is not None:
+            r["category"] = "duplicate"
+        elif r["state"] == "COMPLETE":
+            r["category"] = "dominated"
+            complete.append(r)
+        elif r["state"] == "PRUNED":
+            r["category"] = "pruned"
+        else:
+            r["category"] = "failed"
+    seen: set[str] = set()
+    unique = []
+    for r in complete:
+        if r["digest"] in seen:
+            r["category"] = "duplicate"
+        else:
+            seen.add(r["digest"])
+            unique.append(r)
+    metrics = [m for m, _ in objectives]
+    for i in pareto_front([[r[m] for m in metrics] for r in unique], [d for _, d in objectives]):
+        unique[i]["category"] = "pareto"
+
+
+# -- architectures ---------------------------------------------------------------------------------------------
+
+
+def _joined(values: list[Any]) -> Any:
+    """One value when all stages agree, else ``a/b/c``."""
+    return values[0] if len(set(map(str, values))) == 1 else "/".join(map(str, values))
+
+
+def arch_features(arch: dict[str, Any]) -> dict[str, Any]:
+    """The architecture as flat, comparable features (the same names across spaces): layout, patch size,
+    stem width, stages, total depth, depth and width per stage, final width, mixer families and their
+    parameters (one value when tied across stages), channel-mixer ratio."""
+    stages = arch.get("stages") or []
+    stem = arch.get("stem") or {}
+    f: dict[str, Any] = {"layout": arch.get("layout"), "patch_size": stem.get("patch_size"),
+                         "stem_dim": stem.get("dim"), "stages": len(stages),
+                         "depth": sum(int(s.get("depth", 0)) for s in stages)}
+    if len(stages) > 1:
+        for i, s in enumerate(stages):
+            f[f"depth[{i}]"] = s.get("depth")
+    f["width"] = stages[-1].get("dim") if stages else None
+    if stages:
+        f["token_mixer"] = _joined([s["token_mixer"]["name"] for s in stages])
+        keys: list[str] = []
+        for s in stages:
+            keys += [k for k in s["token_mixer"] if k != "name" and k not in keys]
+        for k in keys:
+            f[k] = _joined([s["token_mixer"].get(k, "-") for s in stages])
+        f["channel_mixer"] = _joined([s["channel_mixer"]["name"] for s in stages])
+        ratios = [round(s["channel_mixer"].get("channel_hidden_dim", 0) / s["dim"], 3) for s in stages
+                  if s.get("dim") and "channel_hidden_dim" in s["channel_mixer"]]
+        if ratios:
+            f["channel_ratio"] = _joined(ratios)
+    return f
+
+
+def arch_summary(arch: dict[str, Any]) -> str:
+    """One line for hover text: families per stage, depths, widths, the token mixer's settings."""
+    stages = arch.get("stages") or []
+    stem = arch.get("stem") or {}
+    fam = [s["token_mixer"]["name"] for s in stages]
+    fams = fam[0] if len(set(fam)) == 1 else "/".join(fam)
+    parts = [f"{arch.get('layout', '?')} {fams}",
+             "depths " + "-".join(str(s.get("depth")) for s in stages),
+             "widths " + "-".join(str(s.get("dim")) for s in stages),
+             f"patch {stem.get('patch_size')}"]
+    if stages:
+        tm = {k: v for k, v in stages[0]["token_mixer"].items() if k != "name"}
+        if tm:
+            parts.append(", ".join(f"{k} {v}" for k, v in tm.items()))
+        cm = stages[0]["channel_mixer"]
+        ratio = (f" x{cm['channel_hidden_dim'] / stages[0]['dim']:g}" if "channel_hidden_dim" in cm
+                 and stages[0].get("dim") else "")
+        parts.append(f"{cm['name']}{ratio}")
+    return " | ".join(parts)
+
+
+# -- Pareto fronts and hypervolume -----------------------------------------------------------------------------
+
+
+def pareto_points(run: Run, metrics: Sequence[str]) -> dict[str, Any]:
+    """The points of a Pareto plot over ``metrics`` (each with its usual direction): per category the
+    records that have all the metrics; ``front`` (the non-dominated COMPLETE records over these metrics,
+    sorted by the second metric, the x axis) and ``dominated`` (the other COMPLETE ones), ``pruned`` (values at
+    the lower fidelity they reached), and ``infeasible`` / ``failed`` records that have the cost metrics (their
+    top-1 is unknown: the figure places them below the others)."""
+    dirs = [DIRECTIONS[m] for m in metrics]
+    has = [r for r in run.records if all(_finite(r.get(m)) for m in metrics)]
+    complete = [r for r in has if r["category"] in ("pareto", "dominated")]
+    idx = set(pareto_front([[r[m] for m in metrics] for r in complete], dirs))
+    out: dict[str, Any] = {"metrics": list(metrics),
+                           "front": sorted((r for i, r in enumerate(complete) if i in idx), key=lambda r: r[metrics[1]]),
+                           "dominated": [r for i, r in enumerate(complete) if i not in idx]}
+    out["pruned"] = [r for r in has if r["category"] == "pruned"]
+    costs = [m for m in metrics if m != "top1"]  # never trained (or no result): placed by their costs alone
+    for cat in ("infeasible", "failed"):
+        out[cat] = [r for r in run.records if r["category"] == cat and all(_finite(r.get(m)) for m in costs)]
+    return out
+
+
+def reference_point(runs: Sequence[Run]) -> tuple[list[float], list[float]]:
+    """``(ideal, reference)`` for hypervolume over the runs' (shared) objectives: the best and the worst
+    COMPLETE value of each objective over all runs, the reference moved 10 % of the range beyond the worst."""
+    objs = runs[0].objectives
+    ideal, ref = [], []
+    for m, d in objs:
+        vals = [r[m] for run in runs for r in run.complete() if _finite(r.get(m))]
+        if not vals:
+            ideal.append(0.0)
+            ref.append(1.0)
+            continue
+        lo, hi = min(vals), max(vals)
+        pad = 0.1 * (hi - lo) or 0.1 * abs(hi) or 1.0
+        ideal.append(hi if d == "max" else lo)
+        ref.append(lo - pad if d == "max" else hi + pad)
+    return ideal, ref
+
+
+def hv_history(run: Run, ideal: Sequence[float], reference: Sequence[float]) -> dict[str, list[float]]:
+    """Normalised hypervolume of the front of COMPLETE trials so far (1 = the box from ``reference`` to
+    ``ideal``): against the number of trials finished (trained or re-used; infeasible and invalid candidates
+    are not counted, as in ``--trials``), in trial-number order, and against wall-clock seconds since the
+    first trial started, in completion order."""
+    metrics, dirs = run.metrics, run.directions
+    box = math.prod(abs(r - i) for r, i in zip(reference, ideal)) or 1.0
+    counted = [r for r in run.records if r["category"] not in ("infeasible", "invalid", "running")]
+
+    def curve(order: list[dict[str, Any]]) -> list[float]:
+        pts, hv = [], []
+        for r in order:
+            if r["category"] in ("pareto", "dominated"):
+                pts.append([r[m] for m in metrics])
+            hv.append(hypervolume(pts, dirs, list(reference)) / box if pts else 0.0)
+        return hv
+
+    timed = sorted((r for r in counted if r.get("end_s") is not None), key=lambda r: r["end_s"])
+    return {"trials": list(range(1, len(counted) + 1)), "hv": curve(counted),
+            "time_s": [r["end_s"] for r in timed], "hv_time": curve(timed)}
+
+
+# -- EDFs ------------------------------------------------------------------------------------------------------
+
+
+def edf(values: Sequence[float], grid: Sequence[float], weights: Sequence[float] | None = None) -> list[float]:
+    """The (weighted) empirical distribution function ``F(x) = P(value <= x)`` at each grid point."""
+    w = list(weights) if weights is not None else [1.0] * len(values)
+    total = sum(w)
+    if not values or total <= 0:
+        return [math.nan] * len(grid)
+    pairs = sorted(zip(values, w))
+    xs = [v for v, _ in pairs]
+    cum, acc = [], 0.0
+    for _, wi in pairs:
+        acc += wi
+        cum.append(acc)
+    return [(cum[k - 1] / total if (k := bisect_right(xs, x)) else 0.0) for x in grid]
+
+
+def edf_band(values: Sequence[float], grid: Sequence[float], weights: Sequence[float] | None = None,
+             n_boot: int = 400, level: float = 0.95, seed: int = 0) -> tuple[list[float], list[float]]:
+    """Pointwise bootstrap band of the EDF: resample the models with replacement ``n_boot`` times (their
+    weights travel with them and are renormalised), and take the ``(1-level)/2`` and ``(1+level)/2``
+    quantiles of the resampled EDFs at each grid point."""
+    n = len(values)
+    if n == 0:
+        return [math.nan] * len(grid), [math.nan] * len(grid)
+    w = list(weights) if weights is not None else [1.0] * n
+    rng = random.Random(seed)
+    draws = []
+    for _ in range(n_boot):
+        idx = [rng.randrange(n) for _ in range(n)]
+        ws = [w[i] for i in idx]
+        if sum(ws) <= 0:
+            continue
+        draws.append(edf([values[i] for i in idx], grid, ws))
+    lo_q, hi_q = (1 - level) / 2, (1 + level) / 2
+    lo, hi = [], []
+    for j in range(len(grid)):
+        col = sorted(d[j] for d in draws)
+        lo.append(_quantile(col, lo_q))
+        hi.append(_quantile(col, hi_q))
+    return lo, hi
+
+
+def _quantile(sorted_vals: Sequence[float], q: float) -> float:
+    if not sorted_vals:
+        return math.nan
+    pos = q * (len(sorted_vals) - 1)
+    i = int(math.floor(pos))
+    j = min(i + 1, len(sorted_vals) - 1)
+    return sorted_vals[i] + (sorted_vals[j] - sorted_vals[i]) * (pos - i)
+
+
+def complexity_weights(macs_per_space: Sequence[Sequence[float]], n_bins: int = 8
+                       ) -> tuple[list[list[float]], list[float]]:
+    """Weights that give every design space the same MACs distribution (Radosavovic et al. 2019, sec. 3:
+    "normalized comparisons" reweight models so that the complexity distributions match).
+
+    Bins are ``n_bins`` equal widths in log10(MACs) over the overlap of the spaces' MACs ranges; a bin counts
+    only when every space has a model in it. Each counted bin gets total weight ``1 / (counted bins)`` in
+    every space, shared equally by that space's models in the bin; models outside the counted bins weigh 0.
+    So each space's weighted MACs histogram is the same (uniform over the shared bins). Returns ``(weights
+    per space, bin edges)``; :class:`MixnasError` when the spaces' MACs ranges do not overlap."""
+    logs = [[math.log10(m) for m in macs] for macs in macs_per_space]
+    if not logs or any(not lg for lg in logs):
+        raise MixnasError("complexity normalisation needs at least one model with MACs in every space")
+    lo, hi = max(min(lg) for lg in logs), min(max(lg) for lg in logs)
+    if lo > hi:
+        raise MixnasError("the design spaces' MACs ranges do not overlap: no complexity-normalised comparison")
+    if hi - lo < 1e-9:
+        edges = [lo - 1e-6, hi + 1e-6]
+    else:
+        edges = [lo + (hi - lo) * k / n_bins for k in range(n_bins + 1)]
+
+    def bin_of(x: float) -> int | None:
+        if x < edges[0] - 1e-12 or x > edges[-1] + 1e-12:
+            return None
+        return min(max(bisect_right(edges, x) - 1, 0), len(edges) - 2)
+
+    bins = [[bin_of(x) for x in lg] for lg in logs]
+    shared = set(range(len(edges) - 1))
+    for b in bins:
+        shared &= {x for x in b if x is not None}
+    if not shared:
+        raise MixnasError("no MACs bin holds models of every design space: no complexity-normalised comparison")
+    weights = []
+    for b in bins:
+        count = {k: b.count(k) for k in shared}
+        weights.append([1.0 / (len(shared) * count[k]) if k in shared else 0.0 for k in b])
+    return weights, [10 ** e for e in edges]
+
+
+def design_space_edfs(runs: Sequence[Run], normalize: bool = False, n_boot: int = 400, seed: int = 0,
+                      n_bins: int = 8) -> dict[str, Any]:
+    """Error EDFs (error = 100 - top-1, %) of each run's COMPLETE models on one grid, with bootstrap bands;
+    ``normalize`` reweights them to matched MACs distributions (:func:`complexity_weights`). Returns
+    ``{"grid": [...], "runs": {name: {"F", "lo", "hi", "n", "weights", "macs", "errors"}}, "note": str}``."""
+    samples = []
+    for run in runs:
+        rs = [r for r in run.complete() if _finite(r.get("top1")) and _finite(r.get("macs"))]
+        samples.append((run, [100.0 - r["top1"] for r in rs], [r["macs"] for r in rs]))
+    samples = [s for s in samples if s[1]]
+    if not samples:
+        return {"grid": [], "runs": {}, "note": "no COMPLETE trials"}
+    note = ""
+    weights: list[list[float] | None] = [None] * len(samples)
+    if normalize:
+        ws, edges = complexity_weights([s[2] for s in samples], n_bins)
+        weights = list(ws)
+        note = (f"reweighted to a common MACs distribution over {edges[0]:.3g}-{edges[-1]:.3g} MACs "
+                f"({len(edges) - 1} log bins)")
+    allv = sorted({e for _, errs, _ in samples for e in errs})
+    pad = 0.02 * (allv[-1] - allv[0]) or 0.5
+    grid = [allv[0] - pad] + allv + [allv[-1] + pad]
+    out: dict[str, Any] = {"grid": grid, "runs": {}, "note": note}
+    for (run, errs, macs), w in zip(samples, weights):
+        lo, hi = edf_band(errs, grid, w, n_boot=n_boot, seed=seed)
+        out["runs"][run_label(run, runs)] = {
+            "F": edf(errs, grid, w), "lo": lo, "hi": hi, "errors": errs, "macs": macs,
+            "weights": w if w is not None else [1.0] * len(errs),
+            "n": len(errs) if w is None else sum(1 for x in w if x > 0)}
+    if normalize:
+        out["note"] += "; models weighted: " + ", ".join(f"{k} {v['n']}" for k, v in out["runs"].items())
+    return out
+
+
+def run_label(run: Run, runs: Sequence[Run]) -> str:
+    """``space (folder)``, unique among ``runs``."""
+    label = f"{run.space} ({run.name})" if run.space and run.space != run.name else run.name
+    dup = [r for r in runs if (f"{r.space} ({r.name})" if r.space and r.space != r.name else r.name) == label]
+    return label if len(dup) < 2 else f"{label} #{list(runs).index(run) + 1}"
+
+
+# -- trends and parallel coordinates ---------------------------------------------------------------------------
+
+
+def _sort_key(v: Any) -> tuple:
+    return (0, float(v), "") if _finite(v) else (1, 0.0, str(v))
+
+
+def varying_features(records: Sequence[dict[str, Any]]) -> list[str]:
+    """Architecture features with at least two distinct values among ``records`` (first-seen order)."""
+    names: list[str] = []
+    for r in records:
+        names += [k for k in r["features"] if k not in names]
+    return [k for k in names if len({str(r["features"].get(k)) for r in records}) > 1]
+
+
+def param_trends(run: Run, metric: str = "top1") -> dict[str, dict[str, Any]]:
+    """For each varying architecture feature: the COMPLETE trials' ``metric`` per value of the feature
+    (``values``, ``points`` per value, and ``n``, ``mean``, ``median``, ``min``, ``max``, ``q25``, ``q75``)."""
+    rs = [r for r in run.complete() if _finite(r.get(metric))]
+    out = {}
+    for feat in varying_features(rs):
+        groups: dict[Any, list[float]] = {}
+        for r in rs:
+            groups.setdefault(r["features"].get(feat, "n/a"), []).append(r[metric])
+        values = sorted(groups, key=_sort_key)
+        stats: dict[str, Any] = {"values": values, "points": [sorted(groups[v]) for v in values]}
+        for key, fn in (("n", len), ("mean", lambda p: sum(p) / len(p)), ("median", lambda p: _quantile(p, 0.5)),
+                        ("min", min), ("max", max), ("q25", lambda p: _quantile(p, 0.25)),
+                        ("q75", lambda p: _quantile(p, 0.75))):
+            stats[key] = [fn(p) for p in stats["points"]]
+        out[feat] = stats
+    return out
+
+
+def parallel_dims(run: Run, metric: str = "top1") -> dict[str, Any]:
+    """Parallel-coordinates data over the COMPLETE trials: one ordinal axis per varying feature (its distinct
+    values sorted, numbers numerically; ``n/a`` where a conditional feature does not exist), and ``color``
+    (the metric) per trial."""
+    rs = [r for r in run.complete() if _finite(r.get(metric))]
+    dims = []
+    for feat in varying_features(rs):
+        raw = [r["features"].get(feat, "n/a") for r in rs]
+        ticks = sorted(set(raw), key=_sort_key)
+        dims.append({"label": feat, "values": [ticks.index(v) for v in raw], "tickvals": list(range(len(ticks))),
+                     "ticktext": [str(t) for t in ticks]})
+    return {"dims": dims, "color": [r[metric] for r in rs], "numbers": [r["number"] for r in rs]}
+
+
+# -- parameter importance --------------------------------------------------------------------------------------
+
+
+def importances(run: Run, metric: str = "top1", min_trials: int = 4, seed: int = 0) -> list[dict[str, Any]]:
+    """Parameter importance of ``metric`` from Optuna's fANOVA evaluator, correct for conditional parameters.
+
+    Optuna's evaluators need every trial to have every parameter they evaluate (by default they keep only
+    the parameters all trials share, so conditional ones vanish). Here the COMPLETE trials (one per
+    architecture) are grouped by *which parameters exist*: one subset per distinct presence pattern (all
+    trials; the trials of one mixer family; ...). Each subset's importances are evaluated on exactly the trials
+    of that subset, over every parameter present in all of them, so a conditional parameter is ranked among
+    the parameters that coexist with it. Returns one entry per subset with at least ``min_trials`` trials and
+    a varying parameter: ``{"subset", "n", "of", "importances": {param: share}}``, largest subset first."""
+    index = run.metrics.index(metric) if metric in run.metrics else 0
+    keep = {r["number"] for r in run.complete()}
+    trials = [t for t in run.trials if t.number in keep and t.values is not None]
+    presence: dict[str, frozenset[int]] = {}
+    for t in trials:
+        for p in t.params:
+            presence[p] = presence.get(p, frozenset()) | {t.number}
+    subsets = sorted(set(presence.values()), key=lambda s: (-len(s), sorted(s)))
+    out = []
+    for subset in subsets:
+        sub = [t for t in trials if t.number in subset]
+        params = [p for p, s in presence.items() if subset <= s
+                  and len({repr(t.params[p]) for t in sub}) > 1]
+        if len(sub) < min_trials or not params:
+            continue
+        imp = {p: float(v) for p, v in optuna_io.param_importances(
+            sub, [d for _, d in run.objectives], params, index, seed=seed).items()}
+        out.append({"subset": _subset_label(subset, trials), "n": len(sub), "of": len(trials),
+                    "importances": dict(sorted(imp.items(), key=lambda kv: -kv[1]))})
+    return out
+
+
+def _subset_label(subset: frozenset[int], trials: Sequence[Any]) -> str:
+    """``all trials``, or the parameter values that hold in the subset but not everywhere (e.g.
+    ``arch.stages.token_mixer = strip``)."""
+    if len(subset) == len(trials):
+        return "all trials"
+    sub = [t for t in trials if t.number in subset]
+    conds = []
+    for p in sub[0].params:
+        vals = {repr(t.params.get(p)) for t in sub}
+        if len(vals) == 1 and all(p in t.params for t in sub) and \
+                len({repr(t.params.get(p)) for t in trials}) > 1 and isinstance(sub[0].params[p], str):
+            conds.append(f"{p} = {sub[0].params[p]}")
+    return ", ".join(conds) or f"{len(subset)} trials with the same parameters"
+
+
+# -- the trials table ------------------------------------------------------------------------------------------
+
+
+def table_rows(run: Run) -> list[dict[str, Any]]:
+    """One row per trial: number, category, state, status, objectives and costs, fidelity, wall time, digest,
+    summary, and ``pareto_file`` when the run folder has its ArchConfig YAML (``pareto/trial_NNNNN.yaml``)."""
+    rows = []
+    for r in run.records:
+        pf = run.path / "pareto" / f"trial_{r['number']:05d}.yaml"
+        rows.append({"number": r["number"], "category": r["category"], "state": r["state"], "status": r["status"],
+                     **{m: r.get(m) for m in METRICS}, "fidelity": r.get("fidelity"),
+                     "wall_time_s": r.get("wall_time_s"), "digest": r.get("digest", ""),
+                     "summary": r["summary"], "reason": r.get("reason") or "",
+                     "pareto_file": pf if r["category"] == "pareto" and pf.is_file() else None,
+                     "arch": r.get("arch")})
+    return rows

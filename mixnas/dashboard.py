@@ -1,0 +1,533 @@
+"""Plotly figures of :mod:`mixnas.analysis` data, and the offline HTML report of ``mixnas dashboard``.
+
+The one module that imports plotly. Each ``*_figure`` function takes the plain data an analysis function
+returned and builds a figure; :func:`build_report` lays them out in one HTML file with plotly.js included once
+(inline, or as ``plotly.min.js`` beside the report), a sortable trials table linking every trial to its
+ArchConfig YAML, and a small script that records JavaScript errors and which figures drew into
+``#report-status`` (read by the browser test, :mod:`mixnas.browser`).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import plotly.graph_objects as go
+import plotly.io as pio
+import plotly.offline
+from plotly.subplots import make_subplots
+
+from mixnas import analysis as A
+from mixnas import optuna_io
+from mixnas.errors import MixnasError
+
+STYLE = {  # category -> marker; pareto points also get the front's line
+    "pareto": {"color": "#d62728", "symbol": "circle", "size": 11, "line": {"color": "black", "width": 1}},
+    "dominated": {"color": "#1f77b4", "symbol": "circle", "size": 8, "opacity": 0.8},
+    "pruned": {"color": "#9e9e9e", "symbol": "circle-open", "size": 8},
+    "infeasible": {"color": "#ff7f0e", "symbol": "x", "size": 8},
+    "failed": {"color": "black", "symbol": "diamond-open", "size": 8},
+}
+RUN_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
+TEMPLATE = "plotly_white"
+
+
+def _hover(records: Sequence[dict[str, Any]]) -> tuple[list[list[Any]], str]:
+    custom = [[r["number"], r.get("digest", ""), r["summary"], r["category"], r.get("fidelity"),
+               _fmt(r.get("top1")), _fmt(r.get("macs")), _fmt(r.get("params")), _fmt(r.get("latency_ms"))]
+              for r in records]
+    template = ("trial %{customdata[0]} (%{customdata[3]}, %{customdata[4]} epochs)<br>digest %{customdata[1]}"
+                "<br>top-1 %{customdata[5]} | MACs %{customdata[6]} | params %{customdata[7]}"
+                " | latency %{customdata[8]} ms<br>%{customdata[2]}<extra></extra>")
+    return custom, template
+
+
+def _fmt(v: Any) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "-"
+    if isinstance(v, (int, float)) and abs(v) >= 1e5:
+        return f"{v / 1e6:.3g}M"
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def _label(m: str) -> str:
+    return A.LABELS.get(m, m)
+
+
+def pareto_figure(points: dict[str, Any], title: str = "") -> go.Figure:
+    """2-D (``metrics = [y, x]``) or 3-D (``[z, x, y]``) Pareto plot of :func:`mixnas.analysis.pareto_points`:
+    the front (joined by a line in 2-D), dominated, pruned, infeasible and failed trials in distinct markers."""
+    metrics = points["metrics"]
+    fig = go.Figure()
+    three = len(metrics) == 3
+    known = [r["top1"] for c in ("front", "dominated", "pruned") for r in points.get(c) or []]
+    floor = (min(known) - 0.05 * ((max(known) - min(known)) or 10.0)) if known else 0.0
+    for cat in ("dominated", "pruned", "infeasible", "failed", "front"):
+        rs = points.get(cat) or []
+        if not rs:
+            continue
+        if cat in ("infeasible", "failed"):  # no top-1: a row at the bottom, by their costs
+            rs = [{**r, metrics[0]: floor} for r in rs]
+        style = dict(STYLE["pareto" if cat == "front" else cat])
+        opacity = style.pop("opacity", 1.0)
+        custom, template = _hover(rs)
+        name = {"front": "Pareto front", "dominated": "dominated", "pruned": "pruned (lower fidelity)",
+                "infeasible": "infeasible (not trained, top-1 unknown)", "failed": "failed (top-1 unknown)"}[cat]
+        if three:
+            style["size"] = style["size"] * 0.6
+            fig.add_trace(go.Scatter3d(x=[r[metrics[1]] for r in rs], y=[r[metrics[2]] for r in rs],
+                                       z=[r[metrics[0]] for r in rs], mode="markers", name=name, marker=style,
+                                       opacity=opacity, customdata=custom, hovertemplate=template))
+        else:
+            fig.add_trace(go.Scatter(x=[r[metrics[1]] for r in rs], y=[r[metrics[0]] for r in rs],
+                                     mode="lines+markers" if cat == "front" else "markers", name=name,
+                                     marker=style, opacity=opacity, customdata=custom, hovertemplate=template,
+                                     line={"shape": "hv", "color": STYLE["pareto"]["color"]} if cat == "front" else None))
+    if three:
+        fig.update_layout(scene={"xaxis": {"title": {"text": _label(metrics[1])}, "type": "log"},
+                                 "yaxis": {"title": {"text": _label(metrics[2])}, "type": "log"},
+                                 "zaxis": {"title": {"text": _label(metrics[0])}}})
+    else:
+        fig.update_xaxes(title_text=_label(metrics[1]), type="log" if metrics[1] != "top1" else None)
+        fig.update_yaxes(title_text=_label(metrics[0]))
+    fig.update_layout(title=title or f"{_label(metrics[0])} vs {' and '.join(_label(m) for m in metrics[1:])}",
+                      template=TEMPLATE, height=460, legend={"orientation": "h", "y": -0.2})
+    return fig
+
+
+def pareto_overlay_figure(points_per_run: dict[str, dict[str, Any]]) -> go.Figure:
+    """The COMPLETE trials of several runs in one 2-D plot, each run's front as a line."""
+    fig = go.Figure()
+    for k, (label, points) in enumerate(points_per_run.items()):
+        y, x = points["metrics"]
+        color = RUN_COLORS[k % len(RUN_COLORS)]
+        for cat, mode, size in (("dominated", "markers", 7), ("front", "lines+markers", 10)):
+            rs = points[cat]
+            if not rs:
+                continue
+            custom, template = _hover(rs)
+            fig.add_trace(go.Scatter(x=[r[x] for r in rs], y=[r[y] for r in rs], mode=mode, customdata=custom,
+                                     hovertemplate=template, name=f"{label}: {'front' if cat == 'front' else 'dominated'}",
+                                     legendgroup=label, line={"shape": "hv", "color": color},
+                                     marker={"color": color, "size": size,
+                                             "symbol": "circle" if cat == "front" else "circle-open"}))
+    y, x = next(iter(points_per_run.values()))["metrics"] if points_per_run else ("top1", "macs")
+    fig.update_xaxes(title_text=_label(x), type="log")
+    fig.update_yaxes(title_text=_label(y))
+    fig.update_layout(title=f"Fronts side by side: {_label(y)} vs {_label(x)} (COMPLETE trials)",
+                      template=TEMPLATE, height=480)
+    return fig
+
+
+def hv_figure(histories: dict[str, dict[str, list[float]]]) -> go.Figure:
+    """Normalised hypervolume against finished trials and against wall-clock minutes, one line per run."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("against trials finished", "against wall-clock time"))
+    for k, (label, h) in enumerate(histories.items()):
+        color = RUN_COLORS[k % len(RUN_COLORS)]
+        fig.add_trace(go.Scatter(x=h["trials"], y=h["hv"], mode="lines", line={"shape": "hv", "color": color},
+                                 name=label, legendgroup=label), row=1, col=1)
+        fig.add_trace(go.Scatter(x=[t / 60 for t in h["time_s"]], y=h["hv_time"], mode="lines",
+                                 line={"shape": "hv", "color": color}, name=label, legendgroup=label,
+                                 showlegend=False), row=1, col=2)
+    fig.update_xaxes(title_text="trials finished", row=1, col=1)
+    fig.update_xaxes(title_text="minutes since the first trial started", row=1, col=2)
+    fig.update_yaxes(title_text="hypervolume (normalised)", rangemode="tozero")
+    fig.update_layout(title="Hypervolume of the COMPLETE front", template=TEMPLATE, height=400)
+    return fig
+
+
+def parallel_figure(data: dict[str, Any], title: str = "") -> go.Figure:
+    """Parallel coordinates of :func:`mixnas.analysis.parallel_dims`, lines coloured by top-1."""
+    dims = [{"label": d["label"], "values": d["values"], "tickvals": d["tickvals"], "ticktext": d["ticktext"],
+             "range": [-0.3, max(d["tickvals"]) + 0.3]} for d in data["dims"]]
+    fig = go.Figure(go.Parcoords(line={"color": data["color"], "colorscale": "Viridis", "showscale": True,
+                                       "colorbar": {"title": {"text": "top-1"}}}, dimensions=dims))
+    fig.update_layout(title=title or "Architecture parameters of COMPLETE trials, coloured by top-1",
+                      template=TEMPLATE, height=440, margin={"l": 60, "r": 60, "t": 90})
+    return fig
+
+
+def importance_figure(groups: list[dict[str, Any]], title: str = "") -> go.Figure:
+    """Horizontal bars of :func:`mixnas.analysis.importances`, one colour per subset of trials."""
+    fig = go.Figure()
+    rows = 0
+    for k, g in enumerate(groups):
+        items = list(g["importances"].items())[::-1]
+        rows += len(items)
+        fig.add_trace(go.Bar(x=[v for _, v in items], y=[f"{p} [{k + 1}]" for p, _ in items], orientation="h",
+                             name=f"[{k + 1}] {g['subset']} ({g['n']} of {g['of']} trials)",
+                             marker={"color": RUN_COLORS[k % len(RUN_COLORS)]},
+                             hovertemplate="%{y}: %{x:.3f}<extra></extra>"))
+    fig.update_xaxes(title_text="fANOVA importance for top-1 (share within the subset)")
+    fig.update_layout(title=title or "Parameter importance (Optuna fANOVA, per subset where the parameters exist)",
+                      template=TEMPLATE, height=max(320, 130 + 22 * rows), legend={"orientation": "h", "y": -0.15},
+                      margin={"l": 300})
+    return fig
+
+
+def edf_figure(raw: dict[str, Any], normalised: dict[str, Any] | None) -> go.Figure:
+    """Error EDFs with bootstrap bands (left) and complexity-normalised EDFs (right, when given)."""
+    panels = [("error EDF", raw)] + ([("complexity-normalised error EDF", normalised)] if normalised else [])
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[t for t, _ in panels])
+    for col, (_, data) in enumerate(panels, start=1):
+        for k, (label, d) in enumerate(data["runs"].items()):
+            color = RUN_COLORS[k % len(RUN_COLORS)]
+            fill = _rgba(color, 0.18)
+            grid = data["grid"]
+            xs_hi, hi = _steps(grid, d["hi"])
+            xs_lo, lo = _steps(grid, d["lo"])
+            fig.add_trace(go.Scatter(x=xs_hi + xs_lo[::-1], y=hi + lo[::-1], fill="toself",
+                                     fillcolor=fill, line={"width": 0}, hoverinfo="skip", showlegend=False,
+                                     legendgroup=label), row=1, col=col)
+            fig.add_trace(go.Scatter(x=grid, y=d["F"], mode="lines", line={"shape": "hv", "color": color},
+                                     name=f"{label} (n={d['n']})", legendgroup=label, showlegend=col == 1,
+                                     hovertemplate="error %{x:.2f} %: F %{y:.2f}<extra>" + label + "</extra>"),
+                          row=1, col=col)
+        fig.update_xaxes(title_text="error = 100 - top-1 (%)", row=1, col=col)
+    fig.update_yaxes(title_text="fraction of models with error <= x", range=[0, 1.02])
+    note = normalised["note"] if normalised else ""
+    fig.update_layout(title="Design-space error EDFs, 95 % bootstrap bands" + (f"<br><sub>{note}</sub>" if note else ""),
+                      template=TEMPLATE, height=440)
+    return fig
+
+
+def _steps(xs: Sequence[float], ys: Sequence[float]) -> tuple[list[float], list[float]]:
+    """The corners of a right-continuous step function through ``(xs, ys)`` (for a band polygon)."""
+    px, py = [], []
+    for i, (x, y) in enumerate(zip(xs, ys)):
+        if i:
+            px.append(x)
+            py.append(ys[i - 1])
+        px.append(x)
+        py.append(y)
+    return px, py
+
+
+def _rgba(hex_color: str, alpha: float) -> str:
+    r, g, b = (int(hex_color[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def trends_figure(trends: dict[str, dict[str, Any]], title: str = "", cols: int = 4) -> go.Figure:
+    """One panel per architecture feature: every COMPLETE trial's top-1 per value (points), the median and
+    the interquartile range (box) and the mean (line)."""
+    names = list(trends)
+    rows = max(1, math.ceil(len(names) / cols))
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=names or ["no varying feature"],
+                        vertical_spacing=min(0.12, 0.5 / rows), horizontal_spacing=0.06)
+    for k, name in enumerate(names):
+        t = trends[name]
+        r, c = k // cols + 1, k % cols + 1
+        xs = [str(v) for v in t["values"]]
+        fig.add_trace(go.Box(x=[x for x, pts in zip(xs, t["points"]) for _ in pts],
+                             y=[p for pts in t["points"] for p in pts], boxpoints="all", jitter=0.4, pointpos=0,
+                             marker={"size": 4, "color": "#1f77b4"}, line={"width": 1}, showlegend=False,
+                             name=name), row=r, col=c)
+        fig.add_trace(go.Scatter(x=xs, y=t["mean"], mode="lines+markers", line={"color": "#d62728"},
+                                 marker={"size": 5}, showlegend=k == 0, name="mean", legendgroup="mean",
+                                 customdata=t["n"], hovertemplate="%{x}: mean %{y:.2f} (n=%{customdata})<extra></extra>"),
+                      row=r, col=c)
+        fig.update_xaxes(type="category", row=r, col=c)
+    fig.update_yaxes(title_text="top-1 (%)", col=1)
+    fig.update_layout(title=title or "Top-1 against each architecture feature (COMPLETE trials)", template=TEMPLATE,
+                      height=260 * rows + 80, margin={"t": 90})
+    return fig
+
+
+# -- the report ------------------------------------------------------------------------------------------------
+
+STATUS_JS = r"""
+window.__reportErrors = [];
+window.addEventListener('error', function (e) { window.__reportErrors.push(String(e.message || e)); });
+window.addEventListener('unhandledrejection', function (e) { window.__reportErrors.push('promise: ' + String(e.reason)); });
+function reportStatus() {
+  var divs = document.querySelectorAll('div.plotly-graph-div');
+  var drawn = 0, missing = [];
+  divs.forEach(function (d) {
+    var ok = d.querySelector('.main-svg') !== null && d._fullLayout !== undefined
+             && d.textContent.indexOf('WebGL is not supported') < 0;
+    var fl = d._fullLayout;
+    if (fl && fl._has && (fl._has('gl3d') || fl._has('parcoords')))  // WebGL figures draw into canvases
+      ok = ok && d.querySelector('canvas') !== null;
+    if (ok) drawn++; else missing.push(d.id);
+  });
+  var el = document.getElementById('report-status');
+  el.textContent = 'errors=' + window.__reportErrors.length + ' figures=' + drawn + '/' + divs.length
+    + (missing.length ? ' missing=' + missing.join(',') : '')
+    + (window.__reportErrors.length ? ' first_error=' + window.__reportErrors[0] : '');
+  el.setAttribute('data-done', '1');
+}
+window.addEventListener('load', function () { setTimeout(reportStatus, 1500); });
+"""
+
+TABLE_JS = r"""
+function sortTable(th) {
+  var table = th.closest('table'), idx = Array.prototype.indexOf.call(th.parentNode.children, th);
+  var asc = th.getAttribute('data-dir') !== 'asc';
+  th.parentNode.querySelectorAll('th').forEach(function (h) { h.removeAttribute('data-dir'); });
+  th.setAttribute('data-dir', asc ? 'asc' : 'desc');
+  var body = table.tBodies[0], rows = Array.prototype.slice.call(body.rows);
+  rows.sort(function (a, b) {
+    var x = a.cells[idx].getAttribute('data-v'), y = b.cells[idx].getAttribute('data-v');
+    var nx = parseFloat(x), ny = parseFloat(y), c;
+    if (x === '' && y !== '') return 1;
+    if (y === '' && x !== '') return -1;
+    c = (!isNaN(nx) && !isNaN(ny)) ? nx - ny : x.localeCompare(y);
+    return asc ? c : -c;
+  });
+  rows.forEach(function (r) { body.appendChild(r); });
+}
+"""
+
+CSS = """
+body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
+h1 { margin-bottom: 0.2em; } h2 { border-bottom: 1px solid #ccc; margin-top: 1.6em; }
+.runs { display: grid; gap: 1em; }
+.fig { min-width: 0; }
+.note { color: #555; max-width: 70em; }
+table.trials { border-collapse: collapse; font-size: 12px; margin-bottom: 1em; }
+table.trials th { cursor: pointer; background: #eee; position: sticky; top: 0; }
+table.trials th[data-dir=asc]::after { content: ' \\25B2'; } table.trials th[data-dir=desc]::after { content: ' \\25BC'; }
+table.trials td, table.trials th { border: 1px solid #ddd; padding: 2px 6px; text-align: right; }
+table.trials td.l { text-align: left; max-width: 48em; }
+tr.pareto { background: #fde8e8; } tr.pruned, tr.duplicate { color: #666; }
+tr.infeasible, tr.invalid, tr.failed { color: #a55; }
+#report-status { display: none; }
+"""
+
+
+class Report:
+    """Collects figures and HTML sections; :meth:`html` writes the page."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.figures = 0
+
+    def figure(self, fig: go.Figure) -> str:
+        self.figures += 1
+        height = fig.layout.height or 450
+        return ('<div class="fig">' + pio.to_html(fig, full_html=False, include_plotlyjs=False,
+                                                   div_id=f"fig{self.figures}", default_height=f"{height}px",
+                                                   config={"displaylogo": False, "responsive": True}) + "</div>")
+
+    def add(self, text: str) -> None:
+        self.parts.append(text)
+
+    def side_by_side(self, cells: list[str]) -> None:
+        self.parts.append(f'<div class="runs" style="grid-template-columns: repeat({len(cells)}, minmax(0, 1fr))">'
+                          + "".join(cells) + "</div>")
+
+
+def build_report(runs: Sequence[A.Run], out: str | Path, js: str = "inline", n_boot: int = 400) -> dict[str, Any]:
+    """Write the report for ``runs`` to ``out`` (HTML) and its files to ``OUT_STEM_files/``; returns
+    ``{"path", "figures", "bytes", "files"}``. ``js``: ``inline`` (plotly.js inside the HTML, one
+    self-contained file) or ``file`` (``plotly.min.js`` beside the report, in the files folder)."""
+    if js not in ("inline", "file"):
+        raise MixnasError(f"--js must be inline or file, found {js!r}")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    files = out.parent / f"{out.stem}_files"
+    files.mkdir(exist_ok=True)
+    labels = [A.run_label(r, runs) for r in runs]
+    rep = Report()
+    several = len(runs) > 1
+
+    rep.add(f"<h1>mixnas dashboard: {html.escape(', '.join(labels))}</h1>")
+    rep.add(_summary_table(runs, labels))
+    rep.add('<p class="note">Sections: <a href="#fronts">Pareto fronts</a> · <a href="#hv">hypervolume and timeline</a> · '
+            '<a href="#edf">design-space EDFs</a> · <a href="#parallel">parallel coordinates</a> · '
+            '<a href="#importance">parameter importance</a> · <a href="#trends">trends</a> · '
+            '<a href="#trials">trials</a></p>')
+
+    # Pareto fronts: each objective pair with top-1, and 3-D
+    rep.add('<h2 id="fronts">Pareto fronts</h2><p class="note">Red: the non-dominated COMPLETE trials for the '
+            "plotted metrics (one per architecture); blue: dominated COMPLETE trials; grey rings: pruned trials, at "
+            "the lower fidelity they reached; orange crosses: infeasible candidates (over a budget, never trained: "
+            "their top-1 is unknown, so they sit in a row below the others, placed by their costs); black diamonds: "
+            "failed trials, likewise. Hover for the architecture and digest.</p>")
+    costs = [m for m in ("macs", "params", "latency_ms") if any(r.measured(m) for r in runs)]
+    for cost in costs:
+        rep.side_by_side([rep.figure(pareto_figure(A.pareto_points(r, ["top1", cost]),
+                                                   f"{lab}: top-1 vs {_label(cost)}"))
+                          for r, lab in zip(runs, labels)])
+    if len(costs) >= 2:
+        third = "latency_ms" if "latency_ms" in costs else costs[1]
+        rep.side_by_side([rep.figure(pareto_figure(A.pareto_points(r, ["top1", "macs", third]),
+                                                   f"{lab}: top-1 vs MACs and {_label(third)} (3-D)"))
+                          for r, lab in zip(runs, labels)])
+    if several:
+        rep.add(rep.figure(pareto_overlay_figure({lab: A.pareto_points(r, ["top1", "macs"])
+                                                  for r, lab in zip(runs, labels)})))
+
+    # hypervolume, over the shared objectives with one reference point
+    rep.add('<h2 id="hv">Hypervolume</h2>')
+    groups: dict[tuple, list[int]] = {}
+    for i, r in enumerate(runs):
+        groups.setdefault(tuple(r.objectives), []).append(i)
+    for objs, idx in groups.items():
+        ideal, ref = A.reference_point([runs[i] for i in idx])
+        rep.add(f'<p class="note">Objectives {", ".join(f"{m}:{d}" for m, d in objs)}; hypervolume of the front of '
+                f"COMPLETE trials, normalised by the box from the best values seen ({_vals(ideal)}) to the reference "
+                f"point ({_vals(ref)}: the worst COMPLETE values of these runs, 10 % of the range further).</p>")
+        rep.add(rep.figure(hv_figure({labels[i]: A.hv_history(runs[i], ideal, ref) for i in idx})))
+
+    rep.add('<h3>Timeline</h3><p class="note">Optuna\'s timeline plot: when each trial ran, by Optuna state '
+            "(infeasible and invalid candidates are PRUNED there, recorded in an instant).</p>")
+    rep.side_by_side([rep.figure(_titled(optuna_io.timeline_figure(r.storage_url, r.study_name), f"{lab}: timeline"))
+                      for r, lab in zip(runs, labels)])
+
+    # design-space EDFs
+    rep.add('<h2 id="edf">Design-space comparison: error EDFs</h2><p class="note">The empirical distribution '
+            "function of the error (100 - top-1) over each run's COMPLETE architectures, F(e) = share of models with "
+            "error at most e (Radosavovic et al. 2019/2020); the shaded band is a pointwise 95 % bootstrap band "
+            f"({n_boot} resamples of the models). A curve further up and left is a better design space. The "
+            "complexity-normalised EDF reweights each run's models so that their MACs distributions match (uniform "
+            "over the log-MACs bins every run covers), so a space is not credited for merely holding larger "
+            "models. The samples come from the search's sampler, not uniform sampling: they describe the explored "
+            "part of each space.</p>")
+    raw = A.design_space_edfs(runs, n_boot=n_boot)
+    norm, why = None, ""
+    if several:
+        try:
+            norm = A.design_space_edfs(runs, normalize=True, n_boot=n_boot)
+        except MixnasError as err:
+            why = str(err)
+    if raw["runs"]:
+        rep.add(rep.figure(edf_figure(raw, norm)))
+    else:
+        rep.add('<p class="note">No COMPLETE trials: no EDF.</p>')
+    if why:
+        rep.add(f'<p class="note">No complexity-normalised EDF: {html.escape(why)}.</p>')
+
+    # parallel coordinates, importance, trends: per run, side by side
+    rep.add('<h2 id="parallel">Parallel coordinates</h2><p class="note">COMPLETE trials, one line each, coloured by '
+            "top-1; one axis per architecture feature that varies (n/a where a conditional feature does not exist). "
+            "Drag along an axis to filter.</p>")
+    rep.side_by_side([_or_note(rep, lambda r=r, lab=lab: parallel_figure(A.parallel_dims(r), f"{lab}")
+                               if A.parallel_dims(r)["dims"] else None, "no varying feature among COMPLETE trials")
+                      for r, lab in zip(runs, labels)])
+    rep.add('<h2 id="importance">Parameter importance</h2><p class="note">Optuna\'s fANOVA evaluator on the COMPLETE '
+            "trials (one per architecture), target top-1. Optuna evaluates only trials that have every parameter "
+            "evaluated and by default drops conditional parameters; here the trials are grouped by which parameters "
+            "exist (all trials; the trials of one mixer family; ...) and each group's importances are computed on "
+            "exactly those trials, over every parameter they all have. Bars of one colour share a subset and sum "
+            "to 1.</p>")
+    cells = []
+    for r, lab in zip(runs, labels):
+        groups_imp = A.importances(r)
+        cells.append(rep.figure(importance_figure(groups_imp, f"{lab}: parameter importance for top-1"))
+                     if groups_imp else '<p class="note">Too few COMPLETE trials (fewer than 4) for importances.</p>')
+    rep.side_by_side(cells)
+    rep.add('<h2 id="trends">Per-parameter trends</h2><p class="note">Top-1 of each COMPLETE trial against each '
+            "architecture feature: all points, the box (median and quartiles) and the mean.</p>")
+    for r, lab in zip(runs, labels):
+        trends = A.param_trends(r)
+        rep.add(rep.figure(trends_figure(trends, f"{lab}: top-1 against each feature")) if trends else
+                f'<p class="note">{html.escape(lab)}: no varying feature among COMPLETE trials.</p>')
+
+    # trials tables
+    rep.add('<h2 id="trials">Trials</h2><p class="note">Click a column header to sort. Each architecture links '
+            "to its ArchConfig YAML (the run's pareto/ file for Pareto trials when the run folder is inside the "
+            "report's folder, else a file written beside this report); <code>mixnas inspect FILE</code> or "
+            "<code>mixnas train FILE</code> take it.</p>")
+    for r, lab in zip(runs, labels):
+        rep.add(f"<h3>{html.escape(lab)}</h3>" + _trials_table(r, out.parent, files / "trials" / _safe(r.name)))
+
+    if js == "inline":
+        js_tag = f"<script>{plotly.offline.get_plotlyjs()}</script>"
+    else:
+        (files / "plotly.min.js").write_text(plotly.offline.get_plotlyjs())
+        js_tag = f'<script src="{html.escape(files.name)}/plotly.min.js"></script>'
+    page = ("<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>mixnas dashboard</title>"
+            f"<style>{CSS}</style><script>{STATUS_JS}{TABLE_JS}</script>{js_tag}</head><body>"
+            + "\n".join(rep.parts)
+            + '<pre id="report-status">pending</pre></body></html>')
+    out.write_text(page)
+    written = sorted(p for p in files.rglob("*") if p.is_file())
+    return {"path": out, "figures": rep.figures, "bytes": out.stat().st_size, "files": files,
+            "files_bytes": sum(p.stat().st_size for p in written)}
+
+
+def _titled(fig: go.Figure, title: str) -> go.Figure:
+    fig.update_layout(title=title, height=max(360, fig.layout.height or 0))
+    return fig
+
+
+def _or_note(rep: Report, make: Any, note: str) -> str:
+    fig = make()
+    return rep.figure(fig) if fig is not None else f'<p class="note">{html.escape(note)}</p>'
+
+
+def _vals(xs: Sequence[float]) -> str:
+    return ", ".join(_fmt(float(x)) for x in xs)
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+def _summary_table(runs: Sequence[A.Run], labels: Sequence[str]) -> str:
+    head = ("<tr><th>run</th><th>space</th><th>objectives</th><th>epochs</th><th>trials</th><th>COMPLETE</th>"
+            "<th>Pareto</th><th>pruned</th><th>infeasible / invalid</th><th>failed</th><th>best top-1</th></tr>")
+    body = []
+    for r, lab in zip(runs, labels):
+        c = {k: sum(1 for x in r.records if x["category"] == k) for k in A.CATEGORIES}
+        best = max((x["top1"] for x in r.complete() if x.get("top1") is not None), default=None)
+        body.append(f"<tr><td>{html.escape(lab)}</td><td>{html.escape(r.space)}</td>"
+                    f"<td>{html.escape(', '.join(f'{m}:{d}' for m, d in r.objectives))}</td><td>{r.max_epochs}</td>"
+                    f"<td>{len(r.records)}</td><td>{c['pareto'] + c['dominated']}</td><td>{c['pareto']}</td>"
+                    f"<td>{c['pruned']}</td><td>{c['infeasible']} / {c['invalid']}</td><td>{c['failed']}</td>"
+                    f"<td>{_fmt(best)}</td></tr>")
+    return f'<table class="trials"><thead>{head}</thead><tbody>{"".join(body)}</tbody></table>'
+
+
+def _trials_table(run: A.Run, base: Path, trial_dir: Path) -> str:
+    import os
+
+    from mixnas.config import ArchConfig
+
+    cols = ["number", "category", "status", "top1", "macs", "params", "latency_ms", "fidelity", "wall_time_s",
+            "digest", "architecture", "reason"]
+    head = "".join(f'<th onclick="sortTable(this)">{c}</th>' for c in cols)
+    body = []
+    for row in A.table_rows(run):
+        link = ""
+        target = row["pareto_file"]
+        if target is not None and not Path(target).resolve().is_relative_to(base.resolve()):
+            target = None  # keep the report's folder self-contained (--serve serves only that folder)
+        if target is None and isinstance(row["arch"], dict):
+            trial_dir.mkdir(parents=True, exist_ok=True)
+            target = trial_dir / f"trial_{row['number']:05d}.yaml"
+            try:
+                text = ArchConfig.from_dict(row["arch"]).with_name(f"{run.study_name}-t{row['number']}").to_yaml()
+            except MixnasError:
+                import yaml
+
+                text = yaml.safe_dump(row["arch"], sort_keys=False)
+            target.write_text(text)
+        if target is not None:
+            href = Path(os.path.relpath(Path(target).resolve(), base.resolve())).as_posix()
+            link = f'<a href="{html.escape(href)}">{html.escape(row["summary"])}</a>'
+        else:
+            link = html.escape(row["summary"])
+        cells = []
+        for c in cols:
+            if c == "architecture":
+                cells.append(f'<td class="l" data-v="{html.escape(row["summary"])}">{link}</td>')
+                continue
+            v = row.get(c)
+            sv = "" if v is None or v == "" else (repr(float(v)) if isinstance(v, float) else str(v))
+            cls = ' class="l"' if c in ("category", "status", "digest", "reason") else ""
+            cells.append(f'<td{cls} data-v="{html.escape(sv)}">{html.escape(_fmt(v) if v not in (None, "") else "")}</td>')
+        body.append(f'<tr class="{row["category"]}">' + "".join(cells) + "</tr>")
+    return (f'<table class="trials" data-run="{html.escape(run.name)}"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(body)}</tbody></table>")
+
+
+def figure_json(fig: go.Figure) -> dict[str, Any]:
+    """A figure as plain JSON data (for tests and debugging)."""
+    return json.loads(fig.to_json())
