@@ -7,8 +7,9 @@ fixed random batch. The reference is an MLP-Mixer written here the textbook way 
 two transposes per token-mixing MLP, as in the paper's pseudo-code and timm), with exactly the same
 configuration and parameter count; the Strip-MLP reference (``bench._ref_strip``) is written as the official
 code is (NCHW, 1x1 ``nn.Conv2d`` layers, concatenations, grouped convolutions for the strip passes) and
-computes the same function as the mixnas model (tests/test_bench_train_throughput.py). The variants run in the same process, interleaved (the order rotates every
-round), and each number is the median of ``--repeats`` rounds of ``--steps`` steps after warm-up.
+computes the same function as the mixnas model (tests/test_bench_train_throughput.py). The variants run in
+the same process, interleaved (the order rotates every round), and each number is the median of
+``--repeats`` rounds of ``--steps`` steps after warm-up.
 
 Achieved FLOP/s = images/s x 6 x forward MACs per image (fvcore, ``mixnas.complexity``): 2 FLOPs per
 multiply-add, and the usual estimate that the backward pass costs twice the forward one. The peak is the
