@@ -1,4 +1,5 @@
-"""Write one section of ``BENCHMARKS.md`` (at the repository root), leaving the other sections intact.
+"""Write one section of ``BENCHMARKS.md`` (at the repository root), leaving the other sections intact; and
+describe the machine a benchmark ran on (:func:`machine`, :func:`load_note`), the same way in every section.
 
 A section is the text between ``<!-- BEGIN <title> -->`` and ``<!-- END <title> -->``. Writing a title that
 is already there replaces that section in place; a new title is appended. The file is replaced atomically;
@@ -7,7 +8,9 @@ two scripts writing at the same moment may still lose one of the two updates.
 
 from __future__ import annotations
 
+import datetime
 import os
+import platform
 import tempfile
 from pathlib import Path
 
@@ -47,3 +50,44 @@ def write_section(title: str, markdown: str, path: Path | str | None = None) -> 
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo where there is one)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine(threads: int | None = None, torch_version: str | None = None) -> str:
+    """``CPU: ..., N logical cores, torch V, T intra-op threads, Python V; <UTC time>`` (no final period).
+
+    ``threads`` and ``torch_version`` default to this process's; pass them when the work ran elsewhere.
+    """
+    import torch
+
+    threads = torch.get_num_threads() if threads is None else threads
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return (f"CPU: {cpu_model()}, {os.cpu_count()} logical cores, torch {torch_version or torch.__version__}, "
+            f"{threads} intra-op threads, Python {platform.python_version()}; {now}")
+
+
+def load_average() -> tuple[float, float, float]:
+    """The 1/5/15-minute load averages (zeros where the platform has none)."""
+    return os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
+
+
+def load_note(start: tuple[float, ...], end: tuple[float, ...], consequence: str) -> str:
+    """One sentence on whether the machine was shared: judged by the 1-minute load before the start (the end
+    value includes the run itself). ``consequence`` says what a busy machine means for these numbers."""
+    if start[0] > 0.5:
+        return (f"**Taken on a shared machine**: other processes were running (load average {start[0]:.2f} before "
+                f"the start on {os.cpu_count()} cores; {end[0]:.2f} at the end, this run included), so "
+                f"{consequence}")
+    return (f"The machine was idle before the start (load average {start[0]:.2f}; {end[0]:.2f} at the end, "
+            "this run included).")

@@ -10,7 +10,6 @@ median (min-max); plus a memory-cache hit and a disk-cache hit for the largest m
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
 import platform
 import statistics
@@ -19,36 +18,21 @@ import tempfile
 import time
 from importlib import metadata
 
-import torch
-
 import mixnas
+from bench._report import load_average, machine
 from mixnas.registry import named_models
 
 TITLE = "complexity() speed"
 
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+def load_average_text() -> str:
+    return " / ".join(f"{x:.2f}" for x in load_average())
 
 
-def load_average() -> str:
-    return " / ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
-
-
-def machine(load_at_start: str) -> str:
-    return (f"CPU: {cpu_model()}, {os.cpu_count()} logical cores, torch intra-op threads {torch.get_num_threads()} "
-            f"(counting itself traces with 1 thread); torch {torch.__version__}, fvcore "
-            f"{metadata.version('fvcore')}, Python {platform.python_version()}, {platform.system()}; "
-            f"load average (1/5/15 min) {load_at_start} at the start, {load_average()} at the end (the machine is "
-            "shared); "
-            f"{datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}")
+def machine_text(load_at_start: str) -> str:
+    return (f"{machine()} (counting itself traces with 1 thread); fvcore {metadata.version('fvcore')}, "
+            f"{platform.system()}; load average (1/5/15 min) {load_at_start} at the start, {load_average_text()} at "
+            "the end (the machine is shared)")
 
 
 def g(n: int | None, unit: float, digits: int) -> str:
@@ -73,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def measure(args: argparse.Namespace, argv: list[str] | None) -> str:
-    load_at_start = load_average()
+    load_at_start = load_average_text()
 
     start = time.perf_counter()
     import mixnas.complexity as cx  # timed: this is where fvcore is imported
@@ -116,7 +100,7 @@ def measure(args: argparse.Namespace, argv: list[str] | None) -> str:
     return "\n".join([
         f"Command: `{command}` (mixnas {mixnas.__version__}).",
         "",
-        f"Machine: {machine(load_at_start)}.",
+        f"Machine: {machine_text(load_at_start)}.",
         "",
         f"Wall-clock seconds for `complexity(arch, cache=False)` at batch size 1 and 224x224: the first call, then "
         f"the median (min-max) of {args.repeats} further calls. MACs follow `{cx.MAC_CONVENTION}`; "

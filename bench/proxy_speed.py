@@ -13,14 +13,13 @@ BENCHMARKS.md (``--no-write`` only prints it).
 from __future__ import annotations
 
 import argparse
-import datetime
-import os
-import platform
 import statistics
 import sys
 from pathlib import Path
 
 import torch
+
+from bench._report import load_average, load_note, machine
 
 TITLE = "Zero-cost proxy speed"
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
 
     real_complexity = cx.complexity
     cx.complexity = lambda arch, **kw: real_complexity(arch, cache=False)  # time real counts, not cache hits
-    load_start = os.getloadavg()
+    load_start = load_average()
     rows = []
     for ref in MODELS:
         arch = load_arch_file(ROOT / ref)
@@ -63,18 +62,13 @@ def main(argv: list[str] | None = None) -> int:
                          f"{min(times):.3f}-{max(times):.3f}", "yes" if statistics.median(times) < 2.0 else "NO"])
         print(f"timed {arch.name}", file=sys.stderr)
     cx.complexity = real_complexity
-    load_end = os.getloadavg()
+    load_end = load_average()
     header = ["model", "params", "proxy", "score", "first s", "median s", "min-max s", "< 2 s"]
     table = "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] +
                       ["| " + " | ".join(r) + " |" for r in rows])
-    busy = load_start[0] > 0.5  # the end value includes this run's own threads
-    shared = (f"**Taken on a shared machine**: load average {load_start[0]:.2f} before the start on {os.cpu_count()} "
-              f"cores ({load_end[0]:.2f} at the end, this run included), so these times are upper bounds." if busy
-              else f"The machine was idle before the start (load average {load_start[0]:.2f}; {load_end[0]:.2f} at "
-              "the end, this run included).")
-    text = f"""Command: `PYTHONPATH=. python -m bench.proxy_speed --repeats {args.repeats}`. torch {torch.__version__},
-{torch.get_num_threads()} intra-op threads, {os.cpu_count()} logical cores, Python {platform.python_version()};
-{datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}. {shared}
+    shared = load_note(load_start, load_end, "these times are upper bounds.")
+    text = f"""Command: `PYTHONPATH=. python -m bench.proxy_speed --repeats {args.repeats}`. {machine()}.
+{shared}
 
 One seeded batch of 64 {args.dataset} training images, untrained weights (seed 0), CPU. "first" is the first
 round (one-off costs included); the median and range are over the {args.repeats - 1} later rounds. `macs` is

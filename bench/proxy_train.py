@@ -10,10 +10,8 @@ BENCHMARKS.md. The issue's target: at least 85 % validation top-1 on 2 CPU cores
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import shlex
 import shutil
 import subprocess
@@ -21,6 +19,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from bench._report import load_average, load_note, machine
 
 TITLE = "Proxy training on Fashion-MNIST"
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,12 +45,12 @@ def main(argv: list[str] | None = None) -> int:
         cmd += ["--threads", str(args.threads)]
     shown = " ".join(shlex.quote(c) for c in cmd if not c.startswith(str(out))).replace(" --out", "")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    load_start = os.getloadavg()
+    load_start = load_average()
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "mixnas.cli", *cmd[1:]], cwd=ROOT, env=env, text=True,
                           capture_output=True)
     wall = time.perf_counter() - start
-    load_end = os.getloadavg()
+    load_end = load_average()
     sys.stderr.write(proc.stderr)
     print(proc.stdout)
     if proc.returncode != 0:
@@ -60,17 +60,12 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(out, ignore_errors=True)
     curve = "\n".join(f"| {e['epoch']} | {e['train_loss']:.4f} | {e['val_loss']:.4f} | {e['val_top1']:.2f} % | "
                       f"{e['images_per_s']:.0f} | {e['epoch_time_s']:.0f} s |" for e in m["curve"])
-    busy = load_start[0] > 0.5  # the end value includes this run's own threads
-    shared = (f"**Taken on a shared machine**: load average {load_start[0]:.2f} before the start on {os.cpu_count()} "
-              f"cores ({load_end[0]:.2f} at the end, this run included); on an idle machine the wall time is "
-              "shorter (the accuracy does not depend on it)." if busy else
-              f"The machine was idle before the start (load average {load_start[0]:.2f}; {load_end[0]:.2f} at the "
-              "end, this run included).")
+    shared = load_note(load_start, load_end, "on an idle machine the wall time is shorter (the accuracy does "
+                       "not depend on it).")
     target = m["val_top1"] is not None and m["val_top1"] >= 85.0
     text = f"""Command: `{shown}` (run by `PYTHONPATH=. python -m bench.proxy_train{' --bf16' if args.bf16 else ''}`).
-mixnas {m['code']['mixnas']} at {(m['code']['git_commit'] or 'no git')[:12]}, torch {m['env']['torch']},
-{m['env']['threads']} threads, {os.cpu_count()} logical cores, Python {platform.python_version()};
-{datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}. {shared}
+mixnas {m['code']['mixnas']} at {(m['code']['git_commit'] or 'no git')[:12]}.
+{machine(m['env']['threads'], m['env']['torch'])}. {shared}
 
 Model `{m['arch']['name']}`: {m['params']:,} parameters, digest `{m['digest']}`. Data: {m['data']['train']} training
 and {m['data']['val']} validation images (a stratified 10 % hold-out of the official training set, seed

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from mixnas.config import ArchConfig, StageSpec
 from mixnas.registry import MixerContext, get_mixer
@@ -33,6 +34,31 @@ def image_to_tokens(x: Tensor) -> Tensor:
     """
     b, c, h, w = x.shape
     return x.permute(0, 2, 3, 1).reshape(b, h * w, c).contiguous()
+
+
+def conv2d_fp32(img: Tensor, weight: Tensor, stride: int | tuple[int, ...] = 1, padding: int | tuple[int, ...] = 0,
+                groups: int = 1) -> Tensor:
+    """``F.conv2d(img, weight, None, stride, padding, 1, groups)``, run in the weight's precision under autocast.
+
+    For depthwise and grouped convolutions: on small grids oneDNN's bf16 kernels for them are 2-6x slower
+    than its fp32 ones on CPU (backward above all), so under CPU ``torch.autocast`` the input is cast up,
+    the convolution runs without autocast, and the result is cast back to the input's dtype (what autocast
+    would have returned). Elsewhere (no autocast, other devices) it is the plain call.
+    """
+    if img.is_cpu and torch.is_autocast_enabled("cpu"):
+        with torch.autocast("cpu", enabled=False):
+            return F.conv2d(img.to(weight.dtype), weight, None, stride, padding, 1, groups).to(img.dtype)
+    return F.conv2d(img, weight, None, stride, padding, 1, groups)
+
+
+class GroupedConv2d(nn.Conv2d):
+    """``nn.Conv2d`` without bias that runs in fp32 under autocast (:func:`conv2d_fp32`)."""
+
+    def __init__(self, in_dim: int, out_dim: int, kernel: int, stride: int, groups: int):
+        super().__init__(in_dim, out_dim, kernel, stride, groups=groups, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return conv2d_fp32(x, self.weight, self.stride, self.padding, self.groups)
 
 
 class TokenBatchNorm(nn.Module):
@@ -124,7 +150,7 @@ class CrossStageFusion(nn.Module):
         self.chains = nn.ModuleDict()
         for i in range(1, len(dims) - 1):
             self.chains[str(i)] = nn.ModuleList(
-                nn.Conv2d(dims[j], dims[j + 1], 2, 2, groups=dims[j], bias=False) for j in range(i, len(dims) - 1))
+                GroupedConv2d(dims[j], dims[j + 1], 2, 2, groups=dims[j]) for j in range(i, len(dims) - 1))
 
     def carry(self, i: int, merged: Tensor) -> list[Tensor]:
         """The contributions of stage input ``i`` to stage inputs ``i+1, i+2, ...`` (as tokens)."""

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from torch import Tensor, nn
-from torch.nn import functional as F
+
+from mixnas.network import conv2d_fp32
 
 
 def live_extent(kernel: int, side: int) -> int:
@@ -20,7 +21,8 @@ class DepthwiseConv2d(nn.Conv2d):
     zeros) and gives them zero gradient, as the full kernel does; it spares small grids (deep stages at
     32x32 inputs) slow convolutions that are mostly padding, and a kernel cropped to 1x1 runs as a
     per-channel scale (PyTorch's CPU convolution takes a per-sample slow path for it). Same parameters,
-    initialisation and state-dict keys as the plain layer; kernel sides must be odd.
+    initialisation and state-dict keys as the plain layer; kernel sides must be odd. Under autocast it runs
+    in fp32 (:func:`mixnas.network.conv2d_fp32`).
     """
 
     def __init__(self, channels: int, kernel_size: int | tuple[int, int], grid: tuple[int, int]):
@@ -36,4 +38,4 @@ class DepthwiseConv2d(nn.Conv2d):
         weight = self.weight[:, :, self.live[0], self.live[1]] if self.cropped else self.weight
         if self.scale_only:
             return img * weight.view(1, -1, 1, 1)
-        return F.conv2d(img, weight, None, 1, self.live_padding, 1, self.groups)
+        return conv2d_fp32(img, weight, 1, self.live_padding, self.groups)  # bf16 is slower (see there)

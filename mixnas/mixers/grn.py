@@ -41,6 +41,41 @@ def _dw_kernel(params, ctx: MixerContext) -> list[tuple[str, str]]:
     return []
 
 
+class _GRNTraining(torch.autograd.Function):
+    """GRN's forward and a hand-written backward, in fp32 whatever the input's precision.
+
+    Autograd's own backward of the expression in :meth:`GlobalResponseNorm.forward` takes about ten passes
+    over the ``(B, N, D)`` activation, several of them broadcasting or mixing bf16 with fp32 (TensorIterator's
+    slow casting loops); this one takes four (cast, sum of ``dy * x``, ``dy.sum``, one ``addcmul``). Used only
+    when a gradient is wanted, so tracing (fvcore, under ``no_grad``) sees the plain operators.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, gamma: Tensor, beta: Tensor, eps: float) -> Tensor:
+        xf = x.to(torch.promote_types(x.dtype, torch.float32))
+        s = torch.mul(xf, xf).sum(dim=1, keepdim=True)
+        live = s > 0
+        g = torch.where(live, s, torch.ones_like(s)).sqrt() * live
+        denom = g.mean(dim=-1, keepdim=True) + eps
+        n = g / denom
+        ctx.save_for_backward(xf, gamma, g, n, denom, live)
+        ctx.in_dtype = x.dtype
+        return torch.addcmul(beta, xf, 1.0 + gamma * n).to(torch.result_type(beta, x))
+
+    @staticmethod
+    def backward(ctx, dy: Tensor):
+        xf, gamma, g, n, denom, live = ctx.saved_tensors
+        dyf = dy.to(xf.dtype)
+        t = torch.mul(dyf, xf).sum(dim=1, keepdim=True)            # (B, 1, D): sum over tokens of dy * x
+        d_beta = dyf.sum(dim=(0, 1))
+        d_gamma = (t * n).sum(dim=(0, 1))
+        dn = t * gamma
+        dg = (dn - (dn * n).mean(dim=-1, keepdim=True)) / denom     # through n = g / (mean(g) + eps)
+        coef = torch.where(live, dg / torch.where(live, g, torch.ones_like(g)), torch.zeros_like(g))  # 2x ds
+        dx = torch.addcmul(dyf * (1.0 + gamma * n), xf, coef)
+        return dx.to(ctx.in_dtype), d_gamma, d_beta, None
+
+
 class GlobalResponseNorm(nn.Module):
     """ConvNeXt-V2 GRN over the tokens of ``(B, N, D)``: ``x + gamma * x * N(x) + beta``."""
 
@@ -51,6 +86,8 @@ class GlobalResponseNorm(nn.Module):
         self.beta = nn.Parameter(torch.zeros(dim))
 
     def forward(self, x: Tensor) -> Tensor:
+        if torch.is_grad_enabled() and not torch.jit.is_tracing():
+            return _GRNTraining.apply(x, self.gamma, self.beta, self.eps)
         # ||x||_2 over the tokens. torch.linalg.vector_norm over a non-innermost axis is ~10x slower on CPU;
         # the sum of squares is fast, and sqrt only ever sees positive values so an all-zero channel (a dead
         # unit) gets norm 0 and gradient 0 (as vector_norm gives it) instead of sqrt'(0) = inf -> NaN.

@@ -222,6 +222,47 @@ def test_grn_matches_convnext_v2_and_survives_a_dead_channel():
     assert torch.isfinite(x.grad).all() and torch.isfinite(grn.gamma.grad).all()
 
 
+def test_grn_training_backward_matches_autograd_of_the_formula():
+    """The hand-written backward used while training: gradcheck in float64, dead channel included, and the
+    same gradients as autograd through the official expression."""
+    torch.manual_seed(0)
+    grn = GlobalResponseNorm(6).double()
+    with torch.no_grad():
+        grn.gamma.normal_()
+        grn.beta.normal_()
+    x = torch.randn(2, 16, 6, dtype=torch.float64)
+    x[:, :, 2] = 0.0
+    x.requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda t: grn(t), (x,))
+    weights = torch.randn(2, 16, 6, dtype=torch.float64)
+    ours = torch.autograd.grad((grn(x) * weights).sum(), (x, grn.gamma, grn.beta))
+    live = x[:, :, [0, 1, 3, 4, 5]]
+    norm = torch.norm(live, p=2, dim=1, keepdim=True)
+    n = torch.zeros(2, 1, 6, dtype=torch.float64)
+    n[:, :, [0, 1, 3, 4, 5]] = norm / (norm.sum(dim=-1, keepdim=True) / 6 + 1e-6)
+    ref = grn.gamma * (x * n) + grn.beta + x
+    theirs = torch.autograd.grad((ref * weights).sum(), (x, grn.gamma, grn.beta))
+    for a, b in zip(ours, theirs):
+        assert torch.allclose(a, b, atol=1e-10)
+
+
+def test_bf16_autocast_runs_depthwise_conv_and_grn_in_fp32():
+    torch.manual_seed(0)
+    conv, grn = DepthwiseConv2d(4, 7, (4, 4)), GlobalResponseNorm(4)
+    with torch.no_grad():
+        grn.gamma.normal_()
+    img = torch.randn(2, 4, 4, 4).bfloat16()
+    tokens = torch.randn(2, 16, 4).bfloat16().requires_grad_(True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, normed = conv(img), grn(tokens)
+    assert out.dtype == torch.bfloat16  # what autocast gives, computed in fp32 and rounded once
+    assert torch.equal(out, F.conv2d(img.float(), conv.weight, padding=3, groups=4).bfloat16())
+    assert normed.dtype == torch.float32
+    assert torch.allclose(normed, grn(tokens.float()), atol=1e-6)
+    normed.sum().backward()
+    assert tokens.grad.dtype == torch.bfloat16
+
+
 # -- named models -----------------------------------------------------------------------------------------
 
 
