@@ -31,12 +31,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args(argv)
 
-    from bench._report import write_section
-    from bench.search_efficiency import _machine, load_trials, log_wall_time
+    from bench._report import load_average, write_section
+    from bench.search_efficiency import load_trials, log_wall_time, machine_note
     from mixnas.search import slot_gaps
     from mixnas.search_cli import QUICKSTART
 
-    load_start = os.getloadavg()
+    load_start = None if args.from_run else load_average()
     if args.from_run:
         out = Path(args.from_run)
         check_defaults(out, QUICKSTART)
@@ -68,13 +68,13 @@ def main(argv: list[str] | None = None) -> int:
     summary = front_table(trials)
     top1 = [t.user_attrs["objectives"]["top1"] for t in trials if t.state.name == "COMPLETE"]
     md = [f"Command: `mixnas search --space {SPACE} --out {out}` (the README's quickstart with its defaults; "
-          f"{how}). {_machine(load_start)}", "",
+          f"{how}). {machine_note(load_start)}", "",
           f"Defaults: {QUICKSTART['trials']} trials of up to {QUICKSTART['max_epochs']} epochs on "
           f"{QUICKSTART['fraction']:.0%} of the Fashion-MNIST training split ({QUICKSTART['val_fraction']:.0%} "
           f"held out), {QUICKSTART['concurrency']} concurrent 1-CPU trials, MO-ASHA (grace 1, eta "
           f"{QUICKSTART['eta']:g}), NSGA-II (the space is flat).", "",
           "| | value |", "|---|---|",
-          f"| wall time (whole command, Ray start included) | {wall / 60:.0f} min {wall % 60:.0f} s |",
+          f"| wall time (Ray start included) | {int(wall // 60)} min {wall % 60:.0f} s |",
           "| trials by state | " + ", ".join(f"{k} {v}" for k, v in sorted(states.items())) + " |",
           f"| best validation top-1 | {max(top1):.2f} % |" if top1 else "| best validation top-1 | - |",
           f"| mean trial time | {statistics.mean(walls):.1f} s |" if walls else "| mean trial time | - |",

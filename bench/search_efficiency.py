@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args(argv)
 
-    from bench._report import write_section
+    from bench._report import load_average, write_section
     from mixnas.search import slot_gaps
     from mixnas.space import load_space
 
@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     ref = (CHANCE_TOP1, float(budget) if budget else 1e9)
     root = Path(args.from_root) if args.from_root else Path(args.root) / time.strftime("%Y%m%d-%H%M%S")
     root.mkdir(parents=True, exist_ok=bool(args.from_root))
-    load_start = os.getloadavg()
+    load_start = None if args.from_root else load_average()
     started = time.time()
     runs: dict[int, dict[str, dict[str, Any]]] = {}
     for seed in args.seeds:
@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     command = f"PYTHONPATH=. python -m bench.search_efficiency --seeds {' '.join(map(str, sorted(runs)))}"
     took = (f"the runs took {sum(r['wall'] for res in runs.values() for r in res.values()) / 60:.0f} min; "
             f"analysed from {root}" if args.from_root else f"{(time.time() - started) / 60:.0f} min")
-    md = [f"Command: `{command}` ({took}). {_machine(load_start)}", "",
+    md = [f"Command: `{command}` ({took}). {machine_note(load_start)}", "",
           f"Space `{args.space}`, Fashion-MNIST proxy: {args.fraction:g} of the training split per trial, "
           f"{args.val_fraction:g} held out for validation, up to {args.max_epochs} epochs, {args.concurrency} "
           f"concurrent 1-CPU trials. Default = `mixnas search` defaults (auto sampler, MO-ASHA, eta "
@@ -227,15 +227,17 @@ def reach_line(label: str, ratios: list[float]) -> str:
             f"share of random search's total: {per_seed}{mean}; target <= 0.33: {'met' if met else 'not met'}.")
 
 
-def _machine(load_start: tuple[float, ...]) -> str:
-    import platform
+def machine_note(load_start: tuple[float, ...] | None) -> str:
+    """The machine and how loaded it was (a search's wall times stretch on a shared machine); ``None``: the
+    runs were analysed afterwards (``--from``) and their load was not recorded."""
+    from bench._report import load_average, load_note, machine
 
-    import torch
-
-    end = os.getloadavg()
-    return (f"{os.cpu_count()} logical cores, torch {torch.__version__}, Python {platform.python_version()}; "
-            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average {load_start[0]:.2f} before the "
-            f"start, {end[0]:.2f} at the end (this run included).")
+    if load_start is None:
+        return (f"{machine(threads=1)} (when analysed). The load during the runs was not recorded; they ran on "
+                "the shared 2-core machine beside other engineers' jobs, so trial times are longer than on an "
+                "idle machine.")
+    return (f"{machine(threads=1)}. " + load_note(load_start, load_average(), "trial times are longer than on an "
+            "idle machine; the training-MACs measure of compute does not depend on the load."))
 
 
 def _images_per_epoch(trials: list[Any]) -> int:
