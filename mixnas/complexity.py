@@ -103,6 +103,8 @@ ZERO_COST_OPS: frozenset[str] = frozenset({
     "aten::replication_pad1d", "aten::replication_pad2d",
     # unfolding windows (RaftMLP's cross-scale embedding): a copy into columns, no arithmetic
     "aten::im2col",
+    # mixture-of-experts routing and dispatch: selection, counting, gathers and scatter-adds
+    "aten::topk", "aten::cumsum", "aten::index_add",
     # indexing and table lookups (relative-position tables, embeddings): gathers, no arithmetic
     "aten::index", "aten::index_put_", "aten::index_select", "aten::gather", "aten::embedding",
     "aten::masked_fill", "aten::masked_fill_", "aten::where",
