@@ -104,7 +104,7 @@ ZERO_COST_OPS: frozenset[str] = frozenset({
     # unfolding windows (RaftMLP's cross-scale embedding): a copy into columns, no arithmetic
     "aten::im2col",
     # mixture-of-experts routing and dispatch: selection, counting, gathers and scatter-adds
-    "aten::topk", "aten::cumsum", "aten::index_add",
+    "aten::topk", "aten::sort", "aten::index_add",
     # indexing and table lookups (relative-position tables, embeddings): gathers, no arithmetic
     "aten::index", "aten::index_put_", "aten::index_select", "aten::gather", "aten::embedding",
     "aten::masked_fill", "aten::masked_fill_", "aten::where",

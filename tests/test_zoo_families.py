@@ -113,3 +113,18 @@ def test_token_mixer_space_produces_every_family():
     seen = {arch.stages[0].token_mixer.name for _, arch, _ in sample_candidates(space, 80, seed=0)
             if arch is not None}
     assert {"resmlp", "gmlp", "permute", "raft", "moe"} <= seen, seen
+
+
+@pytest.mark.parametrize("name", ["resmlp_12_224", "raftmlp_s", "vip_s7", "gmlp_s16_224"])
+def test_new_block_options_round_trip_and_stay_out_of_default_digests(name):
+    from dataclasses import replace
+
+    from mixnas.config import ArchConfig
+
+    arch = named_models()[name].make()
+    back = ArchConfig.from_yaml(arch.to_yaml())
+    assert back == arch and back.digest() == arch.digest()
+    plain = replace(arch, stages=tuple(replace(s, layer_scale=0.0) for s in arch.stages),
+                    stem=replace(arch.stem, kind="conv"))
+    data = plain.to_dict()
+    assert "kind" not in data["stem"] and all("layer_scale" not in s for s in data["stages"])

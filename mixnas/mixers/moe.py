@@ -27,7 +27,8 @@ training loss. Its weight, 0.01 (Switch / V-MoE), is fixed: it is training, not 
 Experts run on fixed-capacity buffers (``E x capacity`` rows, empty slots zero), as V-MoE does on
 accelerators, with one batched matrix product per layer. MACs therefore count what runs: the router on every
 row plus ``E x capacity`` expert rows (``capacity_factor * top_k * R``, rounded up per expert), whatever the
-routing; fvcore traces the batched products (``baddbmm``) and counts the gathers and scatters as copies.
+routing; fvcore traces the batched products (``baddbmm``) and counts the gathers and scatters as copies
+(the routing's bookkeeping adds one comparison-sum over ``top_k * R x E`` booleans, counted as a ``sum``).
 
 Token mixer (``MoE_S``): with ``rerepresent`` (default), ``Linear(C, C')`` on channels and ``Linear(N, S')``
 on tokens before the MoE and ``Linear(S', N)``, ``Linear(C', C)`` after it, with ``C' = C / rerep_ratio``
@@ -87,8 +88,10 @@ class SparseMoE(nn.Module):
         gates, experts = probs.topk(self.top_k, dim=-1)  # (R, k)
         # assignments in serving order (choice rank first, then row) and their position within their expert
         choice = experts.t().reshape(-1)  # (k*R,)
-        onehot = (choice.unsqueeze(1) == torch.arange(e, device=x.device)).long()  # (k*R, E)
-        position = ((onehot.cumsum(dim=0) - 1) * onehot).sum(dim=1)
+        order = torch.sort(choice, stable=True).indices  # grouped by expert, serving order kept within
+        start = (choice.unsqueeze(1) < torch.arange(e, device=x.device)).sum(dim=0)  # first index of each group
+        ranked = torch.arange(self.top_k * r, device=x.device) - start[choice[order]]
+        position = torch.empty_like(choice).index_put_((order,), ranked)
         # shapes stay fixed (meta tensors, tracing): a dropped assignment goes to a spare slot e * cap that no
         # expert reads and that returns zero
         slots = torch.where(position < cap, choice * cap + position, torch.full_like(position, e * cap))
