@@ -101,6 +101,10 @@ ZERO_COST_OPS: frozenset[str] = frozenset({
     # padding: copies, no arithmetic
     "aten::pad", "aten::constant_pad_nd", "aten::reflection_pad1d", "aten::reflection_pad2d",
     "aten::replication_pad1d", "aten::replication_pad2d",
+    # unfolding windows (RaftMLP's cross-scale embedding): a copy into columns, no arithmetic
+    "aten::im2col",
+    # mixture-of-experts routing and dispatch: selection, counting, gathers and scatter-adds
+    "aten::topk", "aten::sort", "aten::index_add",
     # indexing and table lookups (relative-position tables, embeddings): gathers, no arithmetic
     "aten::index", "aten::index_put_", "aten::index_select", "aten::gather", "aten::embedding",
     "aten::masked_fill", "aten::masked_fill_", "aten::where",

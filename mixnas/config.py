@@ -15,7 +15,8 @@ Layouts:
     downsampling).
 ``pyramid``
     Swin-style stages: a patch stem, then each later stage is entered by a 2x2 stride-2 patch-merging
-    convolution that halves the grid and changes the width. ``cross_stage_fusion`` adds Strip-MLP's
+    convolution that halves the grid and changes the width (``downsample``: ``conv2x2`` without bias,
+    ``conv2x2_bias`` with one as in ViP, ``cross_scale`` for RaftMLP's cross-scale MLP embedding). ``cross_stage_fusion`` adds Strip-MLP's
     grouped 2x2 convolutions that carry each merged stage input forward to every later stage input.
 """
 
@@ -33,8 +34,9 @@ from mixnas.errors import ArchError, MixnasError, did_you_mean
 from mixnas.registry import MixerContext, get_mixer
 
 LAYOUTS = ("isotropic", "pyramid")
-NORMS = ("layernorm", "batchnorm", "none")
-DOWNSAMPLES = ("none", "conv2x2")
+NORMS = ("layernorm", "batchnorm", "none", "affine")
+DOWNSAMPLES = ("none", "conv2x2", "conv2x2_bias", "cross_scale")
+STEMS = ("conv", "cross_scale")
 POOLS = ("mean", "cls")
 POS_EMBEDS = ("none", "learned")
 
@@ -80,6 +82,7 @@ class StemSpec:
     dim: int = 768
     bias: bool = True
     norm: str = "none"
+    kind: str = "conv"  # or cross_scale: RaftMLP's cross-scale MLP embedding (kernels patch and 2 x patch)
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,12 @@ class StageSpec:
     downsample: str = "none"
     norm: str = "layernorm"
     drop_path: float = 0.0
+    layer_scale: float = 0.0  # initial per-channel scale of both residual branches (ResMLP, CaiT); 0: none
+
+
+# Fields added after the first digests were published: left out of ``to_dict`` (and so of the digest) while
+# they hold their default, so every architecture that does not use them keeps its digest.
+_OPTIONAL_FIELDS: dict[str, Any] = {"kind": "conv", "layer_scale": 0.0}
 
 
 @dataclass(frozen=True)
@@ -135,7 +144,7 @@ class ArchConfig:
         side = self.input.image_size // self.stem.patch_size
         out = []
         for stage in self.stages:
-            if stage.downsample == "conv2x2":
+            if stage.downsample != "none":
                 side //= 2
             out.append((side, side))
         return out
@@ -202,7 +211,8 @@ class ArchConfig:
 
 def _plain(obj: Any) -> dict[str, Any]:
     return {f.name: getattr(obj, f.name) for f in fields(obj)
-            if f.name not in ("token_mixer", "channel_mixer")}
+            if f.name not in ("token_mixer", "channel_mixer")
+            and not (f.name in _OPTIONAL_FIELDS and getattr(obj, f.name) == _OPTIONAL_FIELDS[f.name])}
 
 
 # -- validation -------------------------------------------------------------------------------------------
@@ -240,6 +250,7 @@ def _validate(arch: ArchConfig) -> None:
     _check_int(stem.dim, "stem.dim")
     _check_bool(stem.bias, "stem.bias")
     _check_choice(stem.norm, "stem.norm", NORMS)
+    _check_choice(stem.kind, "stem.kind", STEMS)
     _check_bool(arch.class_token, "class_token")
     _check_bool(arch.cross_stage_fusion, "cross_stage_fusion")
     if not isinstance(arch.name, str):
@@ -252,6 +263,9 @@ def _validate(arch: ArchConfig) -> None:
     if inp.image_size % stem.patch_size:
         raise ArchError("stem.patch_size", f"patch size {stem.patch_size} does not divide the image size "
                                            f"{inp.image_size}")
+    if stem.kind == "cross_scale" and stem.patch_size % 2:
+        raise ArchError("stem.kind", f"the cross-scale stem centres a {2 * stem.patch_size}-wide window on each "
+                                     f"patch: it needs an even patch size, found {stem.patch_size}")
     if arch.head.pool == "cls" and not arch.class_token:
         raise ArchError("head.pool", "pool 'cls' needs class_token: true")
     if not arch.stages:
@@ -264,6 +278,9 @@ def _validate(arch: ArchConfig) -> None:
         _check_choice(stage.downsample, f"{path}.downsample", DOWNSAMPLES)
         _check_choice(stage.norm, f"{path}.norm", NORMS)
         _check_rate(stage.drop_path, f"{path}.drop_path")
+        if (isinstance(stage.layer_scale, bool) or not isinstance(stage.layer_scale, (int, float))
+                or stage.layer_scale < 0):
+            raise ArchError(f"{path}.layer_scale", f"expected a number >= 0, found {stage.layer_scale!r}")
         if arch.layout == "isotropic":
             if stage.downsample != "none":
                 raise ArchError(f"{path}.downsample", "an isotropic layout keeps one resolution; use 'none' "
@@ -280,7 +297,7 @@ def _validate(arch: ArchConfig) -> None:
             if i > 0 and stage.downsample == "none":
                 raise ArchError(f"{path}.downsample", "later pyramid stages are entered by patch merging: "
                                                       "use 'conv2x2'")
-            if stage.downsample == "conv2x2":
+            if stage.downsample != "none":
                 if side % 2:
                     raise ArchError(f"{path}.downsample", f"cannot halve an odd {side}x{side} token grid; "
                                                           "use a larger image size or fewer stages")
@@ -313,7 +330,7 @@ def _resolve_stage(arch: ArchConfig, i: int) -> StageSpec:
                                             f"{did_you_mean(spec.name, names)}; allowed: {', '.join(sorted(names))}")
         specs[role] = MixerSpec.of(spec.name, **family.resolve(spec.as_dict(), ctx, path))
     return replace(stage, token_mixer=specs["token"], channel_mixer=specs["channel"],
-                   drop_path=float(stage.drop_path))
+                   drop_path=float(stage.drop_path), layer_scale=float(stage.layer_scale))
 
 
 def _is_registered(role: str, name: str) -> bool:

@@ -73,11 +73,36 @@ class TokenBatchNorm(nn.Module):
         return self.bn(x.reshape(b * n, c)).view(b, n, c)
 
 
+class Affine(nn.Module):
+    """ResMLP's "norm": a per-channel ``alpha * x + beta`` (no statistics)."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.alpha = nn.Parameter(torch.ones(dim))
+        self.beta = nn.Parameter(torch.zeros(dim))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.addcmul(self.beta, self.alpha, x)
+
+
+class LayerScale(nn.Module):
+    """A learned per-channel scale of a residual branch, initialised to ``init`` (CaiT, ResMLP)."""
+
+    def __init__(self, dim: int, init: float):
+        super().__init__()
+        self.gamma = nn.Parameter(torch.full((dim,), float(init)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.gamma
+
+
 def make_norm(kind: str, dim: int) -> nn.Module:
     if kind == "layernorm":
         return nn.LayerNorm(dim, eps=1e-6)
     if kind == "batchnorm":
         return TokenBatchNorm(dim)
+    if kind == "affine":
+        return Affine(dim)
     return nn.Identity()
 
 
@@ -100,39 +125,92 @@ class DropPath(nn.Module):
 
 
 class Block(nn.Module):
-    """A residual token-mixing + channel-mixing block."""
+    """A residual token-mixing + channel-mixing block.
+
+    ``x + ls1 * token_mixer(norm1(x))`` then ``x + ls2 * channel_mixer(norm2(x))``, where the layer scales
+    exist only with ``stage.layer_scale > 0``, ``norm1`` is skipped for a token mixer that normalises its
+    input itself (``own_norm``) and the whole channel branch (norm included) for the ``none`` channel mixer
+    (gMLP, whose token mixer is a complete gated MLP).
+    """
 
     def __init__(self, stage: StageSpec, ctx: MixerContext):
         super().__init__()
-        self.norm1 = make_norm(stage.norm, ctx.dim)
-        self.token_mixer = get_mixer("token", stage.token_mixer.name).build(stage.token_mixer.as_dict(), ctx)
-        self.norm2 = make_norm(stage.norm, ctx.dim)
-        self.channel_mixer = get_mixer("channel", stage.channel_mixer.name).build(
-            stage.channel_mixer.as_dict(), ctx)
+        token = get_mixer("token", stage.token_mixer.name)
+        self.norm1 = nn.Identity() if token.own_norm else make_norm(stage.norm, ctx.dim)
+        self.token_mixer = token.build(stage.token_mixer.as_dict(), ctx)
+        self.ls1 = LayerScale(ctx.dim, stage.layer_scale) if stage.layer_scale > 0 else nn.Identity()
+        if stage.channel_mixer.name == "none":
+            self.norm2 = self.channel_mixer = self.ls2 = None
+        else:
+            self.norm2 = make_norm(stage.norm, ctx.dim)
+            self.channel_mixer = get_mixer("channel", stage.channel_mixer.name).build(
+                stage.channel_mixer.as_dict(), ctx)
+            self.ls2 = LayerScale(ctx.dim, stage.layer_scale) if stage.layer_scale > 0 else nn.Identity()
         self.drop_path = DropPath(stage.drop_path) if stage.drop_path > 0 else nn.Identity()
 
     def forward(self, x: Tensor) -> Tensor:
-        x = x + self.drop_path(self.token_mixer(self.norm1(x)))
-        return x + self.drop_path(self.channel_mixer(self.norm2(x)))
+        x = x + self.drop_path(self.ls1(self.token_mixer(self.norm1(x))))
+        if self.channel_mixer is None:
+            return x
+        return x + self.drop_path(self.ls2(self.channel_mixer(self.norm2(x))))
 
 
 class PatchMerging(nn.Module):
     """2x2 stride-2 convolution between pyramid stages: halves the grid, changes the width."""
 
-    def __init__(self, in_dim: int, out_dim: int, grid: tuple[int, int]):
+    def __init__(self, in_dim: int, out_dim: int, grid: tuple[int, int], bias: bool = False):
         super().__init__()
         self.grid = grid
-        self.conv = nn.Conv2d(in_dim, out_dim, 2, 2, bias=False)
+        self.conv = nn.Conv2d(in_dim, out_dim, 2, 2, bias=bias)
 
     def forward(self, x: Tensor) -> Tensor:
         return image_to_tokens(self.conv(tokens_to_image(x, self.grid)))
 
 
+class CrossScaleEmbedding(nn.Module):
+    """RaftMLP's cross-scale MLP embedding (official ``CrossScaleMLPEmbedding``).
+
+    Around every ``stride x stride`` patch, windows of each size in ``kernels`` (same centre, zero padding
+    ``(k - stride) / 2``) are unfolded, concatenated and projected to ``out_dim`` by one linear layer with
+    bias. Takes and returns NCHW-viewable data as ``(B, N, C)`` tokens (or an NCHW image for the stem).
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, stride: int, kernels: tuple[int, ...], bias: bool = True):
+        super().__init__()
+        self.stride, self.kernels = stride, kernels
+        self.fc = nn.Linear(in_dim * sum(k * k for k in kernels), out_dim, bias=bias)
+
+    def forward(self, img: Tensor) -> Tensor:  # (B, C, H, W) -> (B, H/s * W/s, out_dim)
+        parts = [F.unfold(img, k, padding=(k - self.stride) // 2, stride=self.stride) for k in self.kernels]
+        return self.fc(torch.cat(parts, dim=1).transpose(1, 2))
+
+
+class CrossScaleMerging(nn.Module):
+    """Cross-scale embedding between pyramid stages: 2x2 and 4x4 windows at stride 2 (RaftMLP levels 2, 3)."""
+
+    def __init__(self, in_dim: int, out_dim: int, grid: tuple[int, int]):
+        super().__init__()
+        self.grid = grid
+        self.embed = CrossScaleEmbedding(in_dim, out_dim, 2, (2, 4))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.embed(tokens_to_image(x, self.grid))
+
+
+def make_downsample(kind: str, in_dim: int, out_dim: int, grid: tuple[int, int]) -> nn.Module:
+    if kind == "conv2x2":
+        return PatchMerging(in_dim, out_dim, grid)
+    if kind == "conv2x2_bias":
+        return PatchMerging(in_dim, out_dim, grid, bias=True)
+    if kind == "cross_scale":
+        return CrossScaleMerging(in_dim, out_dim, grid)
+    return nn.Identity()
+
+
 class Stage(nn.Module):
     def __init__(self, stage: StageSpec, ctx: MixerContext, in_dim: int, in_grid: tuple[int, int]):
         super().__init__()
-        self.downsample = (PatchMerging(in_dim, stage.dim, in_grid) if stage.downsample == "conv2x2"
-                           else nn.Identity())
+        self.downsample = make_downsample(stage.downsample, in_dim, stage.dim, in_grid)
         self.blocks = nn.Sequential(*[Block(stage, ctx) for _ in range(stage.depth)])
 
 
@@ -173,7 +251,9 @@ class Network(nn.Module):
         inp, stem = arch.input, arch.stem
         self.grids = arch.grids()
         contexts = arch.contexts()
-        self.stem = nn.Conv2d(inp.in_channels, stem.dim, stem.patch_size, stem.patch_size, bias=stem.bias)
+        self.stem = (CrossScaleEmbedding(inp.in_channels, stem.dim, stem.patch_size,
+                                         (stem.patch_size, 2 * stem.patch_size), stem.bias) if stem.kind == "cross_scale"
+                     else nn.Conv2d(inp.in_channels, stem.dim, stem.patch_size, stem.patch_size, bias=stem.bias))
         self.stem_norm = make_norm(stem.norm, stem.dim)
         self.num_prefix_tokens = arch.num_prefix_tokens
         self.cls_token = nn.Parameter(torch.zeros(1, 1, stem.dim)) if arch.class_token else None
@@ -206,7 +286,8 @@ class Network(nn.Module):
     # The forward pass in named parts ("stem", "stages.i", "head", as in complexity rows), so latency can
     # time each part on its own input. ``pending`` holds fusion contributions waiting for later stages.
     def forward_stem(self, images: Tensor) -> Tensor:
-        x = self.stem_norm(image_to_tokens(self.stem(images)))
+        x = self.stem(images)
+        x = self.stem_norm(x if isinstance(self.stem, CrossScaleEmbedding) else image_to_tokens(x))
         if self.cls_token is not None:
             x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
         if self.pos_embed is not None:

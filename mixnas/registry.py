@@ -116,6 +116,7 @@ class MixerFamily:
     rules: tuple[Rule, ...] = ()
     spatial: bool = False
     doc: str = ""
+    own_norm: bool = False  # the mixer normalises its input itself: the block gives it x, not norm(x)
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -154,8 +155,12 @@ _FAMILIES: dict[str, dict[str, MixerFamily]] = {"token": {}, "channel": {}}
 
 
 def register_mixer(role: str, name: str, params: list[Param], *, rules: list[Rule] | None = None,
-                   spatial: bool = False) -> Callable[[type[nn.Module]], type[nn.Module]]:
-    """Class decorator that registers a mixer family under ``name`` for ``role`` ('token' or 'channel')."""
+                   spatial: bool = False, own_norm: bool = False) -> Callable[[type[nn.Module]], type[nn.Module]]:
+    """Class decorator that registers a mixer family under ``name`` for ``role`` ('token' or 'channel').
+
+    ``own_norm=True``: the block skips its pre-norm and passes the raw residual stream, for mixers made of
+    several normalised residual steps of their own (RaftMLP's vertical then horizontal mixing).
+    """
     if role not in ROLES:
         raise ValueError(f"role must be one of {ROLES}")
 
@@ -163,7 +168,8 @@ def register_mixer(role: str, name: str, params: list[Param], *, rules: list[Rul
         if name in _FAMILIES[role]:
             raise ValueError(f"{role} mixer {name!r} registered twice")
         doc = next(iter((cls.__doc__ or "").strip().splitlines()), "")
-        _FAMILIES[role][name] = MixerFamily(name, role, cls, tuple(params), tuple(rules or ()), spatial, doc)
+        _FAMILIES[role][name] = MixerFamily(name, role, cls, tuple(params), tuple(rules or ()), spatial, doc,
+                                               own_norm)
         return cls
 
     return decorate

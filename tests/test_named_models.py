@@ -23,7 +23,7 @@ from mixnas.registry import named_models
 
 MODELS = named_models()
 NAMES = sorted(MODELS)
-EXACT_PARAM_FAMILIES = {"mixer", "attention", "strip"}  # exact counts of the official implementations
+EXACT_PARAM_FAMILIES = {"mixer", "attention", "strip", "resmlp", "gmlp", "permute", "raft"}  # exact counts of the official implementations
 PARAM_REL_TOL = 1e-3
 MAC_REL_TOL = 1e-2
 SMALL_TASK = {"image_size": 32, "num_classes": 10}

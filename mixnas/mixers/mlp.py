@@ -26,3 +26,18 @@ class ChannelMLP(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.fc2(F.gelu(self.fc1(x)))
+
+
+@register_mixer("channel", "none", params=[])
+class NoChannelMixer(nn.Module):
+    """No channel mixing: the block drops its channel branch, norm included (gMLP's single-branch block).
+
+    :class:`mixnas.network.Block` never calls this module; it exists so that ``none`` is a declared family
+    (YAML, search spaces, the contract tests), and as a module it is the identity.
+    """
+
+    def __init__(self, ctx: MixerContext):
+        super().__init__()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x
