@@ -14,9 +14,16 @@ Layouts:
     MLP-Mixer / ViT: a patch stem, then blocks at one resolution and one width (one or more stages, none
     downsampling).
 ``pyramid``
-    Swin-style stages: a patch stem, then each later stage is entered by a 2x2 stride-2 patch-merging
-    convolution that halves the grid and changes the width. ``cross_stage_fusion`` adds Strip-MLP's
-    grouped 2x2 convolutions that carry each merged stage input forward to every later stage input.
+    Swin-style stages: a patch stem, then each later stage is entered by a downsampling layer that halves
+    the grid and changes the width (``downsample``: ``conv2x2``, a 2x2 stride-2 patch-merging convolution;
+    ``merge2x2``, Swin / AS-MLP patch merging: the 2x2 neighbours concatenated, normalised with the stage's
+    norm over ``4C``, then a linear map without bias; ``conv3x3``, Hire-MLP's 3x3 stride-2 convolution
+    with bias, BatchNorm and ReLU). ``cross_stage_fusion`` adds Strip-MLP's grouped 2x2 convolutions that
+    carry each merged stage input forward to every later stage input.
+
+Fields added after the first release (``StemSpec.kernel_size`` / ``padding`` / ``act``,
+``StageSpec.token_norm``) are left out of :meth:`ArchConfig.to_dict` while they hold their defaults, so
+the canonical form, and every digest, of an architecture that does not use them is unchanged.
 """
 
 from __future__ import annotations
@@ -33,8 +40,10 @@ from mixnas.errors import ArchError, MixnasError, did_you_mean
 from mixnas.registry import MixerContext, get_mixer
 
 LAYOUTS = ("isotropic", "pyramid")
-NORMS = ("layernorm", "batchnorm", "none")
-DOWNSAMPLES = ("none", "conv2x2")
+NORMS = ("layernorm", "batchnorm", "none", "groupnorm")  # groupnorm: one group (AS-MLP), over tokens x channels
+DOWNSAMPLES = ("none", "conv2x2", "merge2x2", "conv3x3")
+STEM_ACTS = ("none", "relu")
+TOKEN_NORMS = ("same",) + NORMS
 POOLS = ("mean", "cls")
 POS_EMBEDS = ("none", "learned")
 
@@ -74,17 +83,36 @@ class InputSpec:
 
 @dataclass(frozen=True)
 class StemSpec:
-    """Non-overlapping patch embedding: a ``patch_size`` stride-``patch_size`` convolution to ``dim``."""
+    """Patch embedding: a stride-``patch_size`` convolution to ``dim``, then ``norm``, then ``act``.
+
+    The kernel is ``patch_size`` wide (non-overlapping patches) unless ``kernel_size`` is set (an
+    overlapping stem, e.g. Hire-MLP's 7x7 stride-4 convolution with ``padding`` 2, BatchNorm and ReLU).
+    """
 
     patch_size: int = 16
     dim: int = 768
     bias: bool = True
     norm: str = "none"
+    kernel_size: int = field(default=0, metadata={"omit_default": True})  # 0: the patch size
+    padding: int = field(default=0, metadata={"omit_default": True})
+    act: str = field(default="none", metadata={"omit_default": True})
+
+    @property
+    def kernel(self) -> int:
+        return self.kernel_size or self.patch_size
+
+    def out_side(self, image_size: int) -> int:
+        """The side of the token grid this stem makes of an ``image_size`` square."""
+        return (image_size + 2 * self.padding - self.kernel) // self.patch_size + 1
 
 
 @dataclass(frozen=True)
 class StageSpec:
-    """``depth`` blocks of width ``dim``: ``x + token_mixer(norm(x))`` then ``x + channel_mixer(norm(x))``."""
+    """``depth`` blocks of width ``dim``: ``x + token_mixer(norm(x))`` then ``x + channel_mixer(norm(x))``.
+
+    ``token_norm`` other than ``same`` replaces ``norm`` before the token mixer only (sMLPNet: ``none``,
+    its token mixer starts with its own BatchNorm; LayerNorm before the channel mixer).
+    """
 
     depth: int
     dim: int
@@ -93,6 +121,11 @@ class StageSpec:
     downsample: str = "none"
     norm: str = "layernorm"
     drop_path: float = 0.0
+    token_norm: str = field(default="same", metadata={"omit_default": True})
+
+    @property
+    def token_mixer_norm(self) -> str:
+        return self.norm if self.token_norm == "same" else self.token_norm
 
 
 @dataclass(frozen=True)
@@ -132,10 +165,10 @@ class ArchConfig:
 
     def grids(self) -> list[tuple[int, int]]:
         """The (H, W) token grid of every stage."""
-        side = self.input.image_size // self.stem.patch_size
+        side = self.stem.out_side(self.input.image_size)
         out = []
         for stage in self.stages:
-            if stage.downsample == "conv2x2":
+            if stage.downsample != "none":
                 side //= 2
             out.append((side, side))
         return out
@@ -202,7 +235,8 @@ class ArchConfig:
 
 def _plain(obj: Any) -> dict[str, Any]:
     return {f.name: getattr(obj, f.name) for f in fields(obj)
-            if f.name not in ("token_mixer", "channel_mixer")}
+            if f.name not in ("token_mixer", "channel_mixer")
+            and not (f.metadata.get("omit_default") and getattr(obj, f.name) == f.default)}
 
 
 # -- validation -------------------------------------------------------------------------------------------
@@ -240,6 +274,9 @@ def _validate(arch: ArchConfig) -> None:
     _check_int(stem.dim, "stem.dim")
     _check_bool(stem.bias, "stem.bias")
     _check_choice(stem.norm, "stem.norm", NORMS)
+    _check_int(stem.kernel_size, "stem.kernel_size", minimum=0)
+    _check_int(stem.padding, "stem.padding", minimum=0)
+    _check_choice(stem.act, "stem.act", STEM_ACTS)
     _check_bool(arch.class_token, "class_token")
     _check_bool(arch.cross_stage_fusion, "cross_stage_fusion")
     if not isinstance(arch.name, str):
@@ -249,20 +286,24 @@ def _validate(arch: ArchConfig) -> None:
     _check_choice(arch.head.norm, "head.norm", NORMS)
     _check_choice(arch.head.pool, "head.pool", POOLS)
     _check_rate(arch.head.dropout, "head.dropout")
-    if inp.image_size % stem.patch_size:
+    if not stem.kernel_size and inp.image_size % stem.patch_size:
         raise ArchError("stem.patch_size", f"patch size {stem.patch_size} does not divide the image size "
                                            f"{inp.image_size}")
+    if stem.kernel_size and stem.out_side(inp.image_size) < 1:
+        raise ArchError("stem.kernel_size", f"a {stem.kernel_size}x{stem.kernel_size} kernel with padding "
+                                            f"{stem.padding} does not fit a {inp.image_size}x{inp.image_size} image")
     if arch.head.pool == "cls" and not arch.class_token:
         raise ArchError("head.pool", "pool 'cls' needs class_token: true")
     if not arch.stages:
         raise ArchError("stages", "at least one stage is required")
-    side = inp.image_size // stem.patch_size
+    side = stem.out_side(inp.image_size)
     for i, stage in enumerate(arch.stages):
         path = f"stages[{i}]"
         _check_int(stage.depth, f"{path}.depth")
         _check_int(stage.dim, f"{path}.dim")
         _check_choice(stage.downsample, f"{path}.downsample", DOWNSAMPLES)
         _check_choice(stage.norm, f"{path}.norm", NORMS)
+        _check_choice(stage.token_norm, f"{path}.token_norm", TOKEN_NORMS)
         _check_rate(stage.drop_path, f"{path}.drop_path")
         if arch.layout == "isotropic":
             if stage.downsample != "none":
@@ -279,8 +320,8 @@ def _validate(arch: ArchConfig) -> None:
                                                f"found {stage.dim}")
             if i > 0 and stage.downsample == "none":
                 raise ArchError(f"{path}.downsample", "later pyramid stages are entered by patch merging: "
-                                                      "use 'conv2x2'")
-            if stage.downsample == "conv2x2":
+                                                      f"use one of {', '.join(DOWNSAMPLES[1:])}")
+            if stage.downsample != "none":
                 if side % 2:
                     raise ArchError(f"{path}.downsample", f"cannot halve an odd {side}x{side} token grid; "
                                                           "use a larger image size or fewer stages")
