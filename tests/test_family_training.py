@@ -15,11 +15,13 @@ from mixnas.config import ArchConfig
 from mixnas.train import TrainConfig, train
 from mixnas.zoo.as_mlp import as_mlp_arch
 from mixnas.zoo.hire_mlp import hire_mlp_arch
+from mixnas.zoo.smlpnet import smlpnet_arch
 
 TINY = {
     "asmlp": lambda: as_mlp_arch("tiny_asmlp", 16, (1, 1, 1, 1), image_size=32, in_channels=1, num_classes=10),
     "hire": lambda: hire_mlp_arch("tiny_hire", (16, 32, 48, 64), (1, 2, 1, 1), image_size=32, in_channels=1,
                                   num_classes=10),
+    "smlp": lambda: smlpnet_arch("tiny_smlp", 16, (1, 1, 1, 1), image_size=32, in_channels=1, num_classes=10),
 }
 
 

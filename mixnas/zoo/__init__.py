@@ -3,4 +3,4 @@
 Importing this package registers every named model (see :func:`mixnas.registry.named_models`).
 """
 
-from mixnas.zoo import as_mlp, hire_mlp, mlp_mixer, strip_mlp, vit  # noqa: F401
+from mixnas.zoo import as_mlp, hire_mlp, mlp_mixer, smlpnet, strip_mlp, vit  # noqa: F401
