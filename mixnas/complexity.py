@@ -133,6 +133,8 @@ ZERO_COST_OPS: frozenset[str] = frozenset({
     "aten::max_pool1d", "aten::max_pool2d",
     # regularisers that are the identity at inference
     "aten::dropout", "aten::dropout_", "aten::feature_dropout", "aten::bernoulli_",
+    # mixnas' own operators that only move memory: AS-MLP's zero-filled axial shift (mixnas.mixers.asmlp)
+    "mixnas::axial_shift",
 })
 
 
@@ -324,7 +326,7 @@ def _count(value: Any) -> int:
 # -- breakdown -------------------------------------------------------------------------------------------
 
 # Where each direct child (or direct parameter) of mixnas.network.Network belongs; "stages" is split per stage.
-_ROW_OF_CHILD = {"stem": "stem", "stem_norm": "stem", "cls_token": "stem", "pos_embed": "stem",
+_ROW_OF_CHILD = {"stem": "stem", "stem_norm": "stem", "stem_act": "stem", "cls_token": "stem", "pos_embed": "stem",
                  "stages": "stages", "fusion": "fusion", "head_norm": "head", "head_drop": "head", "head": "head"}
 # Operators that Network runs outside any submodule (its own forward), by fvcore's short name.
 _ROW_OF_ROOT_OP = {"mean": "head"}  # the global mean pool

@@ -14,10 +14,17 @@ Layouts:
     MLP-Mixer / ViT: a patch stem, then blocks at one resolution and one width (one or more stages, none
     downsampling).
 ``pyramid``
-    Swin-style stages: a patch stem, then each later stage is entered by a 2x2 stride-2 patch-merging
-    convolution that halves the grid and changes the width (``downsample``: ``conv2x2`` without bias,
-    ``conv2x2_bias`` with one as in ViP, ``cross_scale`` for RaftMLP's cross-scale MLP embedding). ``cross_stage_fusion`` adds Strip-MLP's
-    grouped 2x2 convolutions that carry each merged stage input forward to every later stage input.
+    Swin-style stages: a patch stem, then each later stage is entered by a downsampling layer that halves
+    the grid and changes the width (``downsample``: ``conv2x2``, a 2x2 stride-2 patch-merging convolution
+    without bias; ``conv2x2_bias`` with one, as in ViP; ``cross_scale``, RaftMLP's cross-scale MLP
+    embedding; ``merge2x2``, Swin / AS-MLP patch merging: the 2x2 neighbours concatenated, normalised with
+    the stage's norm over ``4C``, then a linear map without bias; ``conv3x3``, Hire-MLP's 3x3 stride-2
+    convolution with bias, BatchNorm and ReLU). ``cross_stage_fusion`` adds Strip-MLP's grouped 2x2
+    convolutions that carry each merged stage input forward to every later stage input.
+
+Fields added after the first release (``StemSpec.kind`` / ``kernel_size`` / ``padding`` / ``act``,
+``StageSpec.layer_scale`` / ``token_norm``) are left out of :meth:`ArchConfig.to_dict` while they hold their
+defaults, so the canonical form, and every digest, of an architecture that does not use them is unchanged.
 """
 
 from __future__ import annotations
@@ -34,9 +41,11 @@ from mixnas.errors import ArchError, MixnasError, did_you_mean
 from mixnas.registry import MixerContext, get_mixer
 
 LAYOUTS = ("isotropic", "pyramid")
-NORMS = ("layernorm", "batchnorm", "none", "affine")
-DOWNSAMPLES = ("none", "conv2x2", "conv2x2_bias", "cross_scale")
+NORMS = ("layernorm", "batchnorm", "none", "affine", "groupnorm")  # groupnorm: one group (AS-MLP)
+DOWNSAMPLES = ("none", "conv2x2", "conv2x2_bias", "cross_scale", "merge2x2", "conv3x3")
 STEMS = ("conv", "cross_scale")
+STEM_ACTS = ("none", "relu")
+TOKEN_NORMS = ("same",) + NORMS
 POOLS = ("mean", "cls")
 POS_EMBEDS = ("none", "learned")
 
@@ -76,18 +85,38 @@ class InputSpec:
 
 @dataclass(frozen=True)
 class StemSpec:
-    """Non-overlapping patch embedding: a ``patch_size`` stride-``patch_size`` convolution to ``dim``."""
+    """Patch embedding: a stride-``patch_size`` convolution to ``dim``, then ``norm``, then ``act``.
+
+    The kernel is ``patch_size`` wide (non-overlapping patches) unless ``kernel_size`` is set (an
+    overlapping stem, e.g. Hire-MLP's 7x7 stride-4 convolution with ``padding`` 2, BatchNorm and ReLU).
+    """
 
     patch_size: int = 16
     dim: int = 768
     bias: bool = True
     norm: str = "none"
-    kind: str = "conv"  # or cross_scale: RaftMLP's cross-scale MLP embedding (kernels patch and 2 x patch)
+    # conv, or cross_scale: RaftMLP's cross-scale MLP embedding (kernels patch and 2 x patch)
+    kind: str = field(default="conv", metadata={"omit_default": True})
+    kernel_size: int = field(default=0, metadata={"omit_default": True})  # 0: the patch size
+    padding: int = field(default=0, metadata={"omit_default": True})
+    act: str = field(default="none", metadata={"omit_default": True})
+
+    @property
+    def kernel(self) -> int:
+        return self.kernel_size or self.patch_size
+
+    def out_side(self, image_size: int) -> int:
+        """The side of the token grid this stem makes of an ``image_size`` square."""
+        return (image_size + 2 * self.padding - self.kernel) // self.patch_size + 1
 
 
 @dataclass(frozen=True)
 class StageSpec:
-    """``depth`` blocks of width ``dim``: ``x + token_mixer(norm(x))`` then ``x + channel_mixer(norm(x))``."""
+    """``depth`` blocks of width ``dim``: ``x + token_mixer(norm(x))`` then ``x + channel_mixer(norm(x))``.
+
+    ``token_norm`` other than ``same`` replaces ``norm`` before the token mixer only (sMLPNet: ``none``,
+    its token mixer starts with its own BatchNorm; LayerNorm before the channel mixer).
+    """
 
     depth: int
     dim: int
@@ -96,12 +125,13 @@ class StageSpec:
     downsample: str = "none"
     norm: str = "layernorm"
     drop_path: float = 0.0
-    layer_scale: float = 0.0  # initial per-channel scale of both residual branches (ResMLP, CaiT); 0: none
+    # initial per-channel scale of both residual branches (ResMLP, CaiT); 0: none
+    layer_scale: float = field(default=0.0, metadata={"omit_default": True})
+    token_norm: str = field(default="same", metadata={"omit_default": True})
 
-
-# Fields added after the first digests were published: left out of ``to_dict`` (and so of the digest) while
-# they hold their default, so every architecture that does not use them keeps its digest.
-_OPTIONAL_FIELDS: dict[str, Any] = {"kind": "conv", "layer_scale": 0.0}
+    @property
+    def token_mixer_norm(self) -> str:
+        return self.norm if self.token_norm == "same" else self.token_norm
 
 
 @dataclass(frozen=True)
@@ -141,7 +171,7 @@ class ArchConfig:
 
     def grids(self) -> list[tuple[int, int]]:
         """The (H, W) token grid of every stage."""
-        side = self.input.image_size // self.stem.patch_size
+        side = self.stem.out_side(self.input.image_size)
         out = []
         for stage in self.stages:
             if stage.downsample != "none":
@@ -212,7 +242,7 @@ class ArchConfig:
 def _plain(obj: Any) -> dict[str, Any]:
     return {f.name: getattr(obj, f.name) for f in fields(obj)
             if f.name not in ("token_mixer", "channel_mixer")
-            and not (f.name in _OPTIONAL_FIELDS and getattr(obj, f.name) == _OPTIONAL_FIELDS[f.name])}
+            and not (f.metadata.get("omit_default") and getattr(obj, f.name) == f.default)}
 
 
 # -- validation -------------------------------------------------------------------------------------------
@@ -251,6 +281,9 @@ def _validate(arch: ArchConfig) -> None:
     _check_bool(stem.bias, "stem.bias")
     _check_choice(stem.norm, "stem.norm", NORMS)
     _check_choice(stem.kind, "stem.kind", STEMS)
+    _check_int(stem.kernel_size, "stem.kernel_size", minimum=0)
+    _check_int(stem.padding, "stem.padding", minimum=0)
+    _check_choice(stem.act, "stem.act", STEM_ACTS)
     _check_bool(arch.class_token, "class_token")
     _check_bool(arch.cross_stage_fusion, "cross_stage_fusion")
     if not isinstance(arch.name, str):
@@ -260,23 +293,29 @@ def _validate(arch: ArchConfig) -> None:
     _check_choice(arch.head.norm, "head.norm", NORMS)
     _check_choice(arch.head.pool, "head.pool", POOLS)
     _check_rate(arch.head.dropout, "head.dropout")
-    if inp.image_size % stem.patch_size:
+    if not stem.kernel_size and inp.image_size % stem.patch_size:
         raise ArchError("stem.patch_size", f"patch size {stem.patch_size} does not divide the image size "
                                            f"{inp.image_size}")
     if stem.kind == "cross_scale" and stem.patch_size % 2:
         raise ArchError("stem.kind", f"the cross-scale stem centres a {2 * stem.patch_size}-wide window on each "
                                      f"patch: it needs an even patch size, found {stem.patch_size}")
+    if stem.kind == "cross_scale" and (stem.kernel_size or stem.padding):
+        raise ArchError("stem.kind", "the cross-scale stem sets its own kernels: leave kernel_size and padding out")
+    if stem.kernel_size and stem.out_side(inp.image_size) < 1:
+        raise ArchError("stem.kernel_size", f"a {stem.kernel_size}x{stem.kernel_size} kernel with padding "
+                                            f"{stem.padding} does not fit a {inp.image_size}x{inp.image_size} image")
     if arch.head.pool == "cls" and not arch.class_token:
         raise ArchError("head.pool", "pool 'cls' needs class_token: true")
     if not arch.stages:
         raise ArchError("stages", "at least one stage is required")
-    side = inp.image_size // stem.patch_size
+    side = stem.out_side(inp.image_size)
     for i, stage in enumerate(arch.stages):
         path = f"stages[{i}]"
         _check_int(stage.depth, f"{path}.depth")
         _check_int(stage.dim, f"{path}.dim")
         _check_choice(stage.downsample, f"{path}.downsample", DOWNSAMPLES)
         _check_choice(stage.norm, f"{path}.norm", NORMS)
+        _check_choice(stage.token_norm, f"{path}.token_norm", TOKEN_NORMS)
         _check_rate(stage.drop_path, f"{path}.drop_path")
         if (isinstance(stage.layer_scale, bool) or not isinstance(stage.layer_scale, (int, float))
                 or stage.layer_scale < 0):
@@ -296,7 +335,7 @@ def _validate(arch: ArchConfig) -> None:
                                                f"found {stage.dim}")
             if i > 0 and stage.downsample == "none":
                 raise ArchError(f"{path}.downsample", "later pyramid stages are entered by patch merging: "
-                                                      "use 'conv2x2'")
+                                                      f"use one of {', '.join(DOWNSAMPLES[1:])}")
             if stage.downsample != "none":
                 if side % 2:
                     raise ArchError(f"{path}.downsample", f"cannot halve an odd {side}x{side} token grid; "

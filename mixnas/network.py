@@ -11,6 +11,8 @@ forked RNG so the caller's random state is untouched and the same (arch, seed) g
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
@@ -96,6 +98,18 @@ class LayerScale(nn.Module):
         return x * self.gamma
 
 
+class TokenGroupNorm(nn.GroupNorm):
+    """``GroupNorm(1, C)`` of the ``(B, C, H, W)`` image, on ``(B, N, C)`` tokens: statistics over all tokens
+    and channels of a sample, a per-channel affine (AS-MLP's ``MyNorm``; PyTorch's default eps 1e-5)."""
+
+    def __init__(self, dim: int):
+        super().__init__(1, dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = F.group_norm(x.transpose(1, 2), 1, self.weight, self.bias, self.eps)
+        return y.transpose(1, 2).contiguous()
+
+
 def make_norm(kind: str, dim: int) -> nn.Module:
     if kind == "layernorm":
         return nn.LayerNorm(dim, eps=1e-6)
@@ -103,6 +117,8 @@ def make_norm(kind: str, dim: int) -> nn.Module:
         return TokenBatchNorm(dim)
     if kind == "affine":
         return Affine(dim)
+    if kind == "groupnorm":
+        return TokenGroupNorm(dim)
     return nn.Identity()
 
 
@@ -136,7 +152,7 @@ class Block(nn.Module):
     def __init__(self, stage: StageSpec, ctx: MixerContext):
         super().__init__()
         token = get_mixer("token", stage.token_mixer.name)
-        self.norm1 = nn.Identity() if token.own_norm else make_norm(stage.norm, ctx.dim)
+        self.norm1 = nn.Identity() if token.own_norm else make_norm(stage.token_mixer_norm, ctx.dim)
         self.token_mixer = token.build(stage.token_mixer.as_dict(), ctx)
         self.ls1 = LayerScale(ctx.dim, stage.layer_scale) if stage.layer_scale > 0 else nn.Identity()
         if stage.channel_mixer.name == "none":
@@ -197,21 +213,56 @@ class CrossScaleMerging(nn.Module):
         return self.embed(tokens_to_image(x, self.grid))
 
 
-def make_downsample(kind: str, in_dim: int, out_dim: int, grid: tuple[int, int]) -> nn.Module:
-    if kind == "conv2x2":
-        return PatchMerging(in_dim, out_dim, grid)
-    if kind == "conv2x2_bias":
-        return PatchMerging(in_dim, out_dim, grid, bias=True)
-    if kind == "cross_scale":
-        return CrossScaleMerging(in_dim, out_dim, grid)
+class NeighbourMerging(nn.Module):
+    """Swin / AS-MLP patch merging: each 2x2 neighbourhood's ``4C`` channels (in the official order
+    ``(0,0), (1,0), (0,1), (1,1)`` as (row, column) offsets), ``norm`` over ``4C``, then a linear map to the
+    new width without bias (the official 1x1 convolution)."""
+
+    def __init__(self, in_dim: int, out_dim: int, grid: tuple[int, int], norm: str):
+        super().__init__()
+        self.grid = grid
+        self.norm = make_norm(norm, 4 * in_dim)
+        self.reduction = nn.Linear(4 * in_dim, out_dim, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, _, c = x.shape
+        h, w = self.grid
+        x = x.view(b, h // 2, 2, w // 2, 2, c).permute(0, 1, 3, 4, 2, 5).reshape(b, h * w // 4, 4 * c)
+        return self.reduction(self.norm(x))
+
+
+class ConvBNReLUDownsample(nn.Module):
+    """Hire-MLP's downsampling: a 3x3 stride-2 convolution (padding 1, with bias), BatchNorm, ReLU."""
+
+    def __init__(self, in_dim: int, out_dim: int, grid: tuple[int, int]):
+        super().__init__()
+        self.grid = grid
+        self.conv = nn.Conv2d(in_dim, out_dim, 3, 2, 1)
+        self.norm = TokenBatchNorm(out_dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.relu(self.norm(image_to_tokens(self.conv(tokens_to_image(x, self.grid)))))
+
+
+def make_downsample(stage: StageSpec, in_dim: int, in_grid: tuple[int, int]) -> nn.Module:
+    if stage.downsample == "conv2x2":
+        return PatchMerging(in_dim, stage.dim, in_grid)
+    if stage.downsample == "conv2x2_bias":
+        return PatchMerging(in_dim, stage.dim, in_grid, bias=True)
+    if stage.downsample == "cross_scale":
+        return CrossScaleMerging(in_dim, stage.dim, in_grid)
+    if stage.downsample == "merge2x2":
+        return NeighbourMerging(in_dim, stage.dim, in_grid, stage.norm)
+    if stage.downsample == "conv3x3":
+        return ConvBNReLUDownsample(in_dim, stage.dim, in_grid)
     return nn.Identity()
 
 
 class Stage(nn.Module):
     def __init__(self, stage: StageSpec, ctx: MixerContext, in_dim: int, in_grid: tuple[int, int]):
         super().__init__()
-        self.downsample = make_downsample(stage.downsample, in_dim, stage.dim, in_grid)
-        self.blocks = nn.Sequential(*[Block(stage, ctx) for _ in range(stage.depth)])
+        self.downsample = make_downsample(stage, in_dim, in_grid)
+        self.blocks = nn.Sequential(*[Block(stage, replace(ctx, block_index=j)) for j in range(stage.depth)])
 
 
 class CrossStageFusion(nn.Module):
@@ -252,9 +303,12 @@ class Network(nn.Module):
         self.grids = arch.grids()
         contexts = arch.contexts()
         self.stem = (CrossScaleEmbedding(inp.in_channels, stem.dim, stem.patch_size,
-                                         (stem.patch_size, 2 * stem.patch_size), stem.bias) if stem.kind == "cross_scale"
-                     else nn.Conv2d(inp.in_channels, stem.dim, stem.patch_size, stem.patch_size, bias=stem.bias))
+                                         (stem.patch_size, 2 * stem.patch_size), stem.bias)
+                     if stem.kind == "cross_scale"
+                     else nn.Conv2d(inp.in_channels, stem.dim, stem.kernel, stem.patch_size, stem.padding,
+                                    bias=stem.bias))
         self.stem_norm = make_norm(stem.norm, stem.dim)
+        self.stem_act = nn.ReLU() if stem.act == "relu" else nn.Identity()
         self.num_prefix_tokens = arch.num_prefix_tokens
         self.cls_token = nn.Parameter(torch.zeros(1, 1, stem.dim)) if arch.class_token else None
         n_tokens = contexts[0].num_tokens
@@ -287,7 +341,7 @@ class Network(nn.Module):
     # time each part on its own input. ``pending`` holds fusion contributions waiting for later stages.
     def forward_stem(self, images: Tensor) -> Tensor:
         x = self.stem(images)
-        x = self.stem_norm(x if isinstance(self.stem, CrossScaleEmbedding) else image_to_tokens(x))
+        x = self.stem_act(self.stem_norm(x if isinstance(self.stem, CrossScaleEmbedding) else image_to_tokens(x)))
         if self.cls_token is not None:
             x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
         if self.pos_embed is not None:

@@ -34,12 +34,17 @@ ROLES = ("token", "channel")
 
 @dataclass(frozen=True)
 class MixerContext:
-    """Where a mixer sits: its width, its token grid and the number of prefix (class) tokens."""
+    """Where a mixer sits: its width, its token grid and the number of prefix (class) tokens.
+
+    ``block_index`` is the block's position within its stage (0 for the first): families whose blocks
+    alternate (Hire-MLP's cross-region shift) read it; parameters are resolved once per stage with 0.
+    """
 
     dim: int
     grid: tuple[int, int]
     num_prefix_tokens: int = 0
     stage_index: int = 0
+    block_index: int = 0
 
     @property
     def num_tokens(self) -> int:

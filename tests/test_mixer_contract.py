@@ -6,11 +6,14 @@ covered with no edit here. For each family, in a small context that its defaults
 * ``forward(x)`` keeps the shape ``(B, N, C)``, with a class token too unless the family is spatial;
 * building twice under one seed gives the same module;
 * fvcore traces it with every operator handled (:func:`mixnas.complexity.count_macs`);
-* every declared :class:`~mixnas.registry.Param` changes the built module;
+* every declared :class:`~mixnas.registry.Param` changes the built module (in one of the first blocks of a
+  stage: Hire-MLP's shift parameters act only in the blocks that shift);
 * gradients reach the input and every parameter.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import pytest
 import torch
@@ -183,11 +186,14 @@ def test_every_declared_parameter_changes_the_model(role, name, param_name):
             except ArchError:
                 tried.append(f"dim {ctx.dim}: {value!r}")
                 continue
-            base, changed = build(family, {}, ctx), build(family, {param_name: value}, ctx)
-            if n_params(base) != n_params(changed):
-                return
-            x = tokens(ctx)
-            diffs = [relative_difference(run(base, x, train), run(changed, x, train)) for train in (False, True)]
+            diffs = []
+            for block in range(4):  # a parameter may act only in some blocks of a stage
+                at = replace(ctx, block_index=block)
+                base, changed = build(family, {}, at), build(family, {param_name: value}, at)
+                if n_params(base) != n_params(changed):
+                    return
+                x = tokens(at)
+                diffs += [relative_difference(run(base, x, train), run(changed, x, train)) for train in (False, True)]
             assert max(diffs) > 1e-4, (
                 f"{param_name}={value!r} instead of {default!r} builds a module with the same parameter count "
                 f"and the same output (relative differences eval/train {diffs}): a declared parameter must "

@@ -1,3 +1,17 @@
 """Token- and channel-mixer families, one file each; importing this package registers them all."""
 
-from mixnas.mixers import attention, gmlp, grn, mixer, mlp, moe, permute, raft, resmlp, strip  # noqa: F401
+from mixnas.mixers import (  # noqa: F401
+    asmlp,
+    attention,
+    gmlp,
+    grn,
+    hire,
+    mixer,
+    mlp,
+    moe,
+    permute,
+    raft,
+    resmlp,
+    smlp,
+    strip,
+)

@@ -3,4 +3,16 @@
 Importing this package registers every named model (see :func:`mixnas.registry.named_models`).
 """
 
-from mixnas.zoo import gmlp, mlp_mixer, raft_mlp, resmlp, sparse_mlp, strip_mlp, vip, vit  # noqa: F401
+from mixnas.zoo import (  # noqa: F401
+    as_mlp,
+    gmlp,
+    hire_mlp,
+    mlp_mixer,
+    raft_mlp,
+    resmlp,
+    smlpnet,
+    sparse_mlp,
+    strip_mlp,
+    vip,
+    vit,
+)
