@@ -5,7 +5,7 @@ seeds, the task and training recipe, the objectives, and optionally the values a
 
     name: strip_width
     base: ../examples/strip_mlp_1m_fmnist.yaml   # a named model, or an ArchConfig YAML (relative to this file)
-    task: {dataset: fashion_mnist}                # dataset, data_dir, image_size, in_channels, num_classes
+    task: {dataset: fashion-mnist}                # dataset, data_dir, image_size, in_channels, num_classes
     train: {epochs: 1, fraction: 0.1}             # TrainConfig fields (mixnas/train.py)
     factors:
       strip_width:
@@ -251,7 +251,13 @@ def parse_study(data: Any, source: Path | None) -> Study:
     task = _mapping(data.get("task", LocDict()), data, "task", "task")
     _check_keys(task, TASK_KEYS, "task")
     if "dataset" not in task:
-        raise _err(data, "task", "task", "needs a dataset (e.g. fashion_mnist, cifar100, imagefolder, digits)")
+        raise _err(data, "task", "task", "needs a dataset (e.g. fashion-mnist, imagefolder, digits)")
+    from mixnas.data import get_dataset
+
+    try:
+        get_dataset(task["dataset"])
+    except MixnasError as err:
+        raise _err(task, "dataset", "task.dataset", str(err)) from None
     task_d = {k: task[k] for k in TASK_KEYS if task.get(k) is not None}
 
     train = _mapping(data.get("train", LocDict()), data, "train", "train")

@@ -69,6 +69,7 @@ def test_star_path_reports_the_invalid_level_with_file_and_line(tmp_path):
     ("  citation: \"Strip-MLP, Table 6\"\n", "", r"paper.citation: the paper's values need a citation"),
     ("train: {epochs: 1", "train: {epochz: 1", r":4: train.epochz: unknown key \(did you mean 'epochs'\?\)"),
     ("task: {dataset: digits, image_size: 32}", "task: {image_size: 32}", r":3: task: needs a dataset"),
+    ("dataset: digits", "dataset: digitz", r":3: task.dataset: unknown dataset 'digitz' \(did you mean 'digits'\?\)"),
     ("name: sw\n", "name: sw\nobjectives: [top5]\n", r":2: objectives\[0\]: unknown objective 'top5'"),
     ("train: {epochs: 1, fraction: 0.5}", "train: {epochs: 1, fraction: 0.5, seed: 3}",
      r"train.seed: set the seeds"),
@@ -113,3 +114,19 @@ def test_materialise_writes_every_trial_before_training_and_refuses_another_stud
     other = load_study(write(tmp_path, GOOD.replace("seeds: [0, 1]", "seeds: [0, 1, 2]")))
     with pytest.raises(MixnasError, match="holds a different study"):
         materialise(other, tmp_path / "run")
+
+
+def test_shipped_studies_load_and_resolve():
+    for path in sorted((ROOT / "studies").glob("*.yaml")):
+        study = load_study(path)
+        trials = resolve(study)
+        assert len(trials) == len(study.levels()) * len(study.seeds)
+
+
+def test_shipped_strip_width_study():
+    study = load_study(ROOT / "studies" / "strip_mlp_table6_strip_width.yaml")
+    trials = resolve(study)
+    assert len(trials) == 12 and study.baseline == {"strip_width": 3} and study.task["dataset"] == "fashion-mnist"
+    widths = {t.label: [s.token_mixer["strip_width"] for s in t.arch.stages] for t in trials}
+    assert widths["strip_width-7"] == [7, 7, 3] and widths["strip_width-1"] == [1, 1, 3]
+    assert all(t.train["epochs"] == 1 and t.train["fraction"] == 0.1 for t in trials)
