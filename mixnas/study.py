@@ -392,7 +392,11 @@ def parse_study(data: Any, source: Path | None) -> Study:
         try:
             _resolve_level(study, level)
         except (ArchError, MixnasError) as err:
-            raise _err(data, "factors", f"factors (level {level_label(level)})", str(err)) from None
+            culprit = next((f for f in factors for p in f.paths if not p.startswith("train.")
+                            for where, _, _ in _expand(base_dict, p) if where in str(err)), None)
+            node, key = (factors_node, culprit.name) if culprit else (data, "factors")
+            path = f"factors.{culprit.name}" if culprit else "factors"
+            raise _err(node, key, f"{path} (level {level_label(level)})", str(err)) from None
     return study
 
 

@@ -51,7 +51,7 @@ def test_resolve_sets_the_factor_on_the_named_stages(tmp_path):
 
 def test_star_path_reports_the_invalid_level_with_file_and_line(tmp_path):
     text = GOOD.replace("stages[0:2]", "stages.*")
-    with pytest.raises(MixnasError, match=r"study.yaml:5: factors \(level strip_width-7\).*stages\[2\]"
+    with pytest.raises(MixnasError, match=r"study.yaml:6: factors.strip_width \(level strip_width-7\).*stages\[2\]"
                                           r".*allowed: odd values up to 5"):
         load_study(write(tmp_path, text))
 
@@ -63,6 +63,8 @@ def test_star_path_reports_the_invalid_level_with_file_and_line(tmp_path):
     ("stages[0:2].token_mixer.strip_width", "train.lrr", r":7: .*unknown recipe field.*did you mean 'train.lr'"),
     ("stages[0:2].token_mixer.strip_width", "stages[0].token_mixer",
      r":7: .*a section, not a value"),
+    ("stages[0:2].token_mixer.strip_width", "train.fraction",
+     r":5: factors \(level strip_width-3\): .*fraction must be in \(0, 1\]"),
     ("baseline: {strip_width: 3}", "baseline: {strip_width: 4}", r":9: baseline.strip_width: 4 is not one"),
     ("seeds: [0, 1]", "seeds: [0, 0]", r":10: seeds: must be a count or a list of distinct"),
     ("values: {3: 80.0", "values: {9: 80.0", r":13: paper.values.9: not a level"),
