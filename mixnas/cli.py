@@ -343,6 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     __import__("mixnas.train_cli", fromlist=["register"]).register(sub)  # the `train` and `proxy` commands
     __import__("mixnas.search_cli", fromlist=["register"]).register(sub)  # the `search` and `export` commands
     __import__("mixnas.dashboard_cli", fromlist=["register"]).register(sub)  # the `dashboard` command
+    __import__("mixnas.study_cli", fromlist=["register"]).register(sub)  # `study check / run / report`
     return parser
 
 

@@ -1,0 +1,446 @@
+"""Reproduction studies: a study file, its validation, and its resolution into trials.
+
+A study file (YAML, see ``studies/``) names a base architecture, the factors to vary and their levels, the
+seeds, the task and training recipe, the objectives, and optionally the values a paper reported per level::
+
+    name: strip_width
+    base: ../examples/strip_mlp_1m_fmnist.yaml   # a named model, or an ArchConfig YAML (relative to this file)
+    task: {dataset: fashion-mnist}                # dataset, data_dir, image_size, in_channels, num_classes
+    train: {epochs: 1, fraction: 0.1}             # TrainConfig fields (mixnas/train.py)
+    factors:
+      strip_width:
+        path: stages[0:2].token_mixer.strip_width # or stages.*.x (every stage), stages[2].depth, train.lr
+        levels: [1, 3, 5, 7]
+    baseline: {strip_width: 3}                    # default: the first level of every factor
+    seeds: [0, 1, 2]
+    objectives: [top1]
+    paper:
+      citation: "..."
+      values: {3: 80.2, 5: 79.9}                  # keyed by level (the value, or the label of a grid level)
+    resources: {cpu: 1, gpu: 0}
+
+Several factors form the full grid of their levels. :func:`load_study` validates everything it can without
+training (every resolved ArchConfig included) and reports mistakes as ``file:line: yaml.path: message``.
+:func:`resolve` gives one :class:`StudyTrial` per (level, seed); :func:`materialise` writes them all to a run
+folder before anything is trained.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import re
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mixnas.config import ArchConfig
+from mixnas.errors import ArchError, MixnasError, did_you_mean
+from mixnas.train import TrainConfig
+from mixnas.yamlio import LocatedError, LocDict, LocList, load_located, loads_located
+
+TOP_KEYS = ("name", "description", "base", "task", "train", "factors", "baseline", "seeds", "objectives",
+            "paper", "resources")
+TASK_KEYS = ("dataset", "data_dir", "image_size", "in_channels", "num_classes")
+OBJECTIVES = ("top1", "params", "macs", "wall_time_s")
+_SEGMENT = re.compile(r"^(?P<key>[A-Za-z_][A-Za-z0-9_]*)(?:\[(?P<index>\d+|\d*:\d*)\])?$")
+
+
+@dataclass(frozen=True)
+class Factor:
+    name: str
+    paths: tuple[str, ...]  # dotted paths, all set to the level's value
+    levels: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class StudyTrial:
+    """One training run of a study: a level (factor -> value), a seed, and what it trains."""
+
+    label: str  # the level's label, e.g. 'strip_width-3' (file-name safe)
+    level: dict[str, Any]
+    seed: int
+    arch: ArchConfig
+    train: dict[str, Any]  # TrainConfig fields, seed included
+    digest: str  # of the architecture and recipe (the same for equal trials in any study)
+
+    @property
+    def key(self) -> str:
+        return f"{self.label}-s{self.seed}"
+
+    def to_dict(self, study: Study) -> dict[str, Any]:
+        return {"study": study.name, "key": self.key, "label": self.label, "level": self.level, "seed": self.seed,
+                "digest": self.digest, "task": study.task, "train": self.train, "arch": self.arch.to_dict()}
+
+
+@dataclass
+class Study:
+    name: str
+    source: str
+    base: str
+    task: dict[str, Any]
+    train: dict[str, Any]
+    factors: list[Factor]
+    baseline: dict[str, Any]
+    seeds: list[int]
+    objectives: list[str]
+    paper: dict[str, Any] | None = None  # {"citation": str, "metric": str, "values": {label: number}}
+    resources: dict[str, float] = field(default_factory=lambda: {"cpu": 1.0, "gpu": 0.0})
+    description: str = ""
+    base_arch: ArchConfig | None = None
+
+    def levels(self) -> list[dict[str, Any]]:
+        """Every level, as factor -> value: the full grid of the factors' levels, in file order."""
+        names = [f.name for f in self.factors]
+        return [dict(zip(names, combo)) for combo in itertools.product(*(f.levels for f in self.factors))]
+
+    def label(self, level: dict[str, Any]) -> str:
+        return level_label(level)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "description": self.description, "base": self.base, "task": self.task,
+                "train": self.train,
+                "factors": {f.name: {"path": list(f.paths) if len(f.paths) > 1 else f.paths[0],
+                                     "levels": list(f.levels)} for f in self.factors},
+                "baseline": self.baseline, "seeds": self.seeds, "objectives": self.objectives,
+                **({"paper": self.paper} if self.paper else {}), "resources": self.resources}
+
+
+def level_label(level: dict[str, Any]) -> str:
+    """'strip_width-3', or 'a-1_b-cgsmm+lsmm' for a grid level; only file-name-safe characters."""
+    def clean(v: Any) -> str:
+        s = str(v).lower() if isinstance(v, bool) else str(v)
+        return re.sub(r"[^A-Za-z0-9.+]", "", s.replace("-", "m")) or "x"
+
+    return "_".join(f"{k}-{clean(v)}" for k, v in level.items())
+
+
+# -- dotted paths into the ArchConfig dict -------------------------------------------------------------------
+
+
+def _expand(data: Any, path: str) -> list[tuple[str, Any, str]]:
+    """The concrete places a path names: (concrete path, container, key); raises ValueError with the reason."""
+    segments = path.split(".")
+    places: list[tuple[str, Any]] = [("", data)]
+    out: list[tuple[str, Any, str]] = []
+    for n, seg in enumerate(segments):
+        last = n == len(segments) - 1
+        nxt: list[tuple[str, Any]] = []
+        if seg == "*":
+            for where, obj in places:
+                if not isinstance(obj, list):
+                    raise ValueError(f"'*' needs a list at {where or 'the top'}, found {type(obj).__name__}")
+                nxt += [(f"{where}[{i}]", item) for i, item in enumerate(obj)]
+            if last:
+                raise ValueError("a path cannot end in '*'")
+            places = nxt
+            continue
+        m = _SEGMENT.match(seg)
+        if not m:
+            raise ValueError(f"bad path segment {seg!r}: use key, key[i], key[a:b] or *")
+        key, index = m["key"], m["index"]
+        for where, obj in places:
+            here = f"{where}.{key}" if where else key
+            if not isinstance(obj, dict) or key not in obj:
+                allowed = sorted(obj) if isinstance(obj, dict) else []
+                hint = did_you_mean(key, allowed)
+                raise ValueError(f"no key {key!r} at {where or 'the top'}{hint}"
+                                 + (f"; allowed: {', '.join(allowed)}" if allowed else ""))
+            if index is None:
+                if last:
+                    out.append((here, obj, key))
+                nxt.append((here, obj[key]))
+                continue
+            seq = obj[key]
+            if not isinstance(seq, list):
+                raise ValueError(f"{here} is not a list, so it takes no [index]")
+            if ":" in index:
+                a, b = index.split(":")
+                idx = list(range(len(seq)))[slice(int(a) if a else None, int(b) if b else None)]
+                if not idx:
+                    raise ValueError(f"{here}[{index}] selects nothing ({here} has {len(seq)} items)")
+            else:
+                if int(index) >= len(seq):
+                    raise ValueError(f"{here}[{index}] is out of range ({here} has {len(seq)} items)")
+                idx = [int(index)]
+            for i in idx:
+                if last:
+                    out.append((f"{here}[{i}]", seq, i))
+                nxt.append((f"{here}[{i}]", seq[i]))
+        places = nxt
+    for where, container, key in out:
+        if isinstance(container[key], (dict, list)):
+            raise ValueError(f"{where} is a section, not a value: name one of its fields")
+    return out
+
+
+def apply_level(arch: dict[str, Any], train: dict[str, Any], factors: list[Factor],
+                level: dict[str, Any]) -> None:
+    """Set every factor's paths to the level's value, in place (``train.X`` paths go to the recipe)."""
+    for f in factors:
+        for path in f.paths:
+            if path.startswith("train."):
+                train[path[len("train."):]] = level[f.name]
+            else:
+                for _, container, key in _expand(arch, path):
+                    container[key] = level[f.name]
+
+
+# -- loading and validation ------------------------------------------------------------------------------------
+
+
+def _err(node: Any, key: Any, path: str, message: str) -> LocatedError:
+    loc = node.loc(key) if isinstance(node, (LocDict, LocList)) else None
+    return LocatedError(loc, path, message)
+
+
+def _mapping(node: Any, parent: Any, key: str, path: str) -> LocDict:
+    if not isinstance(node, dict):
+        raise _err(parent, key, path, f"must be a mapping, found {type(node).__name__}")
+    return node if isinstance(node, LocDict) else LocDict(node)
+
+
+def _check_keys(node: LocDict, allowed: tuple[str, ...], path: str) -> None:
+    for k in node:
+        if k not in allowed:
+            raise _err(node, k, f"{path}.{k}" if path else str(k),
+                       f"unknown key{did_you_mean(str(k), allowed)}; allowed: {', '.join(allowed)}")
+
+
+def _find_base(ref: str, source: Path | None) -> str:
+    if source is not None and not Path(ref).is_absolute():
+        candidate = source.parent / ref
+        if candidate.is_file():
+            return str(candidate)
+    return ref
+
+
+def _plain(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+def load_study(path: str | Path) -> Study:
+    """Read and validate a study file (every trial's ArchConfig and recipe included)."""
+    return parse_study(load_located(path), Path(path))
+
+
+def loads_study(text: str, filename: str = "<study>") -> Study:
+    return parse_study(loads_located(text, filename), None)
+
+
+def parse_study(data: Any, source: Path | None) -> Study:
+    from mixnas.models import resolve_arch
+
+    if not isinstance(data, LocDict):
+        raise LocatedError((str(source or "<study>"), 1), "", "a study file must be a mapping")
+    _check_keys(data, TOP_KEYS, "")
+    for req in ("base", "factors", "seeds"):
+        if req not in data:
+            raise LocatedError(data.start, "", f"missing required key {req!r}")
+    name = data.get("name") or (source.stem if source else "study")
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.+-]+", name):
+        raise _err(data, "name", "name", "must be a file-name-safe string (letters, digits, _ . + -)")
+
+    task = _mapping(data.get("task", LocDict()), data, "task", "task")
+    _check_keys(task, TASK_KEYS, "task")
+    if "dataset" not in task:
+        raise _err(data, "task", "task", "needs a dataset (e.g. fashion-mnist, imagefolder, digits)")
+    from mixnas.data import get_dataset
+
+    try:
+        get_dataset(task["dataset"])
+    except MixnasError as err:
+        raise _err(task, "dataset", "task.dataset", str(err)) from None
+    task_d = {k: task[k] for k in TASK_KEYS if task.get(k) is not None}
+
+    train = _mapping(data.get("train", LocDict()), data, "train", "train")
+    train_fields = tuple(f.name for f in fields(TrainConfig))
+    _check_keys(train, train_fields, "train")
+    if "seed" in train:
+        raise _err(train, "seed", "train.seed", "set the seeds with the top-level 'seeds:' list")
+    train_d = _plain(dict(train))
+
+    base = data["base"]
+    if isinstance(base, dict):
+        try:
+            base_arch = ArchConfig.from_dict(_plain(base), "base")
+        except ArchError as err:
+            raise _err(data, "base", "", str(err)) from None
+        base_ref = base_arch.name or "base"
+    elif isinstance(base, str):
+        try:
+            base_arch = resolve_arch(_find_base(base, source), image_size=task_d.get("image_size"),
+                                     in_channels=task_d.get("in_channels"), num_classes=task_d.get("num_classes"))
+        except MixnasError as err:
+            raise _err(data, "base", "base", str(err)) from None
+        base_ref = base
+    else:
+        raise _err(data, "base", "base", "must be a named model, an ArchConfig YAML path, or an ArchConfig mapping")
+    base_arch = base_arch.with_task(task_d.get("image_size"), task_d.get("in_channels"), task_d.get("num_classes"))
+    base_dict = base_arch.to_dict()
+
+    factors_node = _mapping(data["factors"], data, "factors", "factors")
+    if not factors_node:
+        raise _err(data, "factors", "factors", "name at least one factor")
+    factors: list[Factor] = []
+    for fname, spec in factors_node.items():
+        fpath = f"factors.{fname}"
+        if not isinstance(fname, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", fname):
+            raise _err(factors_node, fname, fpath, "a factor name must be an identifier")
+        spec = _mapping(spec, factors_node, fname, fpath)
+        _check_keys(spec, ("path", "levels"), fpath)
+        if "path" not in spec or "levels" not in spec:
+            raise _err(factors_node, fname, fpath, "needs 'path' (a dotted path into the ArchConfig, or "
+                                                   "train.FIELD) and 'levels' (a list of values)")
+        paths = spec["path"] if isinstance(spec["path"], list) else [spec["path"]]
+        for p in paths:
+            if not isinstance(p, str):
+                raise _err(spec, "path", f"{fpath}.path", "must be a string or a list of strings")
+            if p.startswith("train."):
+                if p[6:] not in train_fields or p[6:] == "seed":
+                    allowed = [f for f in train_fields if f != "seed"]
+                    raise _err(spec, "path", f"{fpath}.path", f"{p!r}: unknown recipe field"
+                               f"{did_you_mean(p, ['train.' + a for a in allowed])}; allowed: train.{', train.'.join(allowed)}")
+                continue
+            try:
+                _expand(base_dict, p)
+            except ValueError as err:
+                raise _err(spec, "path", f"{fpath}.path", f"{p!r} does not fit the base architecture: {err}") from None
+        levels = spec["levels"]
+        if not isinstance(levels, list) or not levels:
+            raise _err(spec, "levels", f"{fpath}.levels", "must be a non-empty list of values")
+        for i, v in enumerate(levels):
+            if isinstance(v, (dict, list)):
+                raise _err(levels, i, f"{fpath}.levels[{i}]", "a level must be a single value")
+        if len({json.dumps(v) for v in levels}) != len(levels):
+            raise _err(spec, "levels", f"{fpath}.levels", "repeats a level")
+        factors.append(Factor(fname, tuple(paths), tuple(_plain(levels))))
+
+    baseline: dict[str, Any] = {f.name: f.levels[0] for f in factors}
+    if "baseline" in data:
+        node = _mapping(data["baseline"], data, "baseline", "baseline")
+        names = tuple(f.name for f in factors)
+        _check_keys(node, names, "baseline")
+        for f in factors:
+            if f.name in node:
+                if node[f.name] not in f.levels:
+                    raise _err(node, f.name, f"baseline.{f.name}",
+                               f"{node[f.name]!r} is not one of its levels {list(f.levels)}")
+                baseline[f.name] = node[f.name]
+
+    seeds = data["seeds"]
+    if isinstance(seeds, int) and not isinstance(seeds, bool):
+        seeds = list(range(seeds))
+    if (not isinstance(seeds, list) or not seeds
+            or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds)
+            or len(set(seeds)) != len(seeds)):
+        raise _err(data, "seeds", "seeds", "must be a count or a list of distinct non-negative integers")
+
+    objectives = data.get("objectives", ["top1"])
+    if not isinstance(objectives, list) or not objectives:
+        raise _err(data, "objectives", "objectives", "must be a non-empty list")
+    for i, o in enumerate(objectives):
+        if o not in OBJECTIVES:
+            raise _err(objectives, i, f"objectives[{i}]",
+                       f"unknown objective {o!r}{did_you_mean(str(o), OBJECTIVES)}; allowed: {', '.join(OBJECTIVES)}")
+
+    resources = {"cpu": 1.0, "gpu": 0.0}
+    if "resources" in data:
+        node = _mapping(data["resources"], data, "resources", "resources")
+        _check_keys(node, ("cpu", "gpu"), "resources")
+        for k, v in node.items():
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+                raise _err(node, k, f"resources.{k}", "must be a non-negative number")
+            resources[k] = float(v)
+
+    study = Study(name=name, source=str(source or "<study>"), base=base_ref, task=task_d, train=train_d,
+                  factors=factors, baseline=baseline, seeds=list(seeds), objectives=list(objectives),
+                  resources=resources, description=str(data.get("description", "")), base_arch=base_arch)
+
+    if "paper" in data:
+        node = _mapping(data["paper"], data, "paper", "paper")
+        _check_keys(node, ("citation", "metric", "values", "note"), "paper")
+        if not isinstance(node.get("citation"), str) or not node["citation"].strip():
+            raise _err(data, "paper", "paper.citation", "the paper's values need a citation")
+        values = _mapping(node.get("values"), node, "values", "paper.values")
+        labels = {level_label(lv): lv for lv in study.levels()}
+        by_value = {lv[factors[0].name]: level_label(lv) for lv in study.levels()} if len(factors) == 1 else {}
+        paper_values: dict[str, float] = {}
+        for k, v in values.items():
+            label = k if k in labels else by_value.get(k)
+            if label is None:
+                raise _err(values, k, f"paper.values.{k}",
+                           f"not a level of this study; levels: {', '.join(map(str, by_value or labels))}")
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise _err(values, k, f"paper.values.{k}", "must be a number")
+            paper_values[label] = float(v)
+        metric = node.get("metric", "top1")
+        if metric not in OBJECTIVES:
+            raise _err(node, "metric", "paper.metric", f"must be one of {', '.join(OBJECTIVES)}")
+        study.paper = {"citation": node["citation"].strip(), "metric": metric, "values": paper_values,
+                       **({"note": str(node["note"])} if "note" in node else {})}
+
+    # Every trial must be buildable before anything runs: resolve now, reporting the factor's line.
+    for level in study.levels():
+        try:
+            _resolve_level(study, level)
+        except (ArchError, MixnasError) as err:
+            culprit = next((f for f in factors for p in f.paths if not p.startswith("train.")
+                            for where, _, _ in _expand(base_dict, p) if where in str(err)), None)
+            node, key = (factors_node, culprit.name) if culprit else (data, "factors")
+            path = f"factors.{culprit.name}" if culprit else "factors"
+            raise _err(node, key, f"{path} (level {level_label(level)})", str(err)) from None
+    return study
+
+
+# -- resolution ------------------------------------------------------------------------------------------------
+
+
+def _resolve_level(study: Study, level: dict[str, Any]) -> tuple[ArchConfig, dict[str, Any]]:
+    assert study.base_arch is not None
+    arch_d = study.base_arch.to_dict()
+    train_d = dict(study.train)
+    apply_level(arch_d, train_d, study.factors, level)
+    arch_d["name"] = f"{study.name}/{level_label(level)}"
+    arch = ArchConfig.from_dict(arch_d, level_label(level))
+    TrainConfig.from_dict({**train_d, "seed": 0}, f"train ({level_label(level)})")
+    return arch, train_d
+
+
+def resolve(study: Study) -> list[StudyTrial]:
+    """One trial per (level, seed), in level-major order; every ArchConfig is validated."""
+    trials = []
+    for level in study.levels():
+        arch, train_d = _resolve_level(study, level)
+        for seed in study.seeds:
+            recipe = TrainConfig.from_dict({**train_d, "seed": seed}).to_dict()
+            payload = json.dumps({"arch": arch.digest(), "train": recipe, "task": study.task}, sort_keys=True)
+            digest = hashlib.sha256(payload.encode()).hexdigest()[:16]
+            trials.append(StudyTrial(level_label(level), dict(level), seed, arch, recipe, digest))
+    return trials
+
+
+def materialise(study: Study, run_dir: str | Path) -> list[StudyTrial]:
+    """Write ``study.yaml`` (the resolved study) and ``trials/KEY.yaml`` for every trial; nothing is trained.
+
+    Re-materialising into a run folder of a different study (another resolved ``study.yaml``) is refused,
+    so a resumed run always continues the trials it started with."""
+    run_dir = Path(run_dir)
+    trials = resolve(study)
+    text = yaml.safe_dump({**study.to_dict(), "trials": [t.key for t in trials]}, sort_keys=False)
+    target = run_dir / "study.yaml"
+    if target.exists() and target.read_text() != text:
+        raise MixnasError(f"{run_dir}: holds a different study (its study.yaml differs from {study.source}); "
+                          "use another run folder")
+    (run_dir / "trials").mkdir(parents=True, exist_ok=True)
+    for t in trials:
+        (run_dir / "trials" / f"{t.key}.yaml").write_text(yaml.safe_dump(t.to_dict(study), sort_keys=False))
+    target.write_text(text)
+    return trials

@@ -1,0 +1,71 @@
+"""The ``mixnas study`` commands (registered by :func:`register`).
+
+``mixnas study check FILE`` validates a study file and lists its trials; ``mixnas study run FILE [--out RUN]
+[--resume] [--data-dir DIR]`` writes every trial as a file, then trains them in this process (resumable);
+``mixnas study report RUN`` writes report.md / .csv / .tex / .html from the run's result files.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from mixnas.errors import MixnasError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    study = sub.add_parser("study", help="reproduction studies: factors x levels x seeds, with statistics",
+                           description="Run and report the studies of studies/ (see README, 'Studies').")
+    ssub = study.add_subparsers(dest="study_command", required=True, metavar="ACTION")
+    p = ssub.add_parser("check", help="validate a study file and list its trials")
+    p.add_argument("file")
+    p.set_defaults(func=cmd_check)
+    p = ssub.add_parser("run", help="write every trial as a file, then train them (in this process, resumable)")
+    p.add_argument("file")
+    p.add_argument("--out", help="run folder (default runs/study-NAME)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out: trials with a completed "
+                                                          "result file are skipped, failed ones re-run")
+    p.add_argument("--data-dir", help="folder with the dataset files (default: the study's task.data_dir)")
+    p.set_defaults(func=cmd_run)
+    p = ssub.add_parser("report", help="tables (Markdown, CSV, LaTeX) and a seed-spread figure of a study run")
+    p.add_argument("run", help="a study run folder")
+    p.add_argument("--out", help="folder for the report files (default: the run folder)")
+    p.set_defaults(func=cmd_report)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from mixnas.study import level_label, load_study, resolve
+
+    study = load_study(args.file)
+    trials = resolve(study)
+    print(f"study {study.name}: base {study.base}, dataset {study.task['dataset']}, {len(study.levels())} levels x "
+          f"{len(study.seeds)} seeds = {len(trials)} trials; baseline {study.baseline}")
+    for level in study.levels():
+        label = level_label(level)
+        paper = (study.paper or {}).get("values", {}).get(label)
+        print(f"  {label}" + (f"  (paper {paper:g})" if paper is not None else ""))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from mixnas.study import load_study
+    from mixnas.study_run import report, run_study
+
+    study = load_study(args.file)
+    out = args.out or f"runs/study-{study.name}"
+    results = run_study(study, out, resume=args.resume, data_dir=args.data_dir)
+    bad = [r["key"] for r in results if r is None or r["status"] != "completed"]
+    paths = report(out)
+    print(f"study {study.name}: {len(results) - len(bad)}/{len(results)} trials completed; report {paths['md']}")
+    if bad:
+        raise MixnasError(f"{len(bad)} trial(s) did not complete ({', '.join(bad[:5])}); see {out}/results, "
+                          "then run again with --resume")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from mixnas.study_run import report
+
+    paths = report(args.run, args.out)
+    print(paths["md"].read_text())
+    print("written: " + ", ".join(str(p) for p in paths.values()))
+    return 0

@@ -1,0 +1,172 @@
+"""Running a study's trials and reporting them.
+
+:func:`run_study` materialises the study (``study.yaml`` and ``trials/KEY.yaml``), then trains every trial
+that has no completed ``results/KEY.json`` yet, one after another in this process, with the trial body of
+the search (:func:`mixnas.search.run_candidate`). Each result file is written (atomically) as soon as its
+trial ends, so a crashed or interrupted run continues where it stopped when run again; failed trials are
+recorded and retried on the next run. :func:`report` reads the result files and writes ``report.md``,
+``report.csv``, ``report.tex`` and ``report.html`` (the seed spread per level).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mixnas.errors import MixnasError
+from mixnas.study import Study, StudyTrial, level_label, materialise
+
+
+def result_path(run_dir: Path, key: str) -> Path:
+    return run_dir / "results" / f"{key}.json"
+
+
+def read_result(run_dir: Path, key: str) -> dict[str, Any] | None:
+    p = result_path(run_dir, key)
+    if not p.is_file():
+        return None
+    try:
+        return json.loads(p.read_text())
+    except json.JSONDecodeError:
+        return None  # a torn file cannot happen (atomic writes), but a hand-edited one is re-run
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, path)
+
+
+def trial_config(study: Study, t: StudyTrial, number: int, data_dir: str | None = None) -> dict[str, Any]:
+    """The config :func:`mixnas.search.run_candidate` trains."""
+    return {"arch": t.arch.to_dict(), "train": t.train, "dataset": study.task["dataset"],
+            "data_dir": data_dir or study.task.get("data_dir"), "digest": t.digest, "number": number,
+            "threads": max(1, int(study.resources.get("cpu", 1))), "gpu": study.resources.get("gpu", 0.0)}
+
+
+def run_trial(study: Study, t: StudyTrial, number: int, data_dir: str | None = None,
+              body: Callable | None = None) -> dict[str, Any]:
+    """Train one trial; its result record (status, final val top-1, params, MACs, curve)."""
+    from mixnas.complexity import complexity
+    from mixnas.search import Outcome, run_candidate
+
+    body = body or run_candidate
+    t0 = time.perf_counter()
+    try:
+        outcome = body(trial_config(study, t, number, data_dir), lambda row: True)
+    except MixnasError:
+        raise  # a missing dataset is the user's to fix, not a failed trial
+    except Exception as err:  # noqa: BLE001 - a failed trial is recorded, the study goes on
+        outcome = Outcome("error", [], f"{type(err).__name__}: {err}", time.perf_counter() - t0)
+    cost = complexity(t.arch)
+    last = outcome.curve[-1] if outcome.curve else {}
+    return {"key": t.key, "label": t.label, "level": t.level, "seed": t.seed, "digest": t.digest,
+            "status": outcome.status, "reason": outcome.reason, "top1": last.get("val_top1"),
+            "epochs": last.get("epoch", 0), "params": cost.params, "macs": cost.macs,
+            "wall_time_s": round(outcome.wall_time_s, 3), "curve": outcome.curve}
+
+
+def run_study(study: Study, run_dir: str | Path, *, resume: bool = False, data_dir: str | None = None,
+              body: Callable | None = None, log: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """Materialise, then train every trial without a completed result; returns all result records."""
+    run_dir = Path(run_dir)
+    if (run_dir / "study.yaml").exists() and not resume:
+        raise MixnasError(f"{run_dir}: already holds a study run; pass --resume to continue it")
+    log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+    trials = materialise(study, run_dir)
+    todo = [t for t in trials if (read_result(run_dir, t.key) or {}).get("status") != "completed"]
+    done = len(trials) - len(todo)
+    log(f"study {study.name}: {len(trials)} trials ({len(study.levels())} levels x {len(study.seeds)} seeds), "
+        f"{done} already done, {len(todo)} to run; trial files in {run_dir / 'trials'}")
+    t_start = time.perf_counter()
+    for i, t in enumerate(todo, 1):
+        rec = run_trial(study, t, trials.index(t), data_dir, body)
+        _write_json(result_path(run_dir, t.key), rec)
+        elapsed = time.perf_counter() - t_start
+        eta = elapsed / i * (len(todo) - i)
+        top1 = "—" if rec["top1"] is None else f"{rec['top1']:.2f}"
+        log(f"[{done + i}/{len(trials)}] {t.key}: {rec['status']} top1 {top1} ({rec['wall_time_s']:.0f} s; "
+            f"about {eta / 60:.1f} min left)")
+    return [read_result(run_dir, t.key) for t in trials]
+
+
+# -- report ----------------------------------------------------------------------------------------------------
+
+
+def report(run_dir: str | Path, out_dir: str | Path | None = None) -> dict[str, Path]:
+    """Write report.md / .csv / .tex / .html for a study run from its result files; returns the paths."""
+    from mixnas.study_stats import kendall_tau, level_table, tau_line, to_csv, to_latex, to_markdown
+
+    run_dir = Path(run_dir)
+    out_dir = Path(out_dir) if out_dir else run_dir
+    spec_path = run_dir / "study.yaml"
+    if not spec_path.is_file():
+        raise MixnasError(f"{run_dir}: not a study run (no study.yaml; start one with mixnas study run)")
+    spec = yaml.safe_load(spec_path.read_text())
+    names = list(spec["factors"])
+    grid = [[]]
+    for f in names:
+        grid = [g + [v] for g in grid for v in spec["factors"][f]["levels"]]
+    labels = [level_label(dict(zip(names, combo))) for combo in grid]
+    baseline = level_label({f: spec["baseline"][f] for f in names})
+    paper = spec.get("paper") or {}
+    metric = paper.get("metric", "top1")
+
+    values: dict[str, list[float]] = {label: [] for label in labels}
+    cost: dict[str, tuple[int | None, int | None]] = {}
+    missing = failed = 0
+    for key in spec["trials"]:
+        rec = read_result(run_dir, key)
+        if rec is None:
+            missing += 1
+            continue
+        cost[rec["label"]] = (rec.get("params"), rec.get("macs"))
+        if rec["status"] != "completed" or rec.get(metric) is None:
+            failed += 1
+            continue
+        values[rec["label"]].append(float(rec[metric]))
+    if not any(values.values()):
+        raise MixnasError(f"{run_dir}: no completed trials to report yet")
+
+    rows = level_table(values, baseline, paper.get("values"), cost)
+    measured = {r.label: r.mean for r in rows if r.mean is not None}
+    notes = [f"{metric} (validation, %) over seeds {spec['seeds']}; 95% CI from the t distribution; p: Welch's "
+             f"t-test against the baseline across seeds."]
+    if paper:
+        notes.append(tau_line(*kendall_tau(measured, paper.get("values", {}))))
+        notes.append(f"Paper values: {paper['citation']}" + (f" ({paper['note']})" if paper.get("note") else ""))
+    else:
+        notes.append("No paper values in this study.")
+    if missing or failed:
+        notes.append(f"Incomplete: {missing} trial(s) not run yet, {failed} failed or without {metric}.")
+    title = f"{spec['name']}: {', '.join(names)}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {ext: out_dir / f"report.{ext}" for ext in ("md", "csv", "tex", "html")}
+    paths["md"].write_text(to_markdown(rows, title, notes))
+    paths["csv"].write_text(to_csv(rows, spec["name"]))
+    paths["tex"].write_text(to_latex(rows, title, notes))
+    paths["html"].write_text(_figure(values, paper.get("values", {}), title, metric))
+    return paths
+
+
+def _figure(values: dict[str, list[float]], paper: dict[str, float], title: str, metric: str) -> str:
+    """The seed spread per level (every seed a point, the box over them) with the paper's values beside."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for label, xs in values.items():
+        fig.add_trace(go.Box(y=xs, name=label, boxpoints="all", jitter=0.3, pointpos=0, showlegend=False))
+    if paper:
+        fig.add_trace(go.Scatter(x=list(paper), y=list(paper.values()), mode="markers", name="paper",
+                                 marker={"symbol": "diamond", "size": 11, "color": "black"}, yaxis="y2"))
+        fig.update_layout(yaxis2={"title": f"paper {metric}", "overlaying": "y", "side": "right"})
+    fig.update_layout(title=title, yaxis_title=f"measured {metric} (%)", template="plotly_white")
+    return fig.to_html(include_plotlyjs=True, full_html=True)

@@ -1,0 +1,134 @@
+"""Study files: validation with file:line errors, resolution into trials, materialisation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mixnas.errors import MixnasError
+from mixnas.study import load_study, materialise, resolve
+
+ROOT = Path(__file__).resolve().parent.parent
+BASE = ROOT / "examples" / "strip_mlp_1m_fmnist.yaml"
+
+GOOD = f"""\
+name: sw
+base: {BASE}
+task: {{dataset: digits, image_size: 32}}
+train: {{epochs: 1, fraction: 0.5}}
+factors:
+  strip_width:
+    path: stages[0:2].token_mixer.strip_width
+    levels: [1, 3, 5, 7]
+baseline: {{strip_width: 3}}
+seeds: [0, 1]
+paper:
+  citation: "Strip-MLP, Table 6"
+  values: {{3: 80.0, 5: 79.0}}
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "study.yaml"
+    p.write_text(text)
+    return p
+
+
+def test_resolve_sets_the_factor_on_the_named_stages(tmp_path):
+    study = load_study(write(tmp_path, GOOD))
+    trials = resolve(study)
+    assert [t.key for t in trials][:3] == ["strip_width-1-s0", "strip_width-1-s1", "strip_width-3-s0"]
+    assert len(trials) == 8
+    t7 = trials[-1]
+    assert [s.token_mixer["strip_width"] for s in t7.arch.stages] == [7, 7, 3]  # stage 3 keeps the base's
+    assert t7.train == {**t7.train, "epochs": 1, "fraction": 0.5, "seed": 1}
+    assert study.baseline == {"strip_width": 3}
+    assert study.paper["values"] == {"strip_width-3": 80.0, "strip_width-5": 79.0}
+    assert len({t.digest for t in trials}) == 8  # seeds and levels all differ
+
+
+def test_star_path_reports_the_invalid_level_with_file_and_line(tmp_path):
+    text = GOOD.replace("stages[0:2]", "stages.*")
+    with pytest.raises(MixnasError, match=r"study.yaml:6: factors.strip_width \(level strip_width-7\).*stages\[2\]"
+                                          r".*allowed: odd values up to 5"):
+        load_study(write(tmp_path, text))
+
+
+@pytest.mark.parametrize(("old", "new", "pattern"), [
+    ("token_mixer.strip_width", "token_mixer.strip_wdth",
+     r":7: factors.strip_width.path: .*no key 'strip_wdth'.*did you mean 'strip_width'.*allowed: arrangement"),
+    ("stages[0:2]", "stages[5]", r":7: factors.strip_width.path: .*out of range"),
+    ("stages[0:2].token_mixer.strip_width", "train.lrr", r":7: .*unknown recipe field.*did you mean 'train.lr'"),
+    ("stages[0:2].token_mixer.strip_width", "stages[0].token_mixer",
+     r":7: .*a section, not a value"),
+    ("stages[0:2].token_mixer.strip_width", "train.fraction",
+     r":5: factors \(level strip_width-3\): .*fraction must be in \(0, 1\]"),
+    ("baseline: {strip_width: 3}", "baseline: {strip_width: 4}", r":9: baseline.strip_width: 4 is not one"),
+    ("seeds: [0, 1]", "seeds: [0, 0]", r":10: seeds: must be a count or a list of distinct"),
+    ("values: {3: 80.0", "values: {9: 80.0", r":13: paper.values.9: not a level"),
+    ("  citation: \"Strip-MLP, Table 6\"\n", "", r"paper.citation: the paper's values need a citation"),
+    ("train: {epochs: 1", "train: {epochz: 1", r":4: train.epochz: unknown key \(did you mean 'epochs'\?\)"),
+    ("task: {dataset: digits, image_size: 32}", "task: {image_size: 32}", r":3: task: needs a dataset"),
+    ("dataset: digits", "dataset: digitz", r":3: task.dataset: unknown dataset 'digitz' \(did you mean 'digits'\?\)"),
+    ("name: sw\n", "name: sw\nobjectives: [top5]\n", r":2: objectives\[0\]: unknown objective 'top5'"),
+    ("train: {epochs: 1, fraction: 0.5}", "train: {epochs: 1, fraction: 0.5, seed: 3}",
+     r"train.seed: set the seeds"),
+])
+def test_mistakes_name_the_line_and_path(tmp_path, old, new, pattern):
+    assert old in GOOD
+    with pytest.raises(MixnasError, match=pattern):
+        load_study(write(tmp_path, GOOD.replace(old, new)))
+
+
+def test_train_factor_and_named_model_grid(tmp_path):
+    text = """\
+name: grid
+base: strip_mlp_1m
+task: {dataset: digits, image_size: 32, in_channels: 1, num_classes: 10}
+factors:
+  lr: {path: train.lr, levels: [0.001, 0.002]}
+  depth: {path: "stages[2].depth", levels: [1, 2]}
+seeds: 1
+"""
+    from mixnas.registry import named_models
+    if "strip_mlp_1m" not in named_models():
+        text = text.replace("base: strip_mlp_1m", f"base: {BASE}")
+    trials = resolve(load_study(write(tmp_path, text)))
+    assert [t.key for t in trials] == ["lr-0.001_depth-1-s0", "lr-0.001_depth-2-s0", "lr-0.002_depth-1-s0",
+                                       "lr-0.002_depth-2-s0"]
+    assert trials[1].train["lr"] == 0.001 and trials[1].arch.stages[2].depth == 2
+    assert trials[0].arch.input.image_size == 32
+
+
+def test_materialise_writes_every_trial_before_training_and_refuses_another_study(tmp_path):
+    study = load_study(write(tmp_path, GOOD))
+    trials = materialise(study, tmp_path / "run")
+    files = sorted(p.name for p in (tmp_path / "run" / "trials").iterdir())
+    assert files == sorted(f"{t.key}.yaml" for t in trials)
+    one = yaml.safe_load((tmp_path / "run" / "trials" / "strip_width-5-s1.yaml").read_text())
+    assert one["seed"] == 1 and one["train"]["seed"] == 1 and one["level"] == {"strip_width": 5}
+    assert one["arch"]["stages"][1]["token_mixer"]["strip_width"] == 5
+    resolved = yaml.safe_load((tmp_path / "run" / "study.yaml").read_text())
+    assert resolved["trials"] == [t.key for t in trials]
+    materialise(study, tmp_path / "run")  # the same study again: fine (resume)
+    other = load_study(write(tmp_path, GOOD.replace("seeds: [0, 1]", "seeds: [0, 1, 2]")))
+    with pytest.raises(MixnasError, match="holds a different study"):
+        materialise(other, tmp_path / "run")
+
+
+def test_shipped_studies_load_and_resolve():
+    for path in sorted((ROOT / "studies").glob("*.yaml")):
+        study = load_study(path)
+        trials = resolve(study)
+        assert len(trials) == len(study.levels()) * len(study.seeds)
+
+
+def test_shipped_strip_width_study():
+    study = load_study(ROOT / "studies" / "strip_mlp_table6_strip_width.yaml")
+    trials = resolve(study)
+    assert len(trials) == 12 and study.baseline == {"strip_width": 3} and study.task["dataset"] == "fashion-mnist"
+    widths = {t.label: [s.token_mixer["strip_width"] for s in t.arch.stages] for t in trials}
+    assert widths["strip_width-7"] == [7, 7, 3] and widths["strip_width-1"] == [1, 1, 3]
+    assert all(t.train["epochs"] == 1 and t.train["fraction"] == 0.1 for t in trials)

@@ -1,0 +1,77 @@
+"""The study statistics on hand-made numbers with known answers, and the three table formats."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+
+import pytest
+
+from mixnas.study_stats import (
+    kendall_tau,
+    level_table,
+    summarise,
+    tau_line,
+    to_csv,
+    to_latex,
+    to_markdown,
+    welch_p,
+)
+
+
+def test_summary_mean_std_and_t_interval():
+    n, mean, std, lo, hi = summarise([1, 2, 3, 4, 5])
+    assert (n, mean) == (5, 3.0)
+    assert std == pytest.approx(math.sqrt(2.5))  # ddof=1
+    # t(0.975, df=4) = 2.776445105 (tables); half-width = t * s / sqrt(n)
+    half = 2.776445105 * math.sqrt(2.5) / math.sqrt(5)
+    assert (lo, hi) == (pytest.approx(3 - half), pytest.approx(3 + half))
+    assert summarise([7.0]) == (1, 7.0, None, None, None)
+    assert summarise([]) == (0, None, None, None, None)
+    # two values: t(0.975, 1) = 12.7062047
+    _, _, s2, lo2, _ = summarise([1.0, 3.0])
+    assert s2 == pytest.approx(math.sqrt(2)) and lo2 == pytest.approx(2 - 12.7062047 * math.sqrt(2) / math.sqrt(2))
+
+
+def test_welch_against_the_formula():
+    a, b = [1, 2, 3, 4, 5], [2, 4, 6, 8, 10]
+    # var 2.5 and 10, n 5 each: se = sqrt(0.5 + 2) ; t = -3 / se ; Welch-Satterthwaite df = 2.5^2 / (0.5^2/4 + 2^2/4)
+    t = -3 / math.sqrt(2.5)
+    df = 2.5 ** 2 / (0.5 ** 2 / 4 + 2 ** 2 / 4)
+    from scipy import stats
+    assert welch_p(a, b) == pytest.approx(2 * stats.t.sf(abs(t), df))
+    assert 0.10 < welch_p(a, b) < 0.12  # ≈ 0.1075
+    assert welch_p([1.0], b) is None  # one seed: no test
+    assert welch_p([1.0, 1.0], [1.0, 1.0]) == 1.0
+    assert welch_p([1.0, 1.0], [2.0, 2.0]) is None  # zero variance on both sides: undefined, not invented
+
+
+def test_kendall_tau_on_shared_levels():
+    assert kendall_tau({"a": 1, "b": 2, "c": 3}, {"a": 10, "b": 30, "c": 20})[0] == pytest.approx(1 / 3)
+    assert kendall_tau({"a": 1, "b": 2, "c": 3}, {"a": 1, "b": 2, "c": 3})[0] == pytest.approx(1.0)
+    assert kendall_tau({"a": 1, "b": 2, "c": 3}, {"c": 1, "b": 2})[0] == pytest.approx(-1.0)  # 2 shared levels
+    assert kendall_tau({"a": 1, "b": 2}, {"a": 5}) == (None, None, 1)
+    assert "needs 2" in tau_line(None, None, 1) and "same ordering" in tau_line(1.0, 0.3, 3)
+
+
+def test_level_table_and_renderers():
+    values = {"w-1": [80.0, 81.0, 82.0], "w-3": [84.0, 85.0, 86.0], "w-5": [85.0]}
+    rows = level_table(values, baseline="w-3", paper={"w-1": 77.0, "w-3": 79.0},
+                       cost={"w-1": (1_000_000, 6_500_000), "w-3": (1_010_000, 6_600_000)})
+    by = {r.label: r for r in rows}
+    assert by["w-3"].baseline and by["w-3"].delta is None and by["w-3"].p_value is None
+    assert by["w-1"].delta == pytest.approx(-4.0) and by["w-1"].p_value < 0.01
+    assert by["w-5"].std is None and by["w-5"].p_value is None and by["w-5"].delta == pytest.approx(0.0)
+    assert by["w-1"].paper == 77.0 and by["w-5"].paper is None
+
+    md = to_markdown(rows, "Strip width", notes=[tau_line(1.0, 1.0, 2)])
+    # CI: 81 ± t(0.975, 2) 4.3027 * 1 / sqrt(3) = ± 2.484; Welch: t = -4 / sqrt(2/3) = -4.899, df 4, p = 0.0080
+    assert "| w-1 | 3 | 81.00 | 1.00 | [78.52, 83.48] | 1.00M | 6.50M | -4.00 | 0.008 | 77.00 |" in md
+    assert "| w-3 (baseline) | 3 | 85.00 |" in md and "| w-5 | 1 | 85.00 | — | — | — | — | +0.00 | — | — |" in md
+    parsed = list(csv.DictReader(io.StringIO(to_csv(rows, "sw"))))
+    assert parsed[0]["level"] == "w-1" and float(parsed[0]["mean"]) == pytest.approx(81.0)
+    assert parsed[2]["std"] == "" and parsed[1]["baseline"] == "1"
+    tex = to_latex(rows, "Strip width 5% \\& more", notes=[tau_line(1.0, 1.0, 2)])
+    assert r"\begin{tabular}{lrrrrrrrrr}" in tex and r"w-3 (baseline) & 3 & 85.00" in tex
+    assert r"95\% CI" in tex and r"$\Delta$ vs baseline" in tex and "$\\tau$" in tex and "—" not in tex
