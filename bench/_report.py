@@ -91,3 +91,12 @@ def load_note(start: tuple[float, ...], end: tuple[float, ...], consequence: str
                 f"{consequence}")
     return (f"The machine was idle before the start (load average {start[0]:.2f}; {end[0]:.2f} at the end, "
             "this run included).")
+
+
+def publish(title: str, text: str, write: bool = True) -> None:
+    """Print a section and, unless told not to, put it in BENCHMARKS.md (saying where, on stderr)."""
+    import sys
+
+    print(text)
+    if write:
+        print(f"wrote {write_section(title, text)}", file=sys.stderr)

@@ -76,11 +76,9 @@ a fresh fvcore count each time (caches off); fvcore's import is not included.
 
 {table}
 """
-    print(text)
-    if not args.no_write:
-        from bench._report import write_section
+    from bench._report import publish
 
-        print(f"wrote {write_section(TITLE, text)}", file=sys.stderr)
+    publish(TITLE, text, write=not args.no_write)
     return 0
 
 

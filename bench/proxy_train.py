@@ -80,11 +80,9 @@ Result: status {m['status']}, **validation top-1 {m['val_top1']:.2f} %** after {
 {wall:.0f} s for the whole command (start-up and data loading included; {m['wall_time_s']:.0f} s in `train`).
 Target (>= 85 %): {'met' if target else 'NOT met'}.
 """
-    print(text)
-    if not args.no_write:
-        from bench._report import write_section
+    from bench._report import publish
 
-        print(f"wrote {write_section(TITLE, text)}", file=sys.stderr)
+    publish(TITLE, text, write=not args.no_write)
     return 0 if target else 1
 
 

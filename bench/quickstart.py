@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args(argv)
 
-    from bench._report import load_average, write_section
+    from bench._report import load_average, publish
     from bench.search_efficiency import load_trials, log_wall_time, machine_note
     from mixnas.search import slot_gaps
     from mixnas.search_cli import QUICKSTART
@@ -83,9 +83,7 @@ def main(argv: list[str] | None = None) -> int:
           else "| framework overhead per trial | - |",
           "", "```", summary, "```"]
     text = "\n".join(md)
-    print(text)
-    if not args.no_write:
-        write_section(TITLE, text)
+    publish(TITLE, text, write=not args.no_write)
     return 0
 
 

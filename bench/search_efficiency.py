@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args(argv)
 
-    from bench._report import load_average, write_section
+    from bench._report import load_average, publish
     from mixnas.search import slot_gaps
     from mixnas.space import load_space
 
@@ -208,9 +208,7 @@ def main(argv: list[str] | None = None) -> int:
           f"30-second trials the largest gap measured here, {worst_gap:.2f} s, is {worst_gap / 30:.1%} "
           f"(target <= 5 %: {'met' if worst_gap / 30 <= 0.05 else 'not met'})."]
     text = "\n".join(md)
-    print(text)
-    if not args.no_write:
-        write_section(TITLE, text)
+    publish(TITLE, text, write=not args.no_write)
     return 0
 
 

@@ -389,11 +389,9 @@ bf16 {peak16 / 1e9:.0f} GFLOP/s (median {med16 / 1e9:.0f}).
 
 Targets:
 """ + "\n".join(f"- [{'x' if ok else ' '}] {what}" for what, ok in checks) + "\n\n" + "\n\n".join(notes)
-    print(text)
-    if not args.no_write:
-        from bench._report import write_section
+    from bench._report import publish
 
-        print(f"wrote {write_section(TITLE, text)}", file=sys.stderr)
+    publish(TITLE, text, write=not args.no_write)
     return 0
 
 

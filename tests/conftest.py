@@ -34,6 +34,16 @@ import torch  # noqa: E402
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """For modules of tiny models (``pytestmark = pytest.mark.usefixtures("one_thread")``): one thread is as
+    fast, and immune to other processes on a shared 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def pytest_report_header(config) -> str:
     return f"mixnas scratch folder: {SCRATCH} (torch {torch.__version__}, {torch.get_num_threads()} threads)"
 

@@ -9,13 +9,7 @@ from bench._ref_strip import load_mixnas_weights
 from bench.train_throughput import MIXERS, make_step, strip_shapes
 from mixnas.network import build_model
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("shape", MIXERS, ids=lambda s: s.label.split(" (")[0])

@@ -16,12 +16,7 @@ from mixnas.proxies import naswot, proxy_batch, score_arch, score_model, synflow
 DATA_PROXIES = ("synflow", "naswot", "grad_norm", "snip", "params", "macs")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def mixer(dim: int, depth: int, token_hidden: int, channel_hidden: int) -> ArchConfig:

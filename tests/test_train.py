@@ -32,13 +32,7 @@ def tiny_mixer(image_size: int = 16, in_channels: int = 1, num_classes: int = 10
                       stem=StemSpec(patch_size=4, dim=dim), head=HeadSpec(), name="tiny_mixer")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These models are tiny: one thread is as fast, and immune to other processes on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 FAST = dict(epochs=1, batch_size=64, warmup_epochs=0.2, image_size=None)
