@@ -100,3 +100,14 @@ def publish(title: str, text: str, write: bool = True) -> None:
     print(text)
     if write:
         print(f"wrote {write_section(title, text)}", file=sys.stderr)
+
+
+def machine_note(load_start: tuple[float, ...] | None) -> str:
+    """The machine and how loaded it was (a search's wall times stretch on a shared machine); ``None``: the
+    runs were analysed afterwards (``--from``) and their load was not recorded."""
+    if load_start is None:
+        return (f"{machine(threads=1)} (when analysed). The load during the runs was not recorded; they ran on "
+                "the shared 2-core machine beside other engineers' jobs, so trial times are longer than on an "
+                "idle machine.")
+    return (f"{machine(threads=1)}. " + load_note(load_start, load_average(), "trial times are longer than on an "
+            "idle machine; the training-MACs measure of compute does not depend on the load."))

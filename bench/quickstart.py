@@ -31,8 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args(argv)
 
-    from bench._report import load_average, publish
-    from bench.search_efficiency import load_trials, log_wall_time, machine_note
+    from bench._report import load_average, machine_note, publish
+    from bench.search_efficiency import load_trials, log_wall_time
     from mixnas.search import slot_gaps
     from mixnas.search_cli import QUICKSTART
 

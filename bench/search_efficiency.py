@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args(argv)
 
-    from bench._report import load_average, publish
+    from bench._report import load_average, machine_note, publish
     from mixnas.search import slot_gaps
     from mixnas.space import load_space
 
@@ -238,19 +238,6 @@ def reach_line(label: str, ratios: list[float]) -> str:
     mean = f" (mean {statistics.mean(finite):.2f})" if finite and len(finite) == len(ratios) else ""
     return (f"- Compute ({label}) the default search needed to reach random search's final hypervolume, as a "
             f"share of random search's total: {per_seed}{mean}; target <= 0.33: {'met' if met else 'not met'}.")
-
-
-def machine_note(load_start: tuple[float, ...] | None) -> str:
-    """The machine and how loaded it was (a search's wall times stretch on a shared machine); ``None``: the
-    runs were analysed afterwards (``--from``) and their load was not recorded."""
-    from bench._report import load_average, load_note, machine
-
-    if load_start is None:
-        return (f"{machine(threads=1)} (when analysed). The load during the runs was not recorded; they ran on "
-                "the shared 2-core machine beside other engineers' jobs, so trial times are longer than on an "
-                "idle machine.")
-    return (f"{machine(threads=1)}. " + load_note(load_start, load_average(), "trial times are longer than on an "
-            "idle machine; the training-MACs measure of compute does not depend on the load."))
 
 
 def _images_per_epoch(trials: list[Any]) -> int:
