@@ -6,6 +6,7 @@
 * :class:`MOASHAScheduler`: multi-objective ASHA as a Tune scheduler, a thin wrapper of :mod:`mixnas.moasha`.
 * :func:`trainable`: a function trainable that proxy-trains one candidate and reports every epoch.
 * :func:`run_search`: the Tuner (``reuse_actors=True``, per-trial resources, bounded retries on worker death).
+* :func:`run_trials`: the same trainable and Tuner settings for a fixed list of trials (``mixnas study run``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -189,12 +191,7 @@ class OptunaAskTellSearcher(Searcher):
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         self.last[trial_id] = result
-        if result.get(STATUS_KEY) not in ("running", "completed"):
-            return
-        curve = self.curves.setdefault(trial_id, [])
-        epoch = int(result.get("epoch", 0))
-        del curve[max(0, epoch - 1):]  # a retried trial starts its curve again
-        curve.append({k: result[k] for k in CURVE_KEYS if k in result})
+        add_curve_row(self.curves.setdefault(trial_id, []), result)
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
         with self.lock:
@@ -210,20 +207,34 @@ class OptunaAskTellSearcher(Searcher):
         curve = self.curves.pop(trial_id, [])
         last = result or self.last.get(trial_id) or {}
         self.last.pop(trial_id, None)
-        wall = float(last.get("trial_wall_s", 0.0) or 0.0)
-        status = last.get(STATUS_KEY)
-        if error:
-            outcome = Outcome("error", curve, f"the trial's worker failed (after {self.search.settings.max_retries} "
-                                              "retries)", wall)
-        elif status == "completed":
-            outcome = Outcome("completed", curve, "", wall)
-        elif status == "running":
-            outcome = Outcome("stopped", curve, f"stopped by the {self.search.settings.scheduler} scheduler after "
-                                                f"{len(curve)} epochs", wall)
-        else:
-            outcome = Outcome(str(status or "error"), curve, str(last.get("reason", "no result reported")), wall)
-        outcome.info = {k: last[k] for k in ("node_id", "pid", "worker_start", "worker_time") if k in last}
-        self.search.finish(cand.number, outcome)
+        s = self.search.settings
+        self.search.finish(cand.number, outcome_of(curve, last, error, s.max_retries, f"the {s.scheduler} scheduler"))
+
+
+def add_curve_row(curve: list[dict[str, Any]], result: dict[str, Any]) -> None:
+    """Keep one epoch's row of a trial's curve (a retried trial starts its curve again)."""
+    if result.get(STATUS_KEY) not in ("running", "completed"):
+        return
+    epoch = int(result.get("epoch", 0))
+    del curve[max(0, epoch - 1):]
+    curve.append({k: result[k] for k in CURVE_KEYS if k in result})
+
+
+def outcome_of(curve: list[dict[str, Any]], last: dict[str, Any], error: bool, retries: int,
+               stopper: str) -> Outcome:
+    """The :class:`Outcome` of an ended Tune trial from its curve and its last reported row."""
+    wall = float(last.get("trial_wall_s", 0.0) or 0.0)
+    status = last.get(STATUS_KEY)
+    if error:
+        outcome = Outcome("error", curve, f"the trial's worker failed (after {retries} retries)", wall)
+    elif status == "completed":
+        outcome = Outcome("completed", curve, "", wall)
+    elif status == "running":
+        outcome = Outcome("stopped", curve, f"stopped by {stopper} after {len(curve)} epochs", wall)
+    else:
+        outcome = Outcome(str(status or "error"), curve, str(last.get("reason", "no result reported")), wall)
+    outcome.info = {k: last[k] for k in ("node_id", "pid", "worker_start", "worker_time") if k in last}
+    return outcome
 
 
 class ProgressCallback(tune.Callback):
@@ -282,9 +293,81 @@ def run_search(search: Search) -> None:
             ray.shutdown()
 
 
+# -- fixed trials (mixnas study run) --------------------------------------------------------------------------
+
+
+def _keyed_trainable(config: dict[str, Any], configs: dict[str, dict[str, Any]]) -> None:
+    """:func:`trainable` for the trial named ``config["key"]`` (the configs travel once, in Ray's object store)."""
+    trainable(configs[config["key"]])
+
+
+class TrialCollector(tune.Callback):
+    """Builds each trial's :class:`Outcome` from its reported rows and hands it to ``on_done`` as it ends (so
+    the caller writes it at once), and logs a progress line every ``every`` seconds."""
+
+    def __init__(self, on_done: Callable[[str, Outcome], None], total: int, retries: int,
+                 log: Callable[[str], None], every: float = 60.0):
+        self.on_done, self.total, self.retries, self.log, self.every = on_done, total, retries, log, every
+        self.curves: dict[str, list[dict[str, Any]]] = {}
+        self.done, self.t0, self.next = 0, time.time(), time.time() + every
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict[str, Any], **info: Any) -> None:
+        add_curve_row(self.curves.setdefault(trial.trial_id, []), result)
+
+    def _end(self, trial: Any, error: bool) -> None:
+        outcome = outcome_of(self.curves.pop(trial.trial_id, []), trial.last_result or {}, error, self.retries,
+                             "Ray Tune")
+        self.done += 1
+        self.on_done(trial.config["key"], outcome)
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._end(trial, error=False)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._end(trial, error=True)
+
+    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        if time.time() < self.next:
+            return
+        self.next = time.time() + self.every
+        running = sum(1 for t in trials if t.status == "RUNNING")
+        epochs = sum(len(self.curves.get(t.trial_id, [])) for t in trials if t.status == "RUNNING")
+        self.log(f"  ... {self.done}/{self.total} trials ended, {running} running ({epochs} epochs reported "
+                 f"between them), {(time.time() - self.t0) / 60:.1f} min")
+
+
+def run_trials(configs: dict[str, dict[str, Any]], on_done: Callable[[str, Outcome], None], *, out: str | Path,
+               resources: dict[str, float], address: str | None = None, max_retries: int = 2,
+               log: Callable[[str], None] = print, every: float = 60.0) -> None:
+    """Run a fixed set of trial configs (keyed by name) through Ray Tune: the trainable of the search, one
+    trial per config, as many at once as the cluster's resources allow, a worker that dies retried up to
+    ``max_retries`` times; ``on_done(key, outcome)`` is called on the driver as each trial ends."""
+    import logging
+
+    from ray.tune import FailureConfig, RunConfig, TuneConfig, Tuner
+
+    started = init_ray(address)
+    logging.getLogger("ray.tune").setLevel(logging.ERROR)
+    try:
+        fn = tune.with_parameters(_keyed_trainable, configs=configs)
+        tuner = Tuner(
+            tune.with_resources(fn, {"cpu": resources.get("cpu", 1.0), "gpu": resources.get("gpu", 0.0)}),
+            param_space={"key": tune.grid_search(list(configs))},
+            tune_config=TuneConfig(num_samples=1, reuse_actors=True),
+            run_config=RunConfig(name=f"study-{int(time.time())}", storage_path=str((Path(out) / "ray_results").resolve()),
+                                 failure_config=FailureConfig(max_failures=max_retries), verbose=0,
+                                 callbacks=[TrialCollector(on_done, len(configs), max_retries, log, every)],
+                                 log_to_file=True))
+        tuner.fit()
+    finally:
+        if started:
+            ray.shutdown()
+
+
 def cluster_nodes() -> list[str]:
     """Addresses of the alive nodes of the connected cluster."""
     return [n["NodeManagerAddress"] for n in ray.nodes() if n.get("Alive")]
 
 
-__all__ = ["MOASHAScheduler", "OptunaAskTellSearcher", "cluster_nodes", "init_ray", "run_search", "trainable"]
+__all__ = ["MOASHAScheduler", "OptunaAskTellSearcher", "TrialCollector", "cluster_nodes", "init_ray", "outcome_of",
+           "run_search", "run_trials", "trainable"]

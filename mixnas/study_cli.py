@@ -1,7 +1,8 @@
 """The ``mixnas study`` commands (registered by :func:`register`).
 
 ``mixnas study check FILE`` validates a study file and lists its trials; ``mixnas study run FILE [--out RUN]
-[--resume] [--data-dir DIR]`` writes every trial as a file, then trains them in this process (resumable);
+[--resume] [--data-dir DIR] [--address RAY] [--runner ray|local]`` writes every trial as a file, then trains
+them through Ray Tune (or in this process with ``--runner local``), resumable;
 ``mixnas study report RUN`` writes report.md / .csv / .tex / .html from the run's result files.
 """
 
@@ -19,12 +20,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = ssub.add_parser("check", help="validate a study file and list its trials")
     p.add_argument("file")
     p.set_defaults(func=cmd_check)
-    p = ssub.add_parser("run", help="write every trial as a file, then train them (in this process, resumable)")
+    p = ssub.add_parser("run", help="write every trial as a file, then train them through Ray Tune (resumable)")
     p.add_argument("file")
     p.add_argument("--out", help="run folder (default runs/study-NAME)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out: trials with a completed "
                                                           "result file are skipped, failed ones re-run")
     p.add_argument("--data-dir", help="folder with the dataset files (default: the study's task.data_dir)")
+    p.add_argument("--address", help="Ray cluster to run on (ray://HOST:10001 or HOST:6379; default: a local Ray "
+                                     "using this machine's cores)")
+    p.add_argument("--runner", choices=("ray", "local"), default="ray",
+                   help="ray (default): trials in parallel through Ray Tune, as the study's resources allow; "
+                        "local: one after another in this process, without Ray")
     p.set_defaults(func=cmd_run)
     p = ssub.add_parser("report", help="tables (Markdown, CSV, LaTeX) and a seed-spread figure of a study run")
     p.add_argument("run", help="a study run folder")
@@ -52,7 +58,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     study = load_study(args.file)
     out = args.out or f"runs/study-{study.name}"
-    results = run_study(study, out, resume=args.resume, data_dir=args.data_dir)
+    if args.address and args.runner == "local":
+        raise MixnasError("--address needs the ray runner (drop --runner local)")
+    results = run_study(study, out, resume=args.resume, data_dir=args.data_dir, runner=args.runner,
+                        address=args.address)
     bad = [r["key"] for r in results if r is None or r["status"] != "completed"]
     paths = report(out)
     print(f"study {study.name}: {len(results) - len(bad)}/{len(results)} trials completed; report {paths['md']}")

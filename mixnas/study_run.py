@@ -1,8 +1,10 @@
 """Running a study's trials and reporting them.
 
 :func:`run_study` materialises the study (``study.yaml`` and ``trials/KEY.yaml``), then trains every trial
-that has no completed ``results/KEY.json`` yet, one after another in this process, with the trial body of
-the search (:func:`mixnas.search.run_candidate`). Each result file is written (atomically) as soon as its
+that has no completed ``results/KEY.json`` yet with the trial body of the search
+(:func:`mixnas.search.run_candidate`): through Ray Tune by default (the search's trainable and Tuner settings,
+:func:`mixnas.ray_io.run_trials`; local Ray, or a cluster given its address), or one after another in this
+process. Each result file is written (atomically) as soon as its
 trial ends, so a crashed or interrupted run continues where it stopped when run again; failed trials are
 recorded and retried on the next run. :func:`report` reads the result files and writes ``report.md``,
 ``report.csv``, ``report.tex`` and ``report.html`` (the seed spread per level).
@@ -52,31 +54,54 @@ def trial_config(study: Study, t: StudyTrial, number: int, data_dir: str | None 
             "threads": max(1, int(study.resources.get("cpu", 1))), "gpu": study.resources.get("gpu", 0.0)}
 
 
-def run_trial(study: Study, t: StudyTrial, number: int, data_dir: str | None = None,
-              body: Callable | None = None) -> dict[str, Any]:
-    """Train one trial; its result record (status, final val top-1, params, MACs, curve)."""
-    from mixnas.complexity import complexity
+def trial_record(t: StudyTrial, outcome: Any, cost: Any) -> dict[str, Any]:
+    """A trial's result record: status, final validation top-1, params, MACs, the curve, where it ran."""
+    last = outcome.curve[-1] if outcome.curve else {}
+    return {"key": t.key, "label": t.label, "level": t.level, "seed": t.seed, "digest": t.digest,
+            "status": outcome.status, "reason": outcome.reason, "top1": last.get("val_top1"),
+            "epochs": last.get("epoch", 0), "params": cost.params, "macs": cost.macs,
+            "wall_time_s": round(outcome.wall_time_s, 3), "curve": outcome.curve,
+            "worker": getattr(outcome, "info", None) or {}}
+
+
+def run_local(study: Study, t: StudyTrial, number: int, data_dir: str | None = None,
+              body: Callable | None = None) -> Any:
+    """Train one trial in this process; its :class:`mixnas.search.Outcome` (an exception becomes an error)."""
     from mixnas.search import Outcome, run_candidate
 
     body = body or run_candidate
     t0 = time.perf_counter()
     try:
-        outcome = body(trial_config(study, t, number, data_dir), lambda row: True)
+        return body(trial_config(study, t, number, data_dir), lambda row: True)
     except MixnasError:
         raise  # a missing dataset is the user's to fix, not a failed trial
     except Exception as err:  # noqa: BLE001 - a failed trial is recorded, the study goes on
-        outcome = Outcome("error", [], f"{type(err).__name__}: {err}", time.perf_counter() - t0)
-    cost = complexity(t.arch)
-    last = outcome.curve[-1] if outcome.curve else {}
-    return {"key": t.key, "label": t.label, "level": t.level, "seed": t.seed, "digest": t.digest,
-            "status": outcome.status, "reason": outcome.reason, "top1": last.get("val_top1"),
-            "epochs": last.get("epoch", 0), "params": cost.params, "macs": cost.macs,
-            "wall_time_s": round(outcome.wall_time_s, 3), "curve": outcome.curve}
+        return Outcome("error", [], f"{type(err).__name__}: {err}", time.perf_counter() - t0)
+
+
+def check_data(study: Study, t: StudyTrial, data_dir: str | None) -> None:
+    """Load the dataset once on the driver so a missing or malformed one stops the run before launch."""
+    from mixnas import search
+    from mixnas.train import TrainConfig
+
+    search.load_data(study.task["dataset"], data_dir or study.task.get("data_dir"), t.arch,
+                     TrainConfig.from_dict(t.train))
+    search._DATA.clear()  # the workers load their own copy
 
 
 def run_study(study: Study, run_dir: str | Path, *, resume: bool = False, data_dir: str | None = None,
-              body: Callable | None = None, log: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
-    """Materialise, then train every trial without a completed result; returns all result records."""
+              body: Callable | None = None, log: Callable[[str], None] | None = None, runner: str = "ray",
+              address: str | None = None) -> list[dict[str, Any]]:
+    """Materialise, then train every trial without a completed result; returns all result records.
+
+    ``runner="ray"`` runs the trials through Ray Tune (:func:`mixnas.ray_io.run_trials`: local Ray, or the
+    cluster at ``address``), as many at once as the study's ``resources`` allow; ``"local"`` (or a ``body``,
+    the tests' stand-in for training) runs them one after another in this process. Either way each result
+    file is written the moment its trial ends."""
+    from mixnas.complexity import complexity
+
+    if runner not in ("ray", "local"):
+        raise MixnasError(f"unknown study runner {runner!r}; allowed: ray, local")
     run_dir = Path(run_dir)
     if (run_dir / "study.yaml").exists() and not resume:
         raise MixnasError(f"{run_dir}: already holds a study run; pass --resume to continue it")
@@ -84,17 +109,38 @@ def run_study(study: Study, run_dir: str | Path, *, resume: bool = False, data_d
     trials = materialise(study, run_dir)
     todo = [t for t in trials if (read_result(run_dir, t.key) or {}).get("status") != "completed"]
     done = len(trials) - len(todo)
+    local = runner == "local" or body is not None
     log(f"study {study.name}: {len(trials)} trials ({len(study.levels())} levels x {len(study.seeds)} seeds), "
-        f"{done} already done, {len(todo)} to run; trial files in {run_dir / 'trials'}")
-    t_start = time.perf_counter()
-    for i, t in enumerate(todo, 1):
-        rec = run_trial(study, t, trials.index(t), data_dir, body)
+        f"{done} already done, {len(todo)} to run "
+        f"({'in this process' if local else 'through Ray Tune' + (f' on {address}' if address else '')}); "
+        f"trial files in {run_dir / 'trials'}")
+    t_start, ended, costs = time.perf_counter(), [0], {}
+
+    def finish(t: StudyTrial, outcome: Any) -> None:
+        if t.arch.digest() not in costs:
+            costs[t.arch.digest()] = complexity(t.arch)
+        rec = trial_record(t, outcome, costs[t.arch.digest()])
         _write_json(result_path(run_dir, t.key), rec)
+        ended[0] += 1
         elapsed = time.perf_counter() - t_start
-        eta = elapsed / i * (len(todo) - i)
+        eta = elapsed / ended[0] * (len(todo) - ended[0])
         top1 = "—" if rec["top1"] is None else f"{rec['top1']:.2f}"
-        log(f"[{done + i}/{len(trials)}] {t.key}: {rec['status']} top1 {top1} ({rec['wall_time_s']:.0f} s; "
-            f"about {eta / 60:.1f} min left)")
+        log(f"[{done + ended[0]}/{len(trials)}] {t.key}: {rec['status']} top1 {top1} ({rec['wall_time_s']:.0f} s; "
+            f"about {eta / 60:.1f} min left)" + (f": {rec['reason']}" if rec["reason"] else ""))
+
+    if local:
+        for t in todo:
+            finish(t, run_local(study, t, trials.index(t), data_dir, body))
+    elif todo:
+        from mixnas.ray_io import run_trials
+
+        if address is None:
+            check_data(study, todo[0], data_dir)
+        by_key = {t.key: t for t in todo}
+        configs = {t.key: trial_config(study, t, trials.index(t), data_dir) for t in todo}
+        run_trials(configs, lambda key, outcome: finish(by_key[key], outcome), out=run_dir,
+                   resources={"cpu": float(study.resources.get("cpu", 1)),
+                              "gpu": float(study.resources.get("gpu", 0))}, address=address, log=log)
     return [read_result(run_dir, t.key) for t in trials]
 
 

@@ -1,4 +1,4 @@
-"""End-to-end searches through Ray Tune on digits (one shared local Ray session)."""
+"""End-to-end runs through Ray Tune on digits: searches and a study (one shared local Ray session)."""
 
 from __future__ import annotations
 
@@ -86,3 +86,39 @@ def test_moasha_scheduler_wrapper_decisions():
     assert s.on_trial_result(None, T("b"), {**row, "top1": 40, "macs": 20}) == "STOP"
     assert s.on_trial_result(None, T("c"), {STATUS_KEY: "diverged", "epoch": 1}) == "CONTINUE"
     assert s.on_trial_result(None, T("a"), {**row, "epoch": 4, "top1": 60, "macs": 10}) == "CONTINUE"
+
+
+def test_study_through_ray_writes_each_result_and_resumes(ray_session, tmp_path, capsys):
+    import json
+    from pathlib import Path
+
+    from mixnas.cli import main
+
+    base = Path(__file__).resolve().parent.parent / "examples" / "strip_mlp_1m_fmnist.yaml"
+    (tmp_path / "s.yaml").write_text(f"""\
+name: tiny_ray
+base: {base}
+task: {{dataset: digits, image_size: 16}}
+train: {{epochs: 1, batch_size: 64}}
+factors:
+  strip_width: {{path: "stages[0].token_mixer.strip_width", levels: [1, 3]}}
+seeds: 2
+resources: {{cpu: 1}}
+""")
+    run = tmp_path / "run"
+    assert main(["study", "run", str(tmp_path / "s.yaml"), "--out", str(run)]) == 0
+    keys = ("strip_width-1-s0", "strip_width-1-s1", "strip_width-3-s0", "strip_width-3-s1")
+    pids = set()
+    for key in keys:
+        rec = json.loads((run / "results" / f"{key}.json").read_text())
+        assert rec["status"] == "completed" and rec["epochs"] == 1 and 0 < rec["top1"] <= 100
+        assert len(rec["curve"]) == 1 and rec["worker"]["pid"] > 0 and rec["key"] == key
+        pids.add(rec["worker"]["pid"])
+    assert pids and os.getpid() not in pids  # trained on Ray's workers, not in the driver
+    err = capsys.readouterr().err
+    assert "through Ray Tune" in err and "[4/4]" in err
+    (run / "results" / "strip_width-3-s1.json").unlink()  # as if the run had crashed during that trial
+    assert main(["study", "run", str(tmp_path / "s.yaml"), "--out", str(run), "--resume"]) == 0
+    err = capsys.readouterr().err
+    assert "3 already done, 1 to run" in err and "[4/4] strip_width-3-s1: completed" in err
+    assert (run / "report.md").is_file()

@@ -30,7 +30,7 @@ paper: {{citation: "made up for the test", values: {{1: 50.0, 3: 60.0}}}}
 def test_tiny_study_end_to_end_on_digits(tmp_path, capsys):
     (tmp_path / "tiny.yaml").write_text(TINY)
     run = tmp_path / "run"
-    assert main(["study", "run", str(tmp_path / "tiny.yaml"), "--out", str(run)]) == 0
+    assert main(["study", "run", str(tmp_path / "tiny.yaml"), "--out", str(run), "--runner", "local"]) == 0
     for key in ("strip_width-1-s0", "strip_width-1-s1", "strip_width-3-s0", "strip_width-3-s1"):
         assert (run / "trials" / f"{key}.yaml").is_file()
         rec = json.loads((run / "results" / f"{key}.json").read_text())
