@@ -11,6 +11,14 @@ honest numbers:
 * **Determinism**: the weights come from ``build_model(arch, seed)``, the order and augmentation from a
   generator seeded per epoch, dropout / drop-path from a forked global RNG seeded with ``seed``: two runs
   with the same arguments and thread count give identical metrics, and the caller's RNG is untouched.
+* **The paper recipe** (off by default; :mod:`mixnas.data.augment`): ``rand_augment`` (timm's
+  ``'rand-m9-mstd0.5-inc1'`` form), ``random_resized_crop`` (area share ``crop_scale_min``-1, replacing the
+  padded crop), ``random_erasing`` (per-image probability), ``mixup_alpha`` / ``cutmix_alpha`` /
+  ``mixup_switch_prob`` (timm's batch-mode ``Mixup``; the loss becomes soft-target cross-entropy with
+  ``label_smoothing`` folded into the targets) and ``eval_crop_pct`` (validation and test images resized to
+  ``floor(size / eval_crop_pct)`` and centre-cropped, 0.875 being the 256/224 rule). Under mixup / cutmix the
+  reported ``train_top1`` counts a prediction as correct when it is the argmax of the mixed target (the
+  label with the larger weight).
 * **Fidelity knobs**: ``epochs``, ``fraction`` (a seeded stratified share of the training split) and
   ``image_size`` (see :func:`prepare`).
 * **Honesty**: a NaN / inf loss or gradient norm stops the run with status ``diverged`` and the reason;
@@ -48,6 +56,7 @@ from torch.nn import functional as F
 
 from mixnas.config import ArchConfig
 from mixnas.data import DataSplits, get_dataset, load_dataset
+from mixnas.data.augment import Mixup, RandAugment
 from mixnas.data.base import Split
 from mixnas.data.loader import Augment, BatchLoader
 from mixnas.errors import MixnasError, did_you_mean
@@ -66,6 +75,12 @@ class TrainConfig:
     3-epoch proxies on 32x32 data, which underfit rather than overfit: the crop padding is half the usual
     CIFAR setting (on Fashion-MNIST the 1M-parameter Strip-MLP of ``examples/`` reached 88.3 % validation
     top-1 in 3 epochs with padding 2, 86.9 % with padding 4).
+
+    The fields after ``eval_batch_size`` (the Strip-MLP paper's recipe, :mod:`mixnas.data.augment`) are off by
+    default and left out of :meth:`to_dict` while they hold their defaults, so every saved config and digest
+    of a recipe that does not use them is unchanged. The official Strip-MLP recipe is
+    ``rand_augment='rand-m9-mstd0.5-inc1', random_resized_crop=True, random_erasing=0.25, mixup_alpha=0.8,
+    cutmix_alpha=1.0, eval_crop_pct=0.875`` (with ``label_smoothing=0.1``, the default).
     """
 
     epochs: int = 3
@@ -87,6 +102,14 @@ class TrainConfig:
     max_minutes: float | None = None  # wall-clock cap for the run
     seed: int = 0
     eval_batch_size: int = 500
+    rand_augment: str | None = field(default=None, metadata={"omit_default": True})  # e.g. 'rand-m9-mstd0.5-inc1'
+    random_resized_crop: bool = field(default=False, metadata={"omit_default": True})  # replaces the padded crop
+    crop_scale_min: float = field(default=0.08, metadata={"omit_default": True})  # its smallest area share
+    random_erasing: float = field(default=0.0, metadata={"omit_default": True})  # probability per image
+    mixup_alpha: float = field(default=0.0, metadata={"omit_default": True})  # 0: no mixup
+    cutmix_alpha: float = field(default=0.0, metadata={"omit_default": True})  # 0: no cutmix
+    mixup_switch_prob: float = field(default=0.5, metadata={"omit_default": True})  # cutmix's share when both on
+    eval_crop_pct: float | None = field(default=None, metadata={"omit_default": True})  # None: no eval resize
 
     def __post_init__(self) -> None:
         def bad(name: str, rule: str) -> MixnasError:
@@ -101,7 +124,8 @@ class TrainConfig:
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise bad(name, "must be a non-negative integer")
         for name in ("lr", "weight_decay", "warmup_epochs", "min_lr_ratio", "label_smoothing", "grad_clip",
-                     "fraction", "val_fraction"):
+                     "fraction", "val_fraction", "crop_scale_min", "random_erasing", "mixup_alpha", "cutmix_alpha",
+                     "mixup_switch_prob"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
                 raise bad(name, "must be a non-negative number")
@@ -116,7 +140,12 @@ class TrainConfig:
             raise bad("label_smoothing", "must be below 1")
         if self.min_lr_ratio > 1.0:
             raise bad("min_lr_ratio", "must be at most 1")
-        for name in ("bf16", "augment"):
+        for name in ("random_erasing", "mixup_switch_prob"):
+            if getattr(self, name) > 1.0:
+                raise bad(name, "must be in [0, 1]")
+        if not 0.0 < self.crop_scale_min <= 1.0:
+            raise bad("crop_scale_min", "must be in (0, 1]")
+        for name in ("bf16", "augment", "random_resized_crop"):
             if not isinstance(getattr(self, name), bool):
                 raise bad(name, "must be true or false")
         if self.flip is not None and not isinstance(self.flip, bool):
@@ -131,9 +160,29 @@ class TrainConfig:
                     or not self.max_minutes > 0:
                 raise bad("max_minutes", "must be a positive number or null")
             object.__setattr__(self, "max_minutes", float(self.max_minutes))
+        if self.eval_crop_pct is not None:
+            v = self.eval_crop_pct
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 < v <= 1.0:
+                raise bad("eval_crop_pct", "must be in (0, 1] or null")
+            object.__setattr__(self, "eval_crop_pct", float(v))
+        if self.rand_augment is not None:
+            RandAugment.parse(self.rand_augment)  # a malformed string is a MixnasError naming the form
+        if not self.augment:
+            for name in ("rand_augment", "random_resized_crop", "random_erasing"):
+                if getattr(self, name):
+                    raise bad(name, "needs augment: true")
+        if self.random_resized_crop and self.crop_padding:
+            raise bad("crop_padding", "cannot be combined with random_resized_crop (which replaces the padded crop)")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The fields, less the paper-recipe ones that hold their defaults (so old digests stay valid)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if not (f.metadata.get("omit_default") and getattr(self, f.name) == f.default)}
+
+    @property
+    def mixing(self) -> bool:
+        """Whether mixup or cutmix is on (the loss is then soft-target cross-entropy)."""
+        return self.mixup_alpha > 0 or self.cutmix_alpha > 0
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "train config") -> TrainConfig:
@@ -151,8 +200,8 @@ class EpochMetrics:
 
     epoch: int  # 1-based
     steps: int  # optimiser steps so far
-    train_loss: float  # mean training loss of the epoch (with label smoothing and any aux loss)
-    train_top1: float  # on the augmented training batches, %
+    train_loss: float  # mean training loss of the epoch (with label smoothing, mixing and any aux loss)
+    train_top1: float  # on the augmented training batches, % (under mixing: vs the mixed target's argmax)
     val_loss: float  # plain cross-entropy on the validation split
     val_top1: float  # %
     lr: float  # at the end of the epoch
@@ -289,8 +338,11 @@ def _autocast(device: torch.device, bf16: bool):
 
 @torch.no_grad()
 def evaluate(model: nn.Module, split: Split, data: DataSplits, *, batch_size: int = 500, bf16: bool = False,
-             device: str | torch.device = "cpu") -> dict[str, float]:
-    """Mean cross-entropy and top-1 (%) of ``model`` on ``split`` (no augmentation; train mode restored)."""
+             device: str | torch.device = "cpu", crop_pct: float | None = None) -> dict[str, float]:
+    """Mean cross-entropy and top-1 (%) of ``model`` on ``split`` (no augmentation; train mode restored).
+
+    ``crop_pct``: resize to ``floor(size / crop_pct)`` and centre-crop first (``TrainConfig.eval_crop_pct``).
+    """
     device = torch.device(device)
     if len(split) == 0:
         raise MixnasError(f"{data.name}: cannot evaluate on an empty split")
@@ -298,7 +350,7 @@ def evaluate(model: nn.Module, split: Split, data: DataSplits, *, batch_size: in
     model.eval()
     loss_sum, correct, n = 0.0, 0, 0
     try:
-        for x, y in BatchLoader(split, batch_size, mean=data.mean, std=data.std, device=device):
+        for x, y in BatchLoader(split, batch_size, mean=data.mean, std=data.std, device=device, crop_pct=crop_pct):
             with _autocast(device, bf16):
                 logits = model(x)
             logits = logits.float()
@@ -440,10 +492,18 @@ def train(arch: ArchConfig, data: DataSplits, cfg: TrainConfig | None = None, ca
     augment = None
     if cfg.augment:
         pad = arch.input.image_size // 16 if cfg.crop_padding is None else cfg.crop_padding
-        augment = Augment(pad, data.flip if cfg.flip is None else cfg.flip)
+        fill = tuple(min(255, round(255 * m)) for m in data.mean)  # timm's img_mean for the geometric ops
+        augment = Augment(0 if cfg.random_resized_crop else pad, data.flip if cfg.flip is None else cfg.flip,
+                          resized_crop=(cfg.crop_scale_min, 1.0) if cfg.random_resized_crop else None,
+                          rand_augment=RandAugment.parse(cfg.rand_augment, fill) if cfg.rand_augment else None,
+                          erasing=cfg.random_erasing)
+    mix = None
+    if cfg.mixing:
+        mix = Mixup(data.num_classes, cfg.mixup_alpha, cfg.cutmix_alpha, cfg.mixup_switch_prob,
+                    label_smoothing=cfg.label_smoothing)
     drop_last = len(train_split) >= 2 * cfg.batch_size  # skip a ragged last batch unless the set is tiny
     loader = BatchLoader(train_split, cfg.batch_size, mean=data.mean, std=data.std, shuffle=True, augment=augment,
-                         seed=cfg.seed, drop_last=drop_last, device=device)
+                         seed=cfg.seed, drop_last=drop_last, device=device, mix=mix)
     steps_per_epoch = len(loader)
     total_steps = cfg.epochs * steps_per_epoch
     warmup = min(total_steps, round(cfg.warmup_epochs * steps_per_epoch))
@@ -481,7 +541,11 @@ def train(arch: ArchConfig, data: DataSplits, cfg: TrainConfig | None = None, ca
                         group["lr"] = lr
                     with _autocast(device, cfg.bf16):
                         logits = model(x)
-                    loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
+                    if mix is not None:  # soft targets, label smoothing already folded in
+                        loss = F.cross_entropy(logits.float(), y)
+                        y = y.argmax(1)
+                    else:
+                        loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
                     extra = aux_loss(aux)
                     if extra is not None:
                         loss = loss + extra.float()
@@ -513,7 +577,8 @@ def train(arch: ArchConfig, data: DataSplits, cfg: TrainConfig | None = None, ca
                     bar.close()
                 train_time = time.perf_counter() - t_epoch
                 t_eval = time.perf_counter()
-                val = evaluate(model, data.val, data, batch_size=cfg.eval_batch_size, bf16=cfg.bf16, device=device)
+                val = evaluate(model, data.val, data, batch_size=cfg.eval_batch_size, bf16=cfg.bf16, device=device,
+                               crop_pct=cfg.eval_crop_pct)
                 eval_time = time.perf_counter() - t_eval
                 if not math.isfinite(val["loss"]):
                     raise _Stop("diverged", f"the validation loss became {val['loss']} after epoch {epoch}")
@@ -548,7 +613,8 @@ def train(arch: ArchConfig, data: DataSplits, cfg: TrainConfig | None = None, ca
 
         if result.status != "diverged":
             if final_eval:
-                test = evaluate(model, data.test, data, batch_size=cfg.eval_batch_size, bf16=cfg.bf16, device=device)
+                test = evaluate(model, data.test, data, batch_size=cfg.eval_batch_size, bf16=cfg.bf16, device=device,
+                                crop_pct=cfg.eval_crop_pct)
                 result.test = {"loss": _finite_or_none(test["loss"]), "top1": test["top1"], "images": test["images"]}
             if checkpoint_path is not None:
                 result.checkpoint = str(checkpoint_path)

@@ -302,3 +302,46 @@ def test_sigterm_ends_a_cli_run_as_interrupted_with_the_metrics_written(tmp_path
     assert proc.returncode == 130, err
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["status"] == "interrupted" and len(saved["curve"]) >= 1
+
+
+# -- the paper recipe (mixnas.data.augment) ----------------------------------------------------------------------
+
+OLD_KEYS = ["epochs", "batch_size", "lr", "weight_decay", "warmup_epochs", "min_lr_ratio", "label_smoothing",
+            "grad_clip", "bf16", "fraction", "val_fraction", "split_seed", "image_size", "augment", "crop_padding",
+            "flip", "max_minutes", "seed", "eval_batch_size"]
+PAPER = dict(rand_augment="rand-m9-mstd0.5-inc1", random_resized_crop=True, random_erasing=0.25, mixup_alpha=0.8,
+             cutmix_alpha=1.0, eval_crop_pct=0.875)
+
+
+def test_the_recipe_fields_are_left_out_of_saved_configs_at_their_defaults():
+    assert list(TrainConfig().to_dict()) == OLD_KEYS  # every digest of a recipe that does not use them holds
+    assert list(TrainConfig(epochs=2, mixup_switch_prob=0.5, crop_scale_min=0.08).to_dict()) == OLD_KEYS
+    paper = TrainConfig(**PAPER).to_dict()
+    assert list(paper) == OLD_KEYS + list(PAPER) and TrainConfig.from_dict(paper) == TrainConfig(**PAPER)
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(rand_augment="rand-m9-mstd0.5-inc3"), "expected the form 'rand-m9-mstd0.5-inc1'"),
+    (dict(random_erasing=1.5), "random_erasing must be in \\[0, 1\\]"),
+    (dict(mixup_alpha=-1), "mixup_alpha must be a non-negative number"),
+    (dict(mixup_switch_prob=2), "mixup_switch_prob must be in"),
+    (dict(crop_scale_min=0), "crop_scale_min must be in \\(0, 1\\]"),
+    (dict(eval_crop_pct=1.2), "eval_crop_pct must be in \\(0, 1\\] or null"),
+    (dict(random_resized_crop=1), "random_resized_crop must be true or false"),
+    (dict(augment=False, random_erasing=0.25), "random_erasing needs augment: true"),
+    (dict(random_resized_crop=True, crop_padding=2), "cannot be combined with random_resized_crop"),
+])
+def test_recipe_field_validation(kw, message):
+    with pytest.raises(MixnasError, match=message):
+        TrainConfig(**kw)
+
+
+def test_one_epoch_with_the_whole_paper_recipe_is_finite_and_deterministic(digits):
+    cfg = TrainConfig(**FAST, **PAPER)
+    a = train(tiny_mixer(), digits, cfg, progress=False, final_eval=True)
+    b = train(tiny_mixer(), digits, cfg, progress=False)
+    assert a.status == "completed" and math.isfinite(a.curve[-1].train_loss)
+    assert 0.0 <= a.curve[-1].train_top1 <= 100.0 and a.test["images"] > 0
+    assert _curve_numbers(a) == _curve_numbers(b) and a.config == cfg.to_dict()
+    plain = train(tiny_mixer(), digits, TrainConfig(**FAST), progress=False)
+    assert _curve_numbers(plain) != _curve_numbers(a)

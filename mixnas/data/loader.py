@@ -9,6 +9,11 @@ the device once and batches are augmented there.
 Randomness comes from a ``torch.Generator`` reseeded from ``(seed, epoch)`` at the start of every epoch:
 the order and the augmentation of epoch ``e`` do not depend on what ran before, and the global RNG is
 never touched.
+
+The Strip-MLP / DeiT recipe (:mod:`mixnas.data.augment`) plugs in here: on the uint8 batch a random resized
+crop replaces the padded crop, then the flip, then RandAugment; after normalisation random erasing; then
+mixup / cutmix, after which the loader yields soft targets ``(B, K)`` float instead of labels. ``crop_pct``
+applies the evaluation resize-then-centre-crop rule to every batch.
 """
 
 from __future__ import annotations
@@ -20,19 +25,29 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
+from mixnas.data.augment import Mixup, RandAugment, eval_resize_crop, random_erasing, random_resized_crop
 from mixnas.data.base import Split
 
 
 @dataclass(frozen=True)
 class Augment:
-    """Random crop after zero padding by ``crop_padding`` pixels, and a horizontal flip with probability 1/2."""
+    """Random crop after zero padding by ``crop_padding`` pixels, and a horizontal flip with probability 1/2.
+
+    Optionally (all off by default): ``resized_crop``, the area-share range of a random resized crop done
+    before the padded crop (use one or the other); ``rand_augment``, applied after the flip; ``erasing``, the
+    per-image probability of random erasing, applied by :class:`BatchLoader` after normalisation.
+    """
 
     crop_padding: int = 4
     flip: bool = True
+    resized_crop: tuple[float, float] | None = None
+    rand_augment: RandAugment | None = None
+    erasing: float = 0.0
 
     @property
     def active(self) -> bool:
-        return self.crop_padding > 0 or self.flip
+        return (self.crop_padding > 0 or self.flip or self.resized_crop is not None
+                or self.rand_augment is not None or self.erasing > 0)
 
 
 def augment_batch(images: Tensor, aug: Augment, gen: torch.Generator) -> Tensor:
@@ -41,6 +56,8 @@ def augment_batch(images: Tensor, aug: Augment, gen: torch.Generator) -> Tensor:
     The crop picks, per sample, one of the ``(2p+1)^2`` windows of a strided ``unfold`` view of the padded
     batch: one gather, several times faster than indexing rows and columns separately.
     """
+    if aug.resized_crop is not None:
+        images = random_resized_crop(images, gen, scale=aug.resized_crop)
     b, c, h, w = images.shape
     p = aug.crop_padding
     device = images.device
@@ -52,15 +69,20 @@ def augment_batch(images: Tensor, aug: Augment, gen: torch.Generator) -> Tensor:
         images = windows[torch.arange(b, device=device), :, dy, dx]
     if flip is not None:
         images = torch.where(flip.to(device)[:, None, None, None], images.flip(3), images)
+    if aug.rand_augment is not None:
+        images = aug.rand_augment(images, gen)
     return images
 
 
 class BatchLoader:
-    """Iterate over ``(images float32 normalised, labels int64)`` batches of a :class:`Split`."""
+    """Iterate over ``(images float32 normalised, labels int64)`` batches of a :class:`Split`.
+
+    With ``mix`` the second element is the soft targets ``(B, K)`` float32 instead of the labels.
+    """
 
     def __init__(self, split: Split, batch_size: int, *, mean: Sequence[float], std: Sequence[float],
                  shuffle: bool = False, augment: Augment | None = None, seed: int = 0, drop_last: bool = False,
-                 device: str | torch.device = "cpu"):
+                 device: str | torch.device = "cpu", mix: Mixup | None = None, crop_pct: float | None = None):
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self.device = torch.device(device)
@@ -70,6 +92,7 @@ class BatchLoader:
         self.batch_size = batch_size
         self.shuffle, self.drop_last, self.seed = shuffle, drop_last, seed
         self.augment = augment if augment is not None and augment.active else None
+        self.mix, self.crop_pct = mix, crop_pct
         c = self.images.shape[1]
         # (x / 255 - mean) / std  ==  x * scale + shift, one fused multiply-add on the float copy
         scale = torch.tensor([1.0 / (255.0 * s) for s in std], dtype=torch.float32)
@@ -112,4 +135,11 @@ class BatchLoader:
                 x, y = self.images[idx], self.labels[idx]
             if self.augment is not None:
                 x = augment_batch(x, self.augment, gen)
-            yield self.normalise(x), y
+            if self.crop_pct is not None:
+                x = eval_resize_crop(x, self.crop_pct)
+            x = self.normalise(x)
+            if self.augment is not None and self.augment.erasing > 0:
+                x = random_erasing(x, self.augment.erasing, gen)
+            if self.mix is not None:
+                x, y, _ = self.mix(x, y, gen)
+            yield x, y
