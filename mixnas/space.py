@@ -57,7 +57,7 @@ from mixnas.config import (
 )
 from mixnas.errors import ArchError, MixnasError, did_you_mean
 from mixnas.registry import MixerContext, MixerFamily, Param, mixer_families
-from mixnas.yamlio import Loc, LocatedError, LocDict, LocList, load_located
+from mixnas.yamlio import Loc, LocatedError, LocDict, LocList, load_extended
 
 OBJECTIVES = {"top1": "max", "top5": "max", "macs": "min", "params": "min", "latency_ms": "min"}
 TRAIN_KEYS = ("epochs", "batch_size", "lr", "weight_decay", "warmup_epochs", "label_smoothing", "fraction",
@@ -676,44 +676,8 @@ CONSTRAINT_KEYS = ("max_params", "max_macs", "max_latency_ms", "latency")
 LATENCY_KEYS = ("device", "batch_size", "threads")
 
 
-def _merge(base: Any, over: Any) -> Any:
-    """Deep-merge ``over`` onto ``base`` (mappings merge key by key, anything else is replaced)."""
-    if isinstance(base, Mapping) and isinstance(over, Mapping):
-        out = LocDict(base)
-        out.locs = dict(getattr(base, "locs", {}))
-        out.start = getattr(over, "start", None) or getattr(base, "start", None)
-        for k, v in over.items():
-            out[k] = _merge(base[k], v) if k in base else v
-            if isinstance(over, LocDict) and k in over.locs:
-                out.locs[k] = over.locs[k]
-        return out
-    return over
-
-
-def _load_tree(path: Path, seen: tuple[Path, ...] = ()) -> LocDict:
-    data = load_located(path)
-    if data is None:
-        raise LocatedError((str(path), 1), "", "the space file is empty")
-    if not isinstance(data, Mapping):
-        raise LocatedError((str(path), 1), "", f"a space file is a mapping with keys {', '.join(TOP_KEYS)}; "
-                                                f"found {_kind(data)}")
-    if "extends" in data:
-        parent = data["extends"]
-        if not isinstance(parent, str):
-            raise LocatedError(data.loc("extends"), "extends", "expected a relative file path")
-        ppath = (path.parent / parent).resolve()
-        if ppath in seen or ppath == path.resolve():
-            raise LocatedError(data.loc("extends"), "extends", f"circular extends through {parent}")
-        if not ppath.is_file():
-            raise LocatedError(data.loc("extends"), "extends", f"no such file {parent} (relative to {path.parent})")
-        base = _load_tree(ppath, seen + (path.resolve(),))
-        child = LocDict({k: v for k, v in data.items() if k != "extends"})
-        child.locs = {k: v for k, v in data.locs.items() if k != "extends"}
-        child.start = data.start
-        if "name" not in child:
-            child["name"] = path.stem
-        return _merge(base, child)
-    return data
+def _load_tree(path: Path) -> LocDict:
+    return load_extended(path, "space", TOP_KEYS)
 
 
 def _number(ctx: _Ctx, value: Any, path: str, loc: Loc | None) -> float:

@@ -17,6 +17,7 @@ seeds, the task and training recipe, the objectives, and optionally the values a
     paper:
       citation: "..."
       values: {3: 80.2, 5: 79.9}                  # keyed by level (the value, or the label of a grid level)
+      ranks: {1: 1, 3: 2, 5: 3, 7: 3}             # or/and the order its text states (1 = worst, ties equal)
     resources: {cpu: 1, gpu: 0}
 
 Several factors form the full grid of their levels. :func:`load_study` validates everything it can without
@@ -40,9 +41,9 @@ import yaml
 from mixnas.config import ArchConfig
 from mixnas.errors import ArchError, MixnasError, did_you_mean
 from mixnas.train import TrainConfig
-from mixnas.yamlio import LocatedError, LocDict, LocList, load_located, loads_located
+from mixnas.yamlio import LocatedError, LocDict, LocList, load_extended, loads_located
 
-TOP_KEYS = ("name", "description", "base", "task", "train", "factors", "baseline", "seeds", "objectives",
+TOP_KEYS = ("name", "description", "extends", "base", "task", "train", "factors", "baseline", "seeds", "objectives",
             "paper", "resources")
 TASK_KEYS = ("dataset", "data_dir", "image_size", "in_channels", "num_classes")
 OBJECTIVES = ("top1", "params", "macs", "wall_time_s")
@@ -54,6 +55,13 @@ class Factor:
     name: str
     paths: tuple[str, ...]  # dotted paths, all set to the level's value
     levels: tuple[Any, ...]
+    settings: dict[str, dict[str, Any]] | None = None  # named levels: level name -> {path: value}
+
+    def assignments(self, value: Any) -> list[tuple[str, Any]]:
+        """The (path, value) pairs a level of this factor sets."""
+        if self.settings is not None:
+            return list(self.settings[value].items())
+        return [(p, value) for p in self.paths]
 
 
 @dataclass(frozen=True)
@@ -87,7 +95,7 @@ class Study:
     baseline: dict[str, Any]
     seeds: list[int]
     objectives: list[str]
-    paper: dict[str, Any] | None = None  # {"citation": str, "metric": str, "values": {label: number}}
+    paper: dict[str, Any] | None = None  # {"citation", "metric", "values": {label: number}, "ranks", "note"}
     resources: dict[str, float] = field(default_factory=lambda: {"cpu": 1.0, "gpu": 0.0})
     description: str = ""
     base_arch: ArchConfig | None = None
@@ -103,10 +111,15 @@ class Study:
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "description": self.description, "base": self.base, "task": self.task,
                 "train": self.train,
-                "factors": {f.name: {"path": list(f.paths) if len(f.paths) > 1 else f.paths[0],
-                                     "levels": list(f.levels)} for f in self.factors},
+                "factors": {f.name: _factor_dict(f) for f in self.factors},
                 "baseline": self.baseline, "seeds": self.seeds, "objectives": self.objectives,
                 **({"paper": self.paper} if self.paper else {}), "resources": self.resources}
+
+
+def _factor_dict(f: Factor) -> dict[str, Any]:
+    if f.settings is not None:
+        return {"levels": list(f.levels), "settings": f.settings}
+    return {"path": list(f.paths) if len(f.paths) > 1 else f.paths[0], "levels": list(f.levels)}
 
 
 def level_label(level: dict[str, Any]) -> str:
@@ -121,8 +134,9 @@ def level_label(level: dict[str, Any]) -> str:
 # -- dotted paths into the ArchConfig dict -------------------------------------------------------------------
 
 
-def _expand(data: Any, path: str) -> list[tuple[str, Any, str]]:
-    """The concrete places a path names: (concrete path, container, key); raises ValueError with the reason."""
+def _expand(data: Any, path: str, sections: bool = False) -> list[tuple[str, Any, str]]:
+    """The concrete places a path names: (concrete path, container, key); raises ValueError with the reason.
+    A path that ends at a section (a mapping, e.g. ``stages.*.token_mixer``) is refused unless ``sections``."""
     segments = path.split(".")
     places: list[tuple[str, Any]] = [("", data)]
     out: list[tuple[str, Any, str]] = []
@@ -172,7 +186,7 @@ def _expand(data: Any, path: str) -> list[tuple[str, Any, str]]:
                 nxt.append((f"{here}[{i}]", seq[i]))
         places = nxt
     for where, container, key in out:
-        if isinstance(container[key], (dict, list)):
+        if isinstance(container[key], list) or (isinstance(container[key], dict) and not sections):
             raise ValueError(f"{where} is a section, not a value: name one of its fields")
     return out
 
@@ -181,15 +195,55 @@ def apply_level(arch: dict[str, Any], train: dict[str, Any], factors: list[Facto
                 level: dict[str, Any]) -> None:
     """Set every factor's paths to the level's value, in place (``train.X`` paths go to the recipe)."""
     for f in factors:
-        for path in f.paths:
+        for path, value in f.assignments(level[f.name]):
             if path.startswith("train."):
-                train[path[len("train."):]] = level[f.name]
+                train[path[len("train."):]] = value
             else:
-                for _, container, key in _expand(arch, path):
-                    container[key] = level[f.name]
+                for _, container, key in _expand(arch, path, sections=isinstance(value, dict)):
+                    container[key] = _plain(value)
 
 
 # -- loading and validation ------------------------------------------------------------------------------------
+
+
+def _check_path(node: Any, key: Any, ypath: str, p: str, base_dict: dict[str, Any], train_fields: tuple[str, ...],
+                sections: bool = False) -> None:
+    """A factor's path must name a recipe field or places in the base architecture."""
+    if p.startswith("train."):
+        if p[6:] not in train_fields or p[6:] == "seed":
+            allowed = [f for f in train_fields if f != "seed"]
+            raise _err(node, key, ypath, f"{p!r}: unknown recipe field{did_you_mean(p, ['train.' + a for a in allowed])}"
+                                         f"; allowed: train.{', train.'.join(allowed)}")
+        return
+    try:
+        _expand(base_dict, p, sections)
+    except ValueError as err:
+        raise _err(node, key, ypath, f"{p!r} does not fit the base architecture: {err}") from None
+
+
+def _named_levels(spec: LocDict, fpath: str, fname: str, base_dict: dict[str, Any],
+                  train_fields: tuple[str, ...]) -> Factor:
+    """``levels: {NAME: {path: value, ...}, ...}``: each named level sets several paths (a value may be a whole
+    section, e.g. ``stages.*.token_mixer: {name: mixer, token_hidden_dim: 64}``)."""
+    levels = spec["levels"]
+    if not levels:
+        raise _err(spec, "levels", f"{fpath}.levels", "name at least one level")
+    settings: dict[str, dict[str, Any]] = {}
+    for lname, assign in levels.items():
+        lpath = f"{fpath}.levels.{lname}"
+        if not isinstance(lname, (str, int)) or isinstance(lname, bool):
+            raise _err(levels, lname, lpath, "a level name must be text or a number")
+        assign = _mapping(assign, levels, lname, lpath)
+        if not assign:
+            raise _err(levels, lname, lpath, "set at least one path (an empty mapping would be the base itself)")
+        for p, v in assign.items():
+            if not isinstance(p, str):
+                raise _err(assign, p, f"{lpath}.{p}", "a path must be text")
+            if isinstance(v, list):
+                raise _err(assign, p, f"{lpath}.{p}", "a value must be a single value or a mapping (a section)")
+            _check_path(assign, p, f"{lpath}.{p}", p, base_dict, train_fields, sections=isinstance(v, dict))
+        settings[lname] = _plain(dict(assign))
+    return Factor(fname, tuple(sorted({p for a in settings.values() for p in a})), tuple(settings), settings)
 
 
 def _err(node: Any, key: Any, path: str, message: str) -> LocatedError:
@@ -228,7 +282,7 @@ def _plain(obj: Any) -> Any:
 
 def load_study(path: str | Path) -> Study:
     """Read and validate a study file (every trial's ArchConfig and recipe included)."""
-    return parse_study(load_located(path), Path(path))
+    return parse_study(load_extended(path, "study", TOP_KEYS, rebase=("base",)), Path(path))
 
 
 def loads_study(text: str, filename: str = "<study>") -> Study:
@@ -296,26 +350,22 @@ def parse_study(data: Any, source: Path | None) -> Study:
             raise _err(factors_node, fname, fpath, "a factor name must be an identifier")
         spec = _mapping(spec, factors_node, fname, fpath)
         _check_keys(spec, ("path", "levels"), fpath)
+        if isinstance(spec.get("levels"), dict) and "path" not in spec:
+            factors.append(_named_levels(spec, fpath, fname, base_dict, train_fields))
+            continue
         if "path" not in spec or "levels" not in spec:
             raise _err(factors_node, fname, fpath, "needs 'path' (a dotted path into the ArchConfig, or "
-                                                   "train.FIELD) and 'levels' (a list of values)")
+                                                   "train.FIELD) and 'levels' (a list of values), or only "
+                                                   "'levels' as a mapping of named levels to {path: value}")
         paths = spec["path"] if isinstance(spec["path"], list) else [spec["path"]]
         for p in paths:
             if not isinstance(p, str):
                 raise _err(spec, "path", f"{fpath}.path", "must be a string or a list of strings")
-            if p.startswith("train."):
-                if p[6:] not in train_fields or p[6:] == "seed":
-                    allowed = [f for f in train_fields if f != "seed"]
-                    raise _err(spec, "path", f"{fpath}.path", f"{p!r}: unknown recipe field"
-                               f"{did_you_mean(p, ['train.' + a for a in allowed])}; allowed: train.{', train.'.join(allowed)}")
-                continue
-            try:
-                _expand(base_dict, p)
-            except ValueError as err:
-                raise _err(spec, "path", f"{fpath}.path", f"{p!r} does not fit the base architecture: {err}") from None
+            _check_path(spec, "path", f"{fpath}.path", p, base_dict, train_fields)
         levels = spec["levels"]
         if not isinstance(levels, list) or not levels:
-            raise _err(spec, "levels", f"{fpath}.levels", "must be a non-empty list of values")
+            raise _err(spec, "levels", f"{fpath}.levels", "must be a non-empty list of values (or a mapping of "
+                                                          "named levels to {path: value})")
         for i, v in enumerate(levels):
             if isinstance(v, (dict, list)):
                 raise _err(levels, i, f"{fpath}.levels[{i}]", "a level must be a single value")
@@ -366,25 +416,33 @@ def parse_study(data: Any, source: Path | None) -> Study:
 
     if "paper" in data:
         node = _mapping(data["paper"], data, "paper", "paper")
-        _check_keys(node, ("citation", "metric", "values", "note"), "paper")
+        _check_keys(node, ("citation", "metric", "values", "ranks", "note"), "paper")
         if not isinstance(node.get("citation"), str) or not node["citation"].strip():
             raise _err(data, "paper", "paper.citation", "the paper's values need a citation")
-        values = _mapping(node.get("values"), node, "values", "paper.values")
+        if "values" not in node and "ranks" not in node:
+            raise _err(data, "paper", "paper", "give the paper's 'values' per level, or its 'ranks' (1 = worst; "
+                                               "equal ranks for levels it calls equal) when it states only an order")
         labels = {level_label(lv): lv for lv in study.levels()}
         by_value = {lv[factors[0].name]: level_label(lv) for lv in study.levels()} if len(factors) == 1 else {}
-        paper_values: dict[str, float] = {}
-        for k, v in values.items():
-            label = k if k in labels else by_value.get(k)
-            if label is None:
-                raise _err(values, k, f"paper.values.{k}",
-                           f"not a level of this study; levels: {', '.join(map(str, by_value or labels))}")
-            if isinstance(v, bool) or not isinstance(v, (int, float)):
-                raise _err(values, k, f"paper.values.{k}", "must be a number")
-            paper_values[label] = float(v)
+        found: dict[str, dict[str, float]] = {}
+        for what in ("values", "ranks"):
+            if what not in node:
+                continue
+            values = _mapping(node.get(what), node, what, f"paper.{what}")
+            found[what] = {}
+            for k, v in values.items():
+                label = k if k in labels else by_value.get(k)
+                if label is None:
+                    raise _err(values, k, f"paper.{what}.{k}",
+                               f"not a level of this study; levels: {', '.join(map(str, by_value or labels))}")
+                if isinstance(v, bool) or not isinstance(v, (int, float)):
+                    raise _err(values, k, f"paper.{what}.{k}", "must be a number")
+                found[what][label] = float(v)
         metric = node.get("metric", "top1")
         if metric not in OBJECTIVES:
             raise _err(node, "metric", "paper.metric", f"must be one of {', '.join(OBJECTIVES)}")
-        study.paper = {"citation": node["citation"].strip(), "metric": metric, "values": paper_values,
+        study.paper = {"citation": node["citation"].strip(), "metric": metric, "values": found.get("values", {}),
+                       **({"ranks": found["ranks"]} if "ranks" in found else {}),
                        **({"note": str(node["note"])} if "note" in node else {})}
 
     # Every trial must be buildable before anything runs: resolve now, reporting the factor's line.
@@ -393,7 +451,7 @@ def parse_study(data: Any, source: Path | None) -> Study:
             _resolve_level(study, level)
         except (ArchError, MixnasError) as err:
             culprit = next((f for f in factors for p in f.paths if not p.startswith("train.")
-                            for where, _, _ in _expand(base_dict, p) if where in str(err)), None)
+                            for where, _, _ in _expand(base_dict, p, sections=True) if where in str(err)), None)
             node, key = (factors_node, culprit.name) if culprit else (data, "factors")
             path = f"factors.{culprit.name}" if culprit else "factors"
             raise _err(node, key, f"{path} (level {level_label(level)})", str(err)) from None

@@ -149,7 +149,15 @@ def run_study(study: Study, run_dir: str | Path, *, resume: bool = False, data_d
 
 def report(run_dir: str | Path, out_dir: str | Path | None = None) -> dict[str, Path]:
     """Write report.md / .csv / .tex / .html for a study run from its result files; returns the paths."""
-    from mixnas.study_stats import kendall_tau, level_table, tau_line, to_csv, to_latex, to_markdown
+    from mixnas.study_stats import (
+        kendall_tau,
+        level_table,
+        order_line,
+        tau_line,
+        to_csv,
+        to_latex,
+        to_markdown,
+    )
 
     run_dir = Path(run_dir)
     out_dir = Path(out_dir) if out_dir else run_dir
@@ -187,7 +195,12 @@ def report(run_dir: str | Path, out_dir: str | Path | None = None) -> dict[str, 
     notes = [f"{metric} (validation, %) over seeds {spec['seeds']}; 95% CI from the t distribution; p: Welch's "
              f"t-test against the baseline across seeds."]
     if paper:
-        notes.append(tau_line(*kendall_tau(measured, paper.get("values", {}))))
+        ranks, numbers = paper.get("ranks") or {}, paper.get("values", {})
+        use_ranks = bool(ranks) and sum(k in measured for k in numbers) < 2  # too few numbers: the stated order
+        notes.append(tau_line(*kendall_tau(measured, ranks if use_ranks else numbers))
+                     + (" (against the paper's stated order)" if use_ranks else ""))
+        if ranks:
+            notes.append("Paper's stated order (worst first): " + order_line(ranks))
         notes.append(f"Paper values: {paper['citation']}" + (f" ({paper['note']})" if paper.get("note") else ""))
     else:
         notes.append("No paper values in this study.")

@@ -118,6 +118,15 @@ def _cells(r: LevelStats) -> list[str]:
             _f(r.paper)]
 
 
+def order_line(ranks: dict[str, float]) -> str:
+    """'a < b = c' from ranks (1 = worst; equal ranks print as '=')."""
+    items = sorted(ranks.items(), key=lambda kv: kv[1])
+    out = items[0][0]
+    for (_, r0), (label, r1) in zip(items, items[1:]):
+        out += f" {'=' if r1 == r0 else '<'} {label}"
+    return out
+
+
 def tau_line(tau: float | None, p: float | None, n: int) -> str:
     if tau is None:
         return f"Kendall τ vs the paper: — ({n} level(s) with both values; needs 2)"

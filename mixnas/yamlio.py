@@ -108,3 +108,60 @@ def load_located(path: str | Path) -> Any:
     if not path.is_file():
         raise MixnasError(f"{path}: no such file")
     return loads_located(path.read_text(), str(path))
+
+
+def merge(base: Any, over: Any) -> Any:
+    """Deep-merge ``over`` onto ``base`` (mappings merge key by key, anything else is replaced)."""
+    if isinstance(base, dict) and isinstance(over, dict):
+        out = LocDict(base)
+        out.locs = dict(getattr(base, "locs", {}))
+        out.start = getattr(over, "start", None) or getattr(base, "start", None)
+        for k, v in over.items():
+            out[k] = merge(base[k], v) if k in base else v
+            if isinstance(over, LocDict) and k in over.locs:
+                out.locs[k] = over.locs[k]
+        return out
+    return over
+
+
+def _describe(value: Any) -> str:
+    return "nothing (null)" if value is None else "a list" if isinstance(value, list) else type(value).__name__
+
+
+def load_extended(path: str | Path, what: str, keys: tuple[str, ...], rebase: tuple[str, ...] = (),
+                  own: tuple[str, ...] = ("name",), seen: tuple[Path, ...] = ()) -> LocDict:
+    """Load a YAML mapping that may say ``extends: OTHER.yaml`` (relative to itself): the result is the
+    other file (itself possibly extending a third) deep-merged with this one. Top-level keys named in
+    ``rebase`` hold file paths relative to the file that sets them; an inherited one is rewritten relative to
+    ``path`` so it keeps pointing at the same file. Keys in ``own`` (the name) are never inherited. ``keys`` are
+    the file kind's top-level keys (for messages)."""
+    import os
+
+    path = Path(path)
+    data = load_located(path)
+    if data is None:
+        raise LocatedError((str(path), 1), "", f"the {what} file is empty")
+    if not isinstance(data, dict):
+        raise LocatedError((str(path), 1), "", f"a {what} file is a mapping with keys {', '.join(keys)}; "
+                                                f"found {_describe(data)}")
+    if "extends" not in data:
+        return data
+    parent = data["extends"]
+    if not isinstance(parent, str):
+        raise LocatedError(data.loc("extends"), "extends", "expected a relative file path")
+    ppath = (path.parent / parent).resolve()
+    if ppath in seen or ppath == path.resolve():
+        raise LocatedError(data.loc("extends"), "extends", f"circular extends through {parent}")
+    if not ppath.is_file():
+        raise LocatedError(data.loc("extends"), "extends", f"no such file {parent} (relative to {path.parent})")
+    base = load_extended(ppath, what, keys, rebase, own, seen + (path.resolve(),))
+    for key in own:
+        base.pop(key, None)
+    for key in rebase:
+        ref = base.get(key)
+        if key not in data and isinstance(ref, str) and not Path(ref).is_absolute() and (ppath.parent / ref).exists():
+            base[key] = os.path.relpath(ppath.parent / ref, path.parent)
+    child = LocDict({k: v for k, v in data.items() if k != "extends"})
+    child.locs = {k: v for k, v in data.locs.items() if k != "extends"}
+    child.start = data.start
+    return merge(base, child)

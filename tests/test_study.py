@@ -128,7 +128,57 @@ def test_shipped_studies_load_and_resolve():
 def test_shipped_strip_width_study():
     study = load_study(ROOT / "studies" / "strip_mlp_table6_strip_width.yaml")
     trials = resolve(study)
-    assert len(trials) == 12 and study.baseline == {"strip_width": 3} and study.task["dataset"] == "fashion-mnist"
+    assert len(trials) == 4 * len(study.seeds) and len(study.seeds) >= 5
+    assert study.baseline == {"strip_width": 3} and study.task["dataset"] == "fashion-mnist"
     widths = {t.label: [s.token_mixer["strip_width"] for s in t.arch.stages] for t in trials}
     assert widths["strip_width-7"] == [7, 7, 3] and widths["strip_width-1"] == [1, 1, 3]
-    assert all(t.train["epochs"] == 1 and t.train["fraction"] == 0.1 for t in trials)
+    assert len({(t.train["epochs"], t.train["fraction"]) for t in trials}) == 1  # one recipe for every level
+
+
+def test_named_levels_set_several_paths_and_whole_sections(tmp_path):
+    from mixnas.study import loads_study
+
+    text = f"""\
+name: named
+base: {BASE}
+task: {{dataset: digits, image_size: 16}}
+factors:
+  mixer:
+    levels:
+      strip: {{"stages[0].token_mixer.patch_groups": 1, "stages[1].token_mixer.patch_groups": 2}}
+      mixer: {{"stages.*.token_mixer": {{name: mixer, token_hidden_dim: 8}}, train.lr: 0.001}}
+seeds: 1
+"""
+    trials = resolve(loads_study(text))
+    assert [t.label for t in trials] == ["mixer-strip", "mixer-mixer"]
+    strip, mixer = trials[0].arch.stages, trials[1].arch.stages
+    assert [s.token_mixer["patch_groups"] for s in strip] == [1, 2, 4]
+    assert {s.token_mixer.name for s in mixer} == {"mixer"} and trials[1].train["lr"] == 0.001
+    assert trials[0].train["lr"] != 0.001
+    bad = text.replace("patch_groups\": 1", "patch_grups\": 1")
+    err = pytest.raises(MixnasError, loads_study, bad).value
+    assert "factors.mixer.levels.strip.stages[0].token_mixer.patch_grups" in str(err) and "patch_groups" in str(err)
+    err = pytest.raises(MixnasError, loads_study, text.replace("token_hidden_dim: 8", "token_hidden_dim: -8")).value
+    assert "factors.mixer (level mixer-mixer)" in str(err)
+
+
+def test_a_study_extends_another_and_keeps_its_base_file(tmp_path):
+
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "arch.yaml").write_text(BASE.read_text())
+    (tmp_path / "a" / "parent.yaml").write_text("""\
+name: parent
+base: arch.yaml
+task: {dataset: digits, image_size: 16}
+train: {epochs: 1, lr: 0.01}
+factors:
+  width: {path: "stages[0].token_mixer.strip_width", levels: [1, 3]}
+seeds: 2
+""")
+    (tmp_path / "child.yaml").write_text("extends: a/parent.yaml\ntrain: {epochs: 2}\nseeds: [5]\n")
+    child = load_study(tmp_path / "child.yaml")
+    assert child.name == "child" and child.seeds == [5] and child.train == {"epochs": 2, "lr": 0.01}
+    assert child.base == "a/arch.yaml" and child.base_arch.stages[0].dim == 32
+    (tmp_path / "loop.yaml").write_text("extends: loop.yaml\n")
+    assert "circular extends" in str(pytest.raises(MixnasError, load_study, tmp_path / "loop.yaml").value)

@@ -76,3 +76,14 @@ def test_failed_trials_are_recorded_and_rerun_on_resume(tmp_path):
 
 def test_report_of_a_folder_that_is_not_a_run(tmp_path):
     assert main(["study", "report", str(tmp_path)]) == 2
+
+
+def test_report_compares_with_the_papers_stated_order_when_it_gives_no_numbers(tmp_path):
+    text = TINY.replace('values: {1: 50.0, 3: 60.0}', 'ranks: {1: 2, 3: 1}')
+    assert "ranks" in text
+    (tmp_path / "tiny.yaml").write_text(text)
+    study = load_study(tmp_path / "tiny.yaml")
+    run_study(study, tmp_path / "run", body=fake_body(set(), []), log=lambda line: None)
+    md = report(tmp_path / "run")["md"].read_text()
+    assert "Kendall τ vs the paper: -1.000" in md and "(against the paper's stated order)" in md
+    assert "Paper's stated order (worst first): strip_width-3 < strip_width-1" in md
