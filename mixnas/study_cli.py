@@ -48,7 +48,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     for level in study.levels():
         label = level_label(level)
         paper = (study.paper or {}).get("values", {}).get(label)
-        print(f"  {label}" + (f"  (paper {paper:g})" if paper is not None else ""))
+        rank = ((study.paper or {}).get("ranks") or {}).get(label)
+        print(f"  {label}" + (f"  (paper {paper:g})" if paper is not None else "")
+              + (f"  (paper's order: rank {rank:g})" if rank is not None else ""))
     return 0
 
 

@@ -116,6 +116,9 @@ def test_materialise_writes_every_trial_before_training_and_refuses_another_stud
     other = load_study(write(tmp_path, GOOD.replace("seeds: [0, 1]", "seeds: [0, 1, 2]")))
     with pytest.raises(MixnasError, match="holds a different study"):
         materialise(other, tmp_path / "run")
+    corrected = load_study(write(tmp_path, GOOD.replace("3: 80.0, 5: 79.0", "3: 80.5, 5: 79.0")))
+    materialise(corrected, tmp_path / "run")  # paper values added after the run: taken over, nothing re-trained
+    assert yaml.safe_load((tmp_path / "run" / "study.yaml").read_text())["paper"]["values"]["strip_width-3"] == 80.5
 
 
 def test_shipped_studies_load_and_resolve():
