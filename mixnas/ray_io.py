@@ -68,6 +68,8 @@ def trainable(config: dict[str, Any]) -> None:
         outcome = run_candidate(config, report)
     except Exception as err:  # noqa: BLE001 - a trial that raises is recorded as FAIL with its reason
         outcome = Outcome("error", [], f"{type(err).__name__}: {err}")
+    if outcome.status == "completed" and "test_top1" in outcome.info and outcome.curve:
+        report({**outcome.curve[-1], "test_top1": outcome.info["test_top1"]})  # the final test evaluation
     if outcome.status != "completed":
         tune.report({**where, STATUS_KEY: outcome.status, "reason": outcome.reason,
                      "trial_wall_s": time.perf_counter() - t0, "worker_time": time.time(),
@@ -233,7 +235,7 @@ def outcome_of(curve: list[dict[str, Any]], last: dict[str, Any], error: bool, r
         outcome = Outcome("stopped", curve, f"stopped by {stopper} after {len(curve)} epochs", wall)
     else:
         outcome = Outcome(str(status or "error"), curve, str(last.get("reason", "no result reported")), wall)
-    outcome.info = {k: last[k] for k in ("node_id", "pid", "worker_start", "worker_time") if k in last}
+    outcome.info = {k: last[k] for k in ("node_id", "pid", "worker_start", "worker_time", "test_top1") if k in last}
     return outcome
 
 

@@ -652,15 +652,16 @@ def _atomic_write(path: Path, text: str) -> None:
 _DATA: dict[tuple, Any] = {}
 
 
-def load_data(dataset: str, data_dir: str | None, arch: ArchConfig, cfg: Any) -> Any:
-    """The dataset for ``arch``, cached per process (a reused Ray actor loads it once)."""
+def load_data(dataset: str, data_dir: str | None, arch: ArchConfig, cfg: Any, test: bool = False) -> Any:
+    """The dataset for ``arch`` (with its test split when ``test``), cached per process (a reused Ray actor
+    loads it once)."""
     from mixnas.data import load_dataset
 
-    key = (dataset, data_dir, arch.input.image_size, arch.input.in_channels, cfg.val_fraction, cfg.split_seed)
+    key = (dataset, data_dir, arch.input.image_size, arch.input.in_channels, cfg.val_fraction, cfg.split_seed, test)
     if key not in _DATA:
         _DATA.clear()
         _DATA[key] = load_dataset(dataset, data_dir, arch.input.image_size, arch.input.in_channels,
-                                  cfg.val_fraction, cfg.split_seed)
+                                  cfg.val_fraction, cfg.split_seed, test=test)
     return _DATA[key]
 
 
@@ -674,7 +675,8 @@ def run_candidate(config: dict[str, Any], report: Callable[[dict[str, Any]], boo
     torch.set_num_threads(int(config.get("threads", 1)))
     arch = ArchConfig.from_dict(config["arch"])
     cfg = TrainConfig.from_dict(config["train"])
-    data = load_data(config["dataset"], config.get("data_dir"), arch, cfg)
+    final_eval = bool(config.get("final_eval"))  # studies that compare with a paper's test-split numbers
+    data = load_data(config["dataset"], config.get("data_dir"), arch, cfg, test=final_eval)
     die = os.environ.get("MIXNAS_TEST_DIE_ONCE", "")  # fault injection for the tests: "DIGEST:MARKER_FILE"
     if die.startswith(config["digest"] + ":") and not os.path.exists(die.split(":", 1)[1]):
         Path(die.split(":", 1)[1]).write_text("died once\n")
@@ -692,11 +694,13 @@ def run_candidate(config: dict[str, Any], report: Callable[[dict[str, Any]], boo
 
     device = "cuda" if config.get("gpu", 0.0) > 0 and torch.cuda.is_available() else "cpu"
     ckpt = Path(config["checkpoint_dir"]) / f"trial_{config['number']:05d}.pt" if config.get("checkpoint_dir") else None
-    result = train(arch, data, cfg, callback, progress=False, device=device, checkpoint_path=ckpt)
+    result = train(arch, data, cfg, callback, progress=False, device=device, checkpoint_path=ckpt,
+                   final_eval=final_eval)
     if ckpt is not None and result.status != "completed":
         ckpt.unlink(missing_ok=True)  # only COMPLETE trials keep their weights
     status = {"completed": "completed", "stopped": "stopped"}.get(result.status, result.status)
-    return Outcome(status, curve, result.reason, time.perf_counter() - t0)
+    info = {"test_top1": result.test["top1"]} if result.test else {}
+    return Outcome(status, curve, result.reason, time.perf_counter() - t0, info)
 
 
 class LocalRunner:

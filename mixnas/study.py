@@ -5,7 +5,8 @@ seeds, the task and training recipe, the objectives, and optionally the values a
 
     name: strip_width
     base: ../examples/strip_mlp_1m_fmnist.yaml   # a named model, or an ArchConfig YAML (relative to this file)
-    task: {dataset: fashion-mnist}                # dataset, data_dir, image_size, in_channels, num_classes
+    task: {dataset: fashion-mnist}                # dataset, data_dir, image_size, in_channels, num_classes,
+                                                  # test_eval (also score the final model on the test split)
     train: {epochs: 1, fraction: 0.1}             # TrainConfig fields (mixnas/train.py)
     factors:
       strip_width:
@@ -45,8 +46,8 @@ from mixnas.yamlio import LocatedError, LocDict, LocList, load_extended, loads_l
 
 TOP_KEYS = ("name", "description", "extends", "base", "task", "train", "factors", "baseline", "seeds", "objectives",
             "paper", "resources")
-TASK_KEYS = ("dataset", "data_dir", "image_size", "in_channels", "num_classes")
-OBJECTIVES = ("top1", "params", "macs", "wall_time_s")
+TASK_KEYS = ("dataset", "data_dir", "image_size", "in_channels", "num_classes", "test_eval")
+OBJECTIVES = ("top1", "test_top1", "params", "macs", "wall_time_s")
 _SEGMENT = re.compile(r"^(?P<key>[A-Za-z_][A-Za-z0-9_]*)(?:\[(?P<index>\d+|\d*:\d*)\])?$")
 
 
@@ -313,6 +314,9 @@ def parse_study(data: Any, source: Path | None) -> Study:
     except MixnasError as err:
         raise _err(task, "dataset", "task.dataset", str(err)) from None
     task_d = {k: task[k] for k in TASK_KEYS if task.get(k) is not None}
+    if not isinstance(task_d.get("test_eval", False), bool):
+        raise _err(task, "test_eval", "task.test_eval", "must be true or false (evaluate the final model on the "
+                                                        "dataset's test split, reported as test_top1)")
 
     train = _mapping(data.get("train", LocDict()), data, "train", "train")
     train_fields = tuple(f.name for f in fields(TrainConfig))
@@ -441,6 +445,8 @@ def parse_study(data: Any, source: Path | None) -> Study:
         metric = node.get("metric", "top1")
         if metric not in OBJECTIVES:
             raise _err(node, "metric", "paper.metric", f"must be one of {', '.join(OBJECTIVES)}")
+        if metric == "test_top1" and not task_d.get("test_eval"):
+            raise _err(node, "metric", "paper.metric", "test_top1 needs 'test_eval: true' in the task section")
         study.paper = {"citation": node["citation"].strip(), "metric": metric, "values": found.get("values", {}),
                        **({"ranks": found["ranks"]} if "ranks" in found else {}),
                        **({"note": str(node["note"])} if "note" in node else {})}

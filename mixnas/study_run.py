@@ -51,7 +51,8 @@ def trial_config(study: Study, t: StudyTrial, number: int, data_dir: str | None 
     """The config :func:`mixnas.search.run_candidate` trains."""
     return {"arch": t.arch.to_dict(), "train": t.train, "dataset": study.task["dataset"],
             "data_dir": data_dir or study.task.get("data_dir"), "digest": t.digest, "number": number,
-            "threads": max(1, int(study.resources.get("cpu", 1))), "gpu": study.resources.get("gpu", 0.0)}
+            "threads": max(1, int(study.resources.get("cpu", 1))), "gpu": study.resources.get("gpu", 0.0),
+            "final_eval": bool(study.task.get("test_eval", False))}
 
 
 def trial_record(t: StudyTrial, outcome: Any, cost: Any) -> dict[str, Any]:
@@ -60,8 +61,8 @@ def trial_record(t: StudyTrial, outcome: Any, cost: Any) -> dict[str, Any]:
     return {"key": t.key, "label": t.label, "level": t.level, "seed": t.seed, "digest": t.digest,
             "status": outcome.status, "reason": outcome.reason, "top1": last.get("val_top1"),
             "epochs": last.get("epoch", 0), "params": cost.params, "macs": cost.macs,
-            "wall_time_s": round(outcome.wall_time_s, 3), "curve": outcome.curve,
-            "worker": getattr(outcome, "info", None) or {}}
+            "test_top1": outcome.info.get("test_top1"), "wall_time_s": round(outcome.wall_time_s, 3),
+            "curve": outcome.curve, "worker": {k: v for k, v in outcome.info.items() if k != "test_top1"}}
 
 
 def run_local(study: Study, t: StudyTrial, number: int, data_dir: str | None = None,
@@ -85,7 +86,7 @@ def check_data(study: Study, t: StudyTrial, data_dir: str | None) -> None:
     from mixnas.train import TrainConfig
 
     search.load_data(study.task["dataset"], data_dir or study.task.get("data_dir"), t.arch,
-                     TrainConfig.from_dict(t.train))
+                     TrainConfig.from_dict(t.train), test=bool(study.task.get("test_eval", False)))
     search._DATA.clear()  # the workers load their own copy
 
 
@@ -192,7 +193,8 @@ def report(run_dir: str | Path, out_dir: str | Path | None = None) -> dict[str, 
 
     rows = level_table(values, baseline, paper.get("values"), cost)
     measured = {r.label: r.mean for r in rows if r.mean is not None}
-    notes = [f"{metric} (validation, %) over seeds {spec['seeds']}; 95% CI from the t distribution; p: Welch's "
+    split = "the test split, final model" if metric == "test_top1" else "validation, last epoch"
+    notes = [f"{metric} ({split}, %) over seeds {spec['seeds']}; 95% CI from the t distribution; p: Welch's "
              f"t-test against the baseline across seeds."]
     if paper:
         ranks, numbers = paper.get("ranks") or {}, paper.get("values", {})

@@ -98,12 +98,13 @@ def test_study_through_ray_writes_each_result_and_resumes(ray_session, tmp_path,
     (tmp_path / "s.yaml").write_text(f"""\
 name: tiny_ray
 base: {base}
-task: {{dataset: digits, image_size: 16}}
+task: {{dataset: digits, image_size: 16, test_eval: true}}
 train: {{epochs: 1, batch_size: 64}}
 factors:
   strip_width: {{path: "stages[0].token_mixer.strip_width", levels: [1, 3]}}
 seeds: 2
 resources: {{cpu: 1}}
+paper: {{citation: "made up", metric: test_top1, ranks: {{1: 1, 3: 2}}}}
 """)
     run = tmp_path / "run"
     assert main(["study", "run", str(tmp_path / "s.yaml"), "--out", str(run)]) == 0
@@ -113,6 +114,7 @@ resources: {{cpu: 1}}
         rec = json.loads((run / "results" / f"{key}.json").read_text())
         assert rec["status"] == "completed" and rec["epochs"] == 1 and 0 < rec["top1"] <= 100
         assert len(rec["curve"]) == 1 and rec["worker"]["pid"] > 0 and rec["key"] == key
+        assert 0 < rec["test_top1"] <= 100  # the final model scored on digits' test split, on the worker
         pids.add(rec["worker"]["pid"])
     assert pids and os.getpid() not in pids  # trained on Ray's workers, not in the driver
     err = capsys.readouterr().err
@@ -121,4 +123,4 @@ resources: {{cpu: 1}}
     assert main(["study", "run", str(tmp_path / "s.yaml"), "--out", str(run), "--resume"]) == 0
     err = capsys.readouterr().err
     assert "3 already done, 1 to run" in err and "[4/4] strip_width-3-s1: completed" in err
-    assert (run / "report.md").is_file()
+    assert "test_top1 (the test split, final model, %)" in (run / "report.md").read_text()

@@ -87,3 +87,15 @@ def test_report_compares_with_the_papers_stated_order_when_it_gives_no_numbers(t
     md = report(tmp_path / "run")["md"].read_text()
     assert "Kendall τ vs the paper: -1.000" in md and "(against the paper's stated order)" in md
     assert "Paper's stated order (worst first): strip_width-3 < strip_width-1" in md
+
+
+def test_test_eval_scores_the_final_model_on_the_test_split(tmp_path):
+    text = TINY.replace("image_size: 16}", "image_size: 16, test_eval: true}").replace("seeds: 2", "seeds: 1")
+    (tmp_path / "tiny.yaml").write_text(text.replace('citation: "made up for the test"',
+                                                     'citation: "made up for the test", metric: test_top1'))
+    results = run_study(load_study(tmp_path / "tiny.yaml"), tmp_path / "run", runner="local", log=lambda line: None)
+    assert all(r["status"] == "completed" and 0 < r["test_top1"] <= 100 for r in results)
+    assert "test_top1 (the test split" in report(tmp_path / "run")["md"].read_text()
+    (tmp_path / "bad.yaml").write_text(TINY.replace('citation: "made up for the test"',
+                                                    'citation: "x", metric: test_top1'))
+    assert "needs 'test_eval: true'" in str(pytest.raises(MixnasError, load_study, tmp_path / "bad.yaml").value)
