@@ -130,8 +130,9 @@ def _describe(value: Any) -> str:
 
 def load_extended(path: str | Path, what: str, keys: tuple[str, ...], rebase: tuple[str, ...] = (),
                   own: tuple[str, ...] = ("name",), seen: tuple[Path, ...] = ()) -> LocDict:
-    """Load a YAML mapping that may say ``extends: OTHER.yaml`` (relative to itself): the result is the
-    other file (itself possibly extending a third) deep-merged with this one. Top-level keys named in
+    """Load a YAML mapping that may say ``extends: OTHER.yaml`` (relative to itself; or a list of files,
+    merged left to right): the result is the other file (itself possibly extending a third) deep-merged with
+    this one. Top-level keys named in
     ``rebase`` hold file paths relative to the file that sets them; an inherited one is rewritten relative to
     ``path`` so it keeps pointing at the same file. Keys in ``own`` (the name) are never inherited. ``keys`` are
     the file kind's top-level keys (for messages)."""
@@ -146,21 +147,24 @@ def load_extended(path: str | Path, what: str, keys: tuple[str, ...], rebase: tu
                                                 f"found {_describe(data)}")
     if "extends" not in data:
         return data
-    parent = data["extends"]
-    if not isinstance(parent, str):
-        raise LocatedError(data.loc("extends"), "extends", "expected a relative file path")
-    ppath = (path.parent / parent).resolve()
-    if ppath in seen or ppath == path.resolve():
-        raise LocatedError(data.loc("extends"), "extends", f"circular extends through {parent}")
-    if not ppath.is_file():
-        raise LocatedError(data.loc("extends"), "extends", f"no such file {parent} (relative to {path.parent})")
-    base = load_extended(ppath, what, keys, rebase, own, seen + (path.resolve(),))
-    for key in own:
-        base.pop(key, None)
-    for key in rebase:
-        ref = base.get(key)
-        if key not in data and isinstance(ref, str) and not Path(ref).is_absolute() and (ppath.parent / ref).exists():
-            base[key] = os.path.relpath(ppath.parent / ref, path.parent)
+    parents = data["extends"] if isinstance(data["extends"], list) else [data["extends"]]
+    base: Any = None
+    for parent in parents:  # a list merges its files left to right, then this file over them
+        if not isinstance(parent, str):
+            raise LocatedError(data.loc("extends"), "extends", "expected a relative file path or a list of them")
+        ppath = (path.parent / parent).resolve()
+        if ppath in seen or ppath == path.resolve():
+            raise LocatedError(data.loc("extends"), "extends", f"circular extends through {parent}")
+        if not ppath.is_file():
+            raise LocatedError(data.loc("extends"), "extends", f"no such file {parent} (relative to {path.parent})")
+        loaded = load_extended(ppath, what, keys, rebase, own, seen + (path.resolve(),))
+        for key in own:
+            loaded.pop(key, None)
+        for key in rebase:
+            ref = loaded.get(key)
+            if isinstance(ref, str) and not Path(ref).is_absolute() and (ppath.parent / ref).exists():
+                loaded[key] = os.path.relpath(ppath.parent / ref, path.parent)
+        base = loaded if base is None else merge(base, loaded)
     child = LocDict({k: v for k, v in data.items() if k != "extends"})
     child.locs = {k: v for k, v in data.locs.items() if k != "extends"}
     child.start = data.start

@@ -122,10 +122,28 @@ def test_materialise_writes_every_trial_before_training_and_refuses_another_stud
 
 
 def test_shipped_studies_load_and_resolve():
-    for path in sorted((ROOT / "studies").glob("*.yaml")):
+    paths = [p for p in sorted((ROOT / "studies").rglob("*.yaml")) if not p.name.startswith("_")
+             and "results" not in p.parts]
+    assert len(paths) >= 13  # Tables 6-9 as CPU proxies and with the paper's recipe on 2 datasets, + mixers
+    for path in paths:
         study = load_study(path)
         trials = resolve(study)
         assert len(trials) == len(study.levels()) * len(study.seeds)
+        if path.parent.name == "paper":  # the official recipe: Strip-MLP-T at 224 for 300 epochs, test split
+            assert study.base == "strip_mlp_t" and study.task["image_size"] == 224 and study.task["test_eval"]
+            assert study.train["epochs"] == 300 and study.train["fraction"] == 1.0
+            assert study.paper["metric"] == "test_top1" and study.resources["gpu"] == 1
+        else:  # a CPU proxy: the 1M-parameter models on Fashion-MNIST at 32x32
+            assert study.task == {"dataset": "fashion-mnist", "image_size": 32} and study.resources["gpu"] == 0
+
+
+def test_paper_recipe_patch_levels_follow_each_stage_width():
+    study = load_study(ROOT / "studies" / "paper" / "strip_mlp_table7_patch_groups_cifar100.yaml")
+    by_label = {t.label: t.arch for t in resolve(study)}
+    for label, div in (("patches-C", 1), ("patches-C2", 2), ("patches-C4", 4), ("patches-C8", 8)):
+        assert [s.token_mixer["patch_groups"] for s in by_label[label].stages] == [s.dim // 2 // div
+                                                                                   for s in by_label[label].stages]
+    assert study.paper["values"] == {"patches-C4": 86.50, "patches-1": 85.03}
 
 
 def test_shipped_strip_width_study():

@@ -99,3 +99,31 @@ def test_test_eval_scores_the_final_model_on_the_test_split(tmp_path):
     (tmp_path / "bad.yaml").write_text(TINY.replace('citation: "made up for the test"',
                                                     'citation: "x", metric: test_top1'))
     assert "needs 'test_eval: true'" in str(pytest.raises(MixnasError, load_study, tmp_path / "bad.yaml").value)
+
+
+def test_a_shipped_paper_recipe_trains_strip_mlp_t_at_224_on_a_tiny_cifar100(tmp_path):
+    """The official recipe end to end (Strip-MLP-T, 224x224, RandAugment, mixup/cutmix, erasing, test eval),
+    shrunk to one epoch on 24 images by a study that extends the shipped file."""
+    import pickle
+
+    from data.dataset_files import cifar_batch, make_cifar100
+
+    root = make_cifar100(tmp_path / "cifar", n_train=4, n_test=8)
+    batch = cifar_batch(24, 4, "fine_labels", 3)  # 24 images of 4 of the 100 classes: a stratified split works
+    (root / "train").write_bytes(pickle.dumps({**batch, b"coarse_labels": [0] * 24}, protocol=2))
+    shipped = Path(__file__).resolve().parent.parent / "studies" / "paper"
+    (tmp_path / "small.yaml").write_text(f"""\
+extends: {shipped / "strip_mlp_table8_cascade_parallel_cifar100.yaml"}
+train: {{epochs: 1, batch_size: 8, warmup_epochs: 0, val_fraction: 0.25}}
+seeds: [0]
+resources: {{cpu: 2, gpu: 0}}
+""")
+    study = load_study(tmp_path / "small.yaml")
+    assert study.base_arch.stages[2].depth == 12 and study.base_arch.input.image_size == 224
+    assert study.train["rand_augment"] == "rand-m9-mstd0.5-inc1" and study.train["epochs"] == 1
+    results = run_study(study, tmp_path / "run", runner="local", data_dir=str(tmp_path / "cifar"),
+                        log=lambda line: None)
+    assert [r["status"] for r in results] == ["completed", "completed"]
+    assert all(r["test_top1"] is not None and r["params"] > 20e6 for r in results)
+    md = report(tmp_path / "run")["md"].read_text()
+    assert "test_top1 (the test split" in md and "Table 8 (CIFAR-100" in md
