@@ -491,26 +491,30 @@ def resolve(study: Study) -> list[StudyTrial]:
     return trials
 
 
-def _trial_part(spec: dict[str, Any]) -> dict[str, Any]:
-    """What decides the trials: everything but the paper's values and the description, which may be added
-    or corrected after a run (the report then shows them without re-training anything)."""
-    return {k: v for k, v in (spec or {}).items() if k not in ("paper", "description")}
-
-
 def materialise(study: Study, run_dir: str | Path) -> list[StudyTrial]:
     """Write ``study.yaml`` (the resolved study) and ``trials/KEY.yaml`` for every trial; nothing is trained.
 
-    Re-materialising into a run folder of a different study (other trials) is refused, so a resumed run
-    always continues the trials it started with; a changed ``paper`` section or description is taken over."""
+    A run folder grows with its study: levels or seeds added later become new trials next to the finished
+    ones. A trial whose definition changed (another architecture or recipe under the same key) is refused,
+    since its result would no longer match its file; a corrected paper section or description is taken over."""
     run_dir = Path(run_dir)
     trials = resolve(study)
-    text = yaml.safe_dump({**study.to_dict(), "trials": [t.key for t in trials]}, sort_keys=False)
-    target = run_dir / "study.yaml"
-    if target.exists() and _trial_part(yaml.safe_load(target.read_text())) != _trial_part(yaml.safe_load(text)):
-        raise MixnasError(f"{run_dir}: holds a different study (its study.yaml differs from {study.source} in what "
-                          "is trained); use another run folder")
+    changed = []
+    for t in trials:
+        path = run_dir / "trials" / f"{t.key}.yaml"
+        if path.exists() and yaml.safe_load(path.read_text()) != _plain_yaml(t.to_dict(study)):
+            changed.append(t.key)
+    if changed:
+        raise MixnasError(f"{run_dir}: trial {changed[0]} (and {len(changed) - 1} more) is defined differently by "
+                          f"{study.source} than in this run folder; use another run folder")
     (run_dir / "trials").mkdir(parents=True, exist_ok=True)
     for t in trials:
         (run_dir / "trials" / f"{t.key}.yaml").write_text(yaml.safe_dump(t.to_dict(study), sort_keys=False))
-    target.write_text(text)
+    text = yaml.safe_dump({**study.to_dict(), "trials": [t.key for t in trials]}, sort_keys=False)
+    (run_dir / "study.yaml").write_text(text)
     return trials
+
+
+def _plain_yaml(data: dict[str, Any]) -> Any:
+    """``data`` as it reads back from YAML (tuples become lists, and so on)."""
+    return yaml.safe_load(yaml.safe_dump(data, sort_keys=False))

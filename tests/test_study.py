@@ -113,8 +113,10 @@ def test_materialise_writes_every_trial_before_training_and_refuses_another_stud
     resolved = yaml.safe_load((tmp_path / "run" / "study.yaml").read_text())
     assert resolved["trials"] == [t.key for t in trials]
     materialise(study, tmp_path / "run")  # the same study again: fine (resume)
-    other = load_study(write(tmp_path, GOOD.replace("seeds: [0, 1]", "seeds: [0, 1, 2]")))
-    with pytest.raises(MixnasError, match="holds a different study"):
+    more = load_study(write(tmp_path, GOOD.replace("seeds: [0, 1]", "seeds: [0, 1, 2]")))
+    assert len(materialise(more, tmp_path / "run")) == 12  # a seed added later: 4 new trials beside the old
+    other = load_study(write(tmp_path, GOOD.replace("fraction: 0.5", "fraction: 0.25")))
+    with pytest.raises(MixnasError, match="is defined differently by"):
         materialise(other, tmp_path / "run")
     corrected = load_study(write(tmp_path, GOOD.replace("3: 80.0, 5: 79.0", "3: 80.5, 5: 79.0")))
     materialise(corrected, tmp_path / "run")  # paper values added after the run: taken over, nothing re-trained
