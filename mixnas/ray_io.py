@@ -334,7 +334,7 @@ class TrialCollector(tune.Callback):
         self.next = time.time() + self.every
         running = sum(1 for t in trials if t.status == "RUNNING")
         epochs = sum(len(self.curves.get(t.trial_id, [])) for t in trials if t.status == "RUNNING")
-        self.log(f"  ... {self.done}/{self.total} trials ended, {running} running ({epochs} epochs reported "
+        self.log(f"  ... {self.done}/{self.total} trials ended, {running} running ({epochs} epoch(s) done "
                  f"between them), {(time.time() - self.t0) / 60:.1f} min")
 
 
