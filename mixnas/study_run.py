@@ -191,7 +191,7 @@ def report(run_dir: str | Path, out_dir: str | Path | None = None) -> dict[str, 
     if not any(values.values()):
         raise MixnasError(f"{run_dir}: no completed trials to report yet")
 
-    rows = level_table(values, baseline, paper.get("values"), cost)
+    rows = level_table(values, baseline, paper.get("values"), cost, paper.get("ranks"))
     measured = {r.label: r.mean for r in rows if r.mean is not None}
     split = "the test split, final model" if metric == "test_top1" else "validation, last epoch"
     notes = [f"{metric} ({split}, %) over seeds {spec['seeds']}; 95% CI from the t distribution; p: Welch's "

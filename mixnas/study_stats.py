@@ -33,6 +33,7 @@ class LevelStats:
     params: int | None = None
     macs: int | None = None
     baseline: bool = False
+    paper_rank: float | None = None  # the level's place in the order the paper's text states (1 = worst)
 
 
 def summarise(values: Sequence[float], confidence: float = 0.95) -> tuple[int, float | None, float | None,
@@ -71,7 +72,8 @@ def kendall_tau(measured: dict[str, float], paper: dict[str, float]) -> tuple[fl
 
 
 def level_table(values: dict[str, Sequence[float]], baseline: str, paper: dict[str, float] | None = None,
-                cost: dict[str, tuple[int | None, int | None]] | None = None) -> list[LevelStats]:
+                cost: dict[str, tuple[int | None, int | None]] | None = None,
+                ranks: dict[str, float] | None = None) -> list[LevelStats]:
     """One row per level (in the order of ``values``) with its summary, delta and p against ``baseline``."""
     base = list(values.get(baseline, []))
     _, base_mean, *_ = summarise(base)
@@ -83,7 +85,7 @@ def level_table(values: dict[str, Sequence[float]], baseline: str, paper: dict[s
         p = None if is_base else welch_p(list(xs), base)
         params, macs = (cost or {}).get(label, (None, None))
         rows.append(LevelStats(label, n, mean, std, lo, hi, delta, p, (paper or {}).get(label), params, macs,
-                               is_base))
+                               is_base, (ranks or {}).get(label)))
     return rows
 
 
@@ -115,7 +117,7 @@ def _cells(r: LevelStats) -> list[str]:
     ci = "—" if r.ci_low is None else f"[{r.ci_low:.2f}, {r.ci_high:.2f}]"
     return [r.label + (" (baseline)" if r.baseline else ""), str(r.n), _f(r.mean), _f(r.std), ci,
             _count(r.params), _count(r.macs), "—" if r.baseline else _f(r.delta, sign=True), _p(r.p_value),
-            _f(r.paper)]
+            _f(r.paper) if r.paper is not None or r.paper_rank is None else f"rank {r.paper_rank:g}"]
 
 
 def order_line(ranks: dict[str, float]) -> str:
@@ -149,14 +151,14 @@ def to_csv(rows: Sequence[LevelStats], study: str = "") -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["study", "level", "baseline", "n", "mean", "std", "ci95_low", "ci95_high", "params", "macs",
-                "delta", "p_welch", "paper"])
+                "delta", "p_welch", "paper", "paper_rank"])
 
     def c(x: Any) -> Any:
         return "" if x is None else x
 
     for r in rows:
         w.writerow([study, r.label, int(r.baseline), r.n, c(r.mean), c(r.std), c(r.ci_low), c(r.ci_high),
-                    c(r.params), c(r.macs), c(r.delta), c(r.p_value), c(r.paper)])
+                    c(r.params), c(r.macs), c(r.delta), c(r.p_value), c(r.paper), c(r.paper_rank)])
     return buf.getvalue()
 
 

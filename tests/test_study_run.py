@@ -87,6 +87,7 @@ def test_report_compares_with_the_papers_stated_order_when_it_gives_no_numbers(t
     md = report(tmp_path / "run")["md"].read_text()
     assert "Kendall τ vs the paper: -1.000" in md and "(against the paper's stated order)" in md
     assert "Paper's stated order (worst first): strip_width-3 < strip_width-1" in md
+    assert "| rank 2 |" in md and "| rank 1 |" in md
 
 
 def test_test_eval_scores_the_final_model_on_the_test_split(tmp_path):
