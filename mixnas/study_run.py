@@ -154,6 +154,7 @@ def report(run_dir: str | Path, out_dir: str | Path | None = None) -> dict[str, 
         kendall_tau,
         level_table,
         order_line,
+        power_line,
         tau_line,
         to_csv,
         to_latex,
@@ -206,6 +207,9 @@ def report(run_dir: str | Path, out_dir: str | Path | None = None) -> dict[str, 
         notes.append(f"Paper values: {paper['citation']}" + (f" ({paper['note']})" if paper.get("note") else ""))
     else:
         notes.append("No paper values in this study.")
+    power = power_line(values, baseline)
+    if power:
+        notes.append(power)
     if missing or failed:
         notes.append(f"Incomplete: {missing} trial(s) not run yet, {failed} failed or without {metric}.")
     title = f"{spec['name']}: {', '.join(names)}"

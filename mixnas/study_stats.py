@@ -71,6 +71,49 @@ def kendall_tau(measured: dict[str, float], paper: dict[str, float]) -> tuple[fl
     return (None if math.isnan(tau) else tau), (None if math.isnan(p) else p), len(shared)
 
 
+def detectable_difference(std: float, n: int, alpha: float = 0.05, power: float = 0.8) -> float | None:
+    """The smallest difference of two level means (``n`` seeds each, common seed std ``std``) that a two-sided
+    t-test at ``alpha`` detects with probability ``power``: (t_{1-alpha/2} + t_power) * std * sqrt(2 / n) with
+    2n - 2 degrees of freedom (the usual approximation to the noncentral t). None below 2 seeds."""
+    if n < 2 or std is None:
+        return None
+    df = 2 * n - 2
+    return float(stats.t.ppf(1 - alpha / 2, df) + stats.t.ppf(power, df)) * std * math.sqrt(2.0 / n)
+
+
+def seeds_needed(delta: float, std: float, alpha: float = 0.05, power: float = 0.8, limit: int = 1000) -> int | None:
+    """Seeds per level for :func:`detectable_difference` to reach ``|delta|``; None if more than ``limit``."""
+    if delta == 0 or std is None:
+        return None
+    if std == 0:
+        return 2
+    for n in range(2, limit + 1):
+        if detectable_difference(std, n, alpha, power) <= abs(delta):
+            return n
+    return None
+
+
+def power_line(values: dict[str, Sequence[float]], baseline: str) -> str | None:
+    """What this run could separate: the detectable difference at the pooled seed std, and the seeds it would
+    take to separate the largest observed difference from the baseline."""
+    groups = [list(map(float, xs)) for xs in values.values() if len(xs) >= 2]
+    if not groups or len(values.get(baseline, [])) < 1:
+        return None
+    dof = sum(len(g) - 1 for g in groups)
+    pooled = math.sqrt(math.fsum(math.fsum((x - math.fsum(g) / len(g)) ** 2 for x in g) for g in groups) / dof)
+    n = min(len(g) for g in groups)
+    base = math.fsum(values[baseline]) / len(values[baseline])
+    deltas = {k: math.fsum(xs) / len(xs) - base for k, xs in values.items() if xs and k != baseline}
+    line = (f"Power: at the pooled seed std {pooled:.2f} and {n} seeds per level, differences below "
+            f"{detectable_difference(pooled, n):.2f} points are not reliably detected (80 % power, α 0.05)")
+    if deltas:
+        label, delta = max(deltas.items(), key=lambda kv: abs(kv[1]))
+        need = seeds_needed(delta, pooled)
+        line += (f"; separating the largest observed difference ({label}, {delta:+.2f}) would take "
+                 + (f"about {need} seeds per level" if need else "more than 1000 seeds per level"))
+    return line + "."
+
+
 def level_table(values: dict[str, Sequence[float]], baseline: str, paper: dict[str, float] | None = None,
                 cost: dict[str, tuple[int | None, int | None]] | None = None,
                 ranks: dict[str, float] | None = None) -> list[LevelStats]:

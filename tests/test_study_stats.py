@@ -75,3 +75,21 @@ def test_level_table_and_renderers():
     tex = to_latex(rows, "Strip width 5% \\& more", notes=[tau_line(1.0, 1.0, 2)])
     assert r"\begin{tabular}{lrrrrrrrrr}" in tex and r"w-3 (baseline) & 3 & 85.00" in tex
     assert r"95\% CI" in tex and r"$\Delta$ vs baseline" in tex and "$\\tau$" in tex and "—" not in tex
+
+
+def test_seeds_needed_matches_the_textbook_two_sample_t_test_sample_sizes():
+    from mixnas.study_stats import detectable_difference, seeds_needed
+
+    # Cohen's table for alpha 0.05 (two-sided), power 0.8: d = 1.0 -> 17, 0.8 -> 26, 0.5 -> 64 per group
+    assert [seeds_needed(d, 1.0) for d in (1.0, 0.8, 0.5)] == [17, 26, 64]
+    assert seeds_needed(0.3, 0.6) == seeds_needed(0.5, 1.0)  # only the ratio matters
+    assert detectable_difference(1.0, 17) <= 1.0 < detectable_difference(1.0, 16)
+    assert detectable_difference(0.5, 1) is None and seeds_needed(0.0, 1.0) is None
+
+
+def test_power_line_names_the_detectable_difference_and_the_seeds_to_separate():
+    from mixnas.study_stats import power_line
+
+    line = power_line({"a": [80.0, 81.0, 82.0], "b": [80.5, 81.5, 82.5]}, "a")
+    assert "pooled seed std 1.00 and 3 seeds per level" in line and "(b, +0.50)" in line
+    assert "about 64 seeds per level" in line
