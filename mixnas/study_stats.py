@@ -175,8 +175,8 @@ def order_line(ranks: dict[str, float]) -> str:
 def tau_line(tau: float | None, p: float | None, n: int) -> str:
     if tau is None:
         return f"Kendall τ vs the paper: — ({n} level(s) with both values; needs 2)"
-    agree = "same ordering" if tau == 1 else ("reversed ordering" if tau == -1 else "partly agrees" if tau > 0
-                                               else "disagrees")
+    agree = ("same ordering" if tau == 1 else "reversed ordering" if tau == -1 else "partly agrees" if tau > 0
+             else "no association" if tau == 0 else "mostly disagrees")
     return f"Kendall τ vs the paper: {tau:+.3f} (p {_p(p)}, {n} levels): {agree}"
 
 
