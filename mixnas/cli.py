@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -357,6 +358,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mixnas: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the output went to `head` or a pager that closed early: not an error
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at interpreter exit
+        except (OSError, ValueError):
+            pass  # stdout is not a file descriptor (an embedding caller's stream)
+        return 0
 
 
 if __name__ == "__main__":

@@ -115,3 +115,18 @@ def test_space_sample_writes_inspectable_candidates(tmp_path, capsys):
         assert digest in out
         assert main(["inspect", str(f)]) == 0
         assert f"digest {digest}" in capsys.readouterr().out
+
+
+def test_output_cut_short_by_head_is_not_an_error(monkeypatch, capsys):
+    import io
+
+    class ClosedPipe(io.StringIO):
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def fileno(self):
+            raise io.UnsupportedOperation("no descriptor")
+
+    root = Path(__file__).resolve().parent.parent
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    assert main(["study", "check", str(root / "studies" / "token_mixer_comparison.yaml")]) == 0
