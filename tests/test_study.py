@@ -126,7 +126,7 @@ def test_materialise_writes_every_trial_before_training_and_refuses_another_stud
 def test_shipped_studies_load_and_resolve():
     paths = [p for p in sorted((ROOT / "studies").rglob("*.yaml")) if not p.name.startswith("_")
              and "results" not in p.parts]
-    assert len(paths) >= 13  # Tables 6-9 as CPU proxies and with the paper's recipe on 2 datasets, + mixers
+    assert len(paths) >= 14  # Tables 6-9 as CPU proxies and with the paper's recipe on 2 datasets, + mixers
     for path in paths:
         study = load_study(path)
         trials = resolve(study)
