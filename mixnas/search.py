@@ -665,6 +665,11 @@ def load_data(dataset: str, data_dir: str | None, arch: ArchConfig, cfg: Any, te
     return _DATA[key]
 
 
+def forget_data() -> None:
+    """Drop the per-process dataset cache (a driver that only checked the data frees it for the workers)."""
+    _DATA.clear()
+
+
 def run_candidate(config: dict[str, Any], report: Callable[[dict[str, Any]], bool]) -> Outcome:
     """Train one candidate; ``report(row)`` after every epoch returns False to stop (the scheduler's say)."""
     import torch

@@ -87,7 +87,7 @@ def check_data(study: Study, t: StudyTrial, data_dir: str | None) -> None:
 
     search.load_data(study.task["dataset"], data_dir or study.task.get("data_dir"), t.arch,
                      TrainConfig.from_dict(t.train), test=bool(study.task.get("test_eval", False)))
-    search._DATA.clear()  # the workers load their own copy
+    search.forget_data()  # the workers load their own copy
 
 
 def run_study(study: Study, run_dir: str | Path, *, resume: bool = False, data_dir: str | None = None,
