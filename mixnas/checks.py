@@ -51,11 +51,18 @@ def check_candidate(arch: ArchConfig, constraints: Constraints, latency: bool = 
     lat = None
     if latency or constraints.max_latency_ms is not None:
         lat = measure_candidate_latency(arch, constraints)
+    return CandidateCheck(cost.digest, cost.params, cost.macs, lat,
+                          constraint_values(cost.params, cost.macs, lat, constraints))
+
+
+def constraint_values(params: float, macs: float, latency_ms: float | None,
+                      constraints: Constraints) -> dict[str, float]:
+    """One value per budget, ``value / limit - 1`` (``<= 0`` feasible)."""
     values = {}
     if constraints.max_params is not None:
-        values["max_params"] = cost.params / constraints.max_params - 1.0
+        values["max_params"] = params / constraints.max_params - 1.0
     if constraints.max_macs is not None:
-        values["max_macs"] = cost.macs / constraints.max_macs - 1.0
+        values["max_macs"] = macs / constraints.max_macs - 1.0
     if constraints.max_latency_ms is not None:
-        values["max_latency_ms"] = lat / constraints.max_latency_ms - 1.0
-    return CandidateCheck(cost.digest, cost.params, cost.macs, lat, values)
+        values["max_latency_ms"] = latency_ms / constraints.max_latency_ms - 1.0
+    return values

@@ -86,7 +86,9 @@ SAMPLERS = ("tpe", "nsga2", "random", "grid")
 
 def storage_for(url: str) -> Any:
     """An Optuna storage from a URL: ``sqlite:///file.db`` / ``postgresql://...`` (RDB) or ``journal:PATH``
-    (a JournalStorage file, which works on a shared file system without a database server)."""
+    (a JournalStorage file, which works on a shared file system without a database server), or ``memory``."""
+    if url == "memory":  # nothing persists: benchmarks that replay thousands of short searches
+        return optuna.storages.InMemoryStorage()
     if url.startswith("journal:"):
         from optuna.storages import JournalStorage
         from optuna.storages.journal import JournalFileBackend

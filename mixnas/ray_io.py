@@ -24,11 +24,13 @@ from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, TrialSch
 from ray.tune.search import Searcher
 
 from mixnas.moasha import CONTINUE, MOASHA
-from mixnas.search import Candidate, Outcome, Search
+from mixnas.search import Search
+from mixnas.trial import Candidate, Outcome
 
 STATUS_KEY = "mixnas_status"
 CURVE_KEYS = ("epoch", "steps", "train_loss", "train_top1", "val_loss", "val_top1", "lr", "train_time_s",
               "eval_time_s", "epoch_time_s", "images_per_s", "partial")  # EpochMetrics, as kept per epoch
+FINAL_KEYS = ("test_top1", "measured")  # Outcome.info a trial reports once, with its last row
 
 
 def init_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
@@ -50,7 +52,7 @@ def trainable(config: dict[str, Any]) -> None:
 
     Every row carries ``worker_start`` / ``worker_time`` (wall-clock seconds since the epoch, on the worker),
     from which the search measures the framework's overhead: the time a slot spends between trials."""
-    from mixnas.search import run_candidate
+    from mixnas.trial import run_candidate
 
     t0, started = time.perf_counter(), time.time()
     max_epochs = config["train"]["epochs"]
@@ -68,10 +70,11 @@ def trainable(config: dict[str, Any]) -> None:
         outcome = run_candidate(config, report)
     except Exception as err:  # noqa: BLE001 - a trial that raises is recorded as FAIL with its reason
         outcome = Outcome("error", [], f"{type(err).__name__}: {err}")
-    if outcome.status == "completed" and "test_top1" in outcome.info and outcome.curve:
-        report({**outcome.curve[-1], "test_top1": outcome.info["test_top1"]})  # the final test evaluation
+    extra = {k: outcome.info[k] for k in FINAL_KEYS if k in outcome.info}  # test top-1, pre-training measures
+    if outcome.status == "completed" and extra and outcome.curve:
+        report({**outcome.curve[-1], **extra})
     if outcome.status != "completed":
-        tune.report({**where, STATUS_KEY: outcome.status, "reason": outcome.reason,
+        tune.report({**where, **extra, STATUS_KEY: outcome.status, "reason": outcome.reason,
                      "trial_wall_s": time.perf_counter() - t0, "worker_time": time.time(),
                      "epoch": len(outcome.curve) + 1})
 
@@ -235,7 +238,7 @@ def outcome_of(curve: list[dict[str, Any]], last: dict[str, Any], error: bool, r
         outcome = Outcome("stopped", curve, f"stopped by {stopper} after {len(curve)} epochs", wall)
     else:
         outcome = Outcome(str(status or "error"), curve, str(last.get("reason", "no result reported")), wall)
-    outcome.info = {k: last[k] for k in ("node_id", "pid", "worker_start", "worker_time", "test_top1") if k in last}
+    outcome.info = {k: last[k] for k in ("node_id", "pid", "worker_start", "worker_time", *FINAL_KEYS) if k in last}
     return outcome
 
 

@@ -36,6 +36,7 @@ from mixnas.errors import MixnasError
 from mixnas.pareto import pareto_front
 from mixnas.provenance import code_version
 from mixnas.space import InvalidCandidate, MixerNode, Objective, Space, load_space, parse_objectives
+from mixnas.trial import Candidate, Outcome, Stopper, forget_data, load_data, run_candidate  # noqa: F401 (re-exported)
 
 METRICS = ("top1", "macs", "params", "latency_ms")
 SCHEDULERS = ("moasha", "asha", "none")
@@ -70,40 +71,12 @@ class SearchSettings:
     max_retries: int = 2  # per trial, when its worker process dies
     common_fidelity_front: bool = False  # also write pareto_common_fidelity.yaml (PRUNED trials included)
     keep_checkpoints: bool = False  # keep the weights of COMPLETE trials (for ``mixnas export``)
+    table: str | None = None  # a mixnas-bench table: replay the search on it (mixnas.simulate), no training
+    max_sim_s: float | None = None  # with a table: stop proposing once the simulated clock passes this
+    record: bool = True  # False: no files (search.log, trials.csv, pareto) while running (benchmarks)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """One architecture to train: what the runner needs, all plain data (it travels to Ray workers)."""
-
-    number: int
-    digest: str
-    seed: int
-    arch: dict[str, Any]
-    train: dict[str, Any]  # TrainConfig dict (epochs = max_epochs)
-    dataset: str
-    data_dir: str | None
-    threads: int
-    costs: dict[str, Any] = field(default_factory=dict)  # macs, params, latency_ms: fixed per architecture
-    gpu: float = 0.0  # GPU share per trial: train on CUDA when > 0 and one is visible
-    checkpoint_dir: str | None = None  # keep the weights of COMPLETE trials here (trial_NNNNN.pt)
-
-    def config(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
-class Outcome:
-    """What a runner reports back about one trial."""
-
-    status: str  # completed | stopped | diverged | timeout | error
-    curve: list[dict[str, Any]]
-    reason: str = ""
-    wall_time_s: float = 0.0
-    info: dict[str, Any] = field(default_factory=dict)  # where it ran (node, pid), recorded as user attributes
 
 
 def parse_resources(text: str) -> dict[str, float]:
@@ -202,7 +175,8 @@ class Search:
 
         if check_data:  # a missing dataset fails here, before any study or folder exists
             self._check_data()
-        self.out.mkdir(parents=True, exist_ok=True)
+        if s.record:
+            self.out.mkdir(parents=True, exist_ok=True)
         self.study_name = s.study_name or self.out.resolve().name
         self.storage_url = s.storage or f"sqlite:///{(self.out / 'study.db').resolve()}"
         if not s.resume and (self.out / "search.yaml").exists():
@@ -214,6 +188,7 @@ class Search:
             optuna_io.make_sampler(sampler, s.seed, conditional=is_conditional(self.space),
                                    grid=grid_of(self.space) if sampler == "grid" else None),
             s.resume)
+        self.checker: Callable[[ArchConfig], CandidateCheck] | None = None  # None: count (a table sets its own)
         self.live: dict[int, Any] = {}  # number -> optuna.Trial being trained
         self.proposed: dict[int, Any] = {}  # number -> optuna.Trial asked, its checks not yet recorded
         self.ready: set[int] = set()  # live trials prepared ahead, not yet handed to a worker
@@ -237,7 +212,8 @@ class Search:
         self.counted_at_start = self.counted
         if s.resume:
             self._requeue_running()
-        self._write_settings()
+        if s.record:
+            self._write_settings()
 
     def _check_data(self) -> None:
         from mixnas.optuna_io import sample_candidates
@@ -279,9 +255,10 @@ class Search:
         _atomic_write(self.out / name, yaml.safe_dump(_plain(doc), sort_keys=False))
 
     def log(self, line: str) -> None:
-        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-        with open(self.out / "search.log", "a") as fh:
-            fh.write(f"{stamp} {line}\n")
+        if self.settings.record:
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+            with open(self.out / "search.log", "a") as fh:
+                fh.write(f"{stamp} {line}\n")
         if self.log_fn is not None:
             self.log_fn(line)
 
@@ -346,7 +323,8 @@ class Search:
         digest = arch.digest()
         got = self.checks.get(digest)
         if got is None:
-            got = check_candidate(arch, self.space.constraints, latency=self.need_latency)
+            got = self.checker(arch) if self.checker else check_candidate(arch, self.space.constraints,
+                                                                           latency=self.need_latency)
             self.checks[digest] = got
         return got
 
@@ -363,7 +341,8 @@ class Search:
             for k, v in {"status": "infeasible", "fidelity": 0, "fail_reason": f"infeasible: {why}"}.items():
                 trial.set_user_attr(k, v)
             self._tell(trial, "PRUNED", counted=False)
-            self.log(f"trial {trial.number}: infeasible ({why}), not trained")
+            if self.settings.record:
+                self.log(f"trial {trial.number}: infeasible ({why}), not trained")
             return None
         prev = self.by_digest.get(check.digest)
         if prev is not None:
@@ -386,7 +365,8 @@ class Search:
         trial.set_user_attr("duplicate_of", prev.number)
         trial.set_user_attr("wall_time_s", 0.0)
         self._tell(trial, prev.state.name, list(prev.values) if prev.state.name == "COMPLETE" else None)
-        self.log(f"trial {trial.number}: same architecture as trial {prev.number}; its result is reused")
+        if self.settings.record:
+            self.log(f"trial {trial.number}: same architecture as trial {prev.number}; its result is reused")
 
     # -- telling ----------------------------------------------------------------------------------------
 
@@ -437,10 +417,12 @@ class Search:
                 dup.set_user_attr("status", "failed")
                 dup.set_user_attr("fail_reason", f"waited for trial {number}, which failed")
                 self._tell(dup, "FAIL")
-        self.log(f"trial {number}: {state} ({status}) fidelity {fidelity}/{self.max_epochs} "
-                 + " ".join(f"{k}={_short(v)}" for k, v in objectives.items()) + (f" - {reason}" if reason else ""))
-        self.write_outputs()
-        self.log(self.progress())
+        if self.settings.record or self.log_fn is not None:
+            self.log(f"trial {number}: {state} ({status}) fidelity {fidelity}/{self.max_epochs} "
+                     + " ".join(f"{k}={_short(v)}" for k, v in objectives.items()) + (f" - {reason}" if reason else ""))
+        if self.settings.record:
+            self.write_outputs()
+            self.log(self.progress())
         return state
 
     def abandon(self, candidate: Candidate, reason: str) -> None:
@@ -570,8 +552,9 @@ class Search:
 
     def close(self) -> None:
         """Write the outputs once more (records told without training since the last finished trial)."""
-        self.write_outputs()
-        self.log(self.progress())
+        if self.settings.record:
+            self.write_outputs()
+            self.log(self.progress())
 
     def summary(self) -> str:
         front = self.front()
@@ -647,97 +630,25 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-# -- the trial body (shared by the in-process runner and the Ray trainable) ----------------------------------
-
-_DATA: dict[tuple, Any] = {}
-
-
-def load_data(dataset: str, data_dir: str | None, arch: ArchConfig, cfg: Any, test: bool = False) -> Any:
-    """The dataset for ``arch`` (with its test split when ``test``), cached per process (a reused Ray actor
-    loads it once)."""
-    from mixnas.data import load_dataset
-
-    key = (dataset, data_dir, arch.input.image_size, arch.input.in_channels, cfg.val_fraction, cfg.split_seed, test)
-    if key not in _DATA:
-        _DATA.clear()
-        _DATA[key] = load_dataset(dataset, data_dir, arch.input.image_size, arch.input.in_channels,
-                                  cfg.val_fraction, cfg.split_seed, test=test)
-    return _DATA[key]
-
-
-def forget_data() -> None:
-    """Drop the per-process dataset cache (a driver that only checked the data frees it for the workers)."""
-    _DATA.clear()
-
-
-def run_candidate(config: dict[str, Any], report: Callable[[dict[str, Any]], bool]) -> Outcome:
-    """Train one candidate; ``report(row)`` after every epoch returns False to stop (the scheduler's say)."""
-    import torch
-
-    from mixnas.train import TrainConfig, train
-
-    t0 = time.perf_counter()
-    torch.set_num_threads(int(config.get("threads", 1)))
-    arch = ArchConfig.from_dict(config["arch"])
-    cfg = TrainConfig.from_dict(config["train"])
-    final_eval = bool(config.get("final_eval"))  # studies that compare with a paper's test-split numbers
-    data = load_data(config["dataset"], config.get("data_dir"), arch, cfg, test=final_eval)
-    die = os.environ.get("MIXNAS_TEST_DIE_ONCE", "")  # fault injection for the tests: "DIGEST:MARKER_FILE"
-    if die.startswith(config["digest"] + ":") and not os.path.exists(die.split(":", 1)[1]):
-        Path(die.split(":", 1)[1]).write_text("died once\n")
-        os._exit(1)  # the worker process dies
-    if os.environ.get("MIXNAS_TEST_NAN_DIGEST") == config["digest"]:
-        row = {"epoch": 1, "val_top1": math.nan, "partial": 1.0}
-        report(row)
-        return Outcome("completed", [row], wall_time_s=time.perf_counter() - t0)
-    curve: list[dict[str, Any]] = []
-
-    def callback(m: Any) -> str | None:
-        row = {k: (round(v, 5) if isinstance(v, float) else v) for k, v in m.to_dict().items()}
-        curve.append(row)
-        return None if report(row) else "stop"
-
-    device = "cuda" if config.get("gpu", 0.0) > 0 and torch.cuda.is_available() else "cpu"
-    ckpt = Path(config["checkpoint_dir"]) / f"trial_{config['number']:05d}.pt" if config.get("checkpoint_dir") else None
-    result = train(arch, data, cfg, callback, progress=False, device=device, checkpoint_path=ckpt,
-                   final_eval=final_eval)
-    if ckpt is not None and result.status != "completed":
-        ckpt.unlink(missing_ok=True)  # only COMPLETE trials keep their weights
-    status = {"completed": "completed", "stopped": "stopped"}.get(result.status, result.status)
-    info = {"test_top1": result.test["top1"]} if result.test else {}
-    return Outcome(status, curve, result.reason, time.perf_counter() - t0, info)
-
-
 class LocalRunner:
     """Runs trials one after another in this process (tests, and ``--scheduler`` logic without Ray)."""
 
     def __init__(self, search: Search, body: Callable[[dict[str, Any], Callable], Outcome] = run_candidate):
-        from mixnas.moasha import MOASHA
-
         self.search, self.body = search, body
         s = search.settings
-        self.moasha = None
-        if s.scheduler != "none":
-            dirs = search.directions if s.scheduler == "moasha" else [search.directions[0]]
-            self.moasha = MOASHA(tuple(dirs), max_t=search.max_epochs, grace=s.grace, eta=s.eta)
+        self.stopper = Stopper(s.scheduler, search.directions, search.max_epochs, s.grace, s.eta)
 
     def run(self) -> None:
-        while (cand := self.search.next_candidate()) is not None:
+        search = self.search
+        while (cand := search.next_candidate()) is not None:
             def report(row: dict[str, Any], cand: Candidate = cand) -> bool:
-                if self.moasha is None:
-                    return True
-                vals = self.search.objective_values(cand.digest, [row])
-                metrics = [o.metric for o in self.search.objectives]
-                if self.search.settings.scheduler == "asha":
-                    metrics = metrics[:1]
-                t = int(row.get("epoch", 0))
-                if t >= self.search.max_epochs:
-                    return True
-                return self.moasha.on_result(str(cand.number), t, [vals[m] for m in metrics]) == "continue"
+                vals = search.objective_values(cand.digest, [row])
+                return self.stopper.keep_going(str(cand.number), int(row.get("epoch", 0)),
+                                               [vals[o.metric] for o in search.objectives])
 
             try:
                 outcome = self.body(cand.config(), report)
             except Exception as err:  # noqa: BLE001 - a failed trial is recorded, the search goes on
                 outcome = Outcome("error", [], f"{type(err).__name__}: {err}")
-            self.search.finish(cand.number, outcome)
-        self.search.close()
+            search.finish(cand.number, outcome)
+        search.close()

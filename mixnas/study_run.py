@@ -2,7 +2,7 @@
 
 :func:`run_study` materialises the study (``study.yaml`` and ``trials/KEY.yaml``), then trains every trial
 that has no completed ``results/KEY.json`` yet with the trial body of the search
-(:func:`mixnas.search.run_candidate`): through Ray Tune by default (the search's trainable and Tuner settings,
+(:func:`mixnas.trial.run_candidate`): through Ray Tune by default (the search's trainable and Tuner settings,
 :func:`mixnas.ray_io.run_trials`; local Ray, or a cluster given its address), or one after another in this
 process. Each result file is written (atomically) as soon as its
 trial ends, so a crashed or interrupted run continues where it stopped when run again; failed trials are
@@ -48,7 +48,7 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 
 
 def trial_config(study: Study, t: StudyTrial, number: int, data_dir: str | None = None) -> dict[str, Any]:
-    """The config :func:`mixnas.search.run_candidate` trains."""
+    """The config :func:`mixnas.trial.run_candidate` trains."""
     return {"arch": t.arch.to_dict(), "train": t.train, "dataset": study.task["dataset"],
             "data_dir": data_dir or study.task.get("data_dir"), "digest": t.digest, "number": number,
             "threads": max(1, int(study.resources.get("cpu", 1))), "gpu": study.resources.get("gpu", 0.0),
@@ -67,8 +67,8 @@ def trial_record(t: StudyTrial, outcome: Any, cost: Any) -> dict[str, Any]:
 
 def run_local(study: Study, t: StudyTrial, number: int, data_dir: str | None = None,
               body: Callable | None = None) -> Any:
-    """Train one trial in this process; its :class:`mixnas.search.Outcome` (an exception becomes an error)."""
-    from mixnas.search import Outcome, run_candidate
+    """Train one trial in this process; its :class:`mixnas.trial.Outcome` (an exception becomes an error)."""
+    from mixnas.trial import Outcome, run_candidate
 
     body = body or run_candidate
     t0 = time.perf_counter()
@@ -82,12 +82,12 @@ def run_local(study: Study, t: StudyTrial, number: int, data_dir: str | None = N
 
 def check_data(study: Study, t: StudyTrial, data_dir: str | None) -> None:
     """Load the dataset once on the driver so a missing or malformed one stops the run before launch."""
-    from mixnas import search
+    from mixnas import trial
     from mixnas.train import TrainConfig
 
-    search.load_data(study.task["dataset"], data_dir or study.task.get("data_dir"), t.arch,
+    trial.load_data(study.task["dataset"], data_dir or study.task.get("data_dir"), t.arch,
                      TrainConfig.from_dict(t.train), test=bool(study.task.get("test_eval", False)))
-    search.forget_data()  # the workers load their own copy
+    trial.forget_data()  # the workers load their own copy
 
 
 def run_study(study: Study, run_dir: str | Path, *, resume: bool = False, data_dir: str | None = None,
