@@ -345,6 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     __import__("mixnas.search_cli", fromlist=["register"]).register(sub)  # the `search` and `export` commands
     __import__("mixnas.dashboard_cli", fromlist=["register"]).register(sub)  # the `dashboard` command
     __import__("mixnas.study_cli", fromlist=["register"]).register(sub)  # `study check / run / report`
+    __import__("mixnas.bench_cli", fromlist=["register"]).register(sub)  # `bench build / card`
     return parser
 
 

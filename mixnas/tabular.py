@@ -1,0 +1,379 @@
+"""mixnas-bench: tabular multi-fidelity benchmarks of a search space (plan, build, read, look up).
+
+A benchmark table is a folder:
+
+* ``build.yaml``: the build settings, the space (as loaded), the training recipe of each setting, the code
+  version; written before the first job runs and the only source of the settings on a resumed build.
+* ``space.yaml``: the space as loaded (``extends`` merged), so the folder stands alone.
+* ``plan.csv``: every job of the build, materialised before launch (pycls style): ``key, setting, digest,
+  seed, epochs, fraction``, in the order they run.
+* ``table.jsonl.gz``: one JSON record per finished job, appended as a gzip member the moment the job ends
+  (so the file is valid gzip after every job, and a crash mid-append loses at most that record: the reader
+  drops a torn last member, the writer cuts it off before appending). A re-run job appends a newer record;
+  the last record of a key wins.
+* ``CARD.md``: settings, cost, noise, fidelity correlations (:mod:`mixnas.tabular_stats`).
+
+Three settings of jobs (``BuildSettings``):
+
+* ``table``: every architecture of the space, seed 0, ``epochs`` on ``fraction`` of the training split,
+  with its latency (batch 1, one thread) and zero-cost proxies measured on the worker before training;
+* ``noise``: ``noise_archs`` architectures (a seeded uniform sample) at seeds ``1 .. noise_seeds - 1``,
+  the same recipe: with the table's seed 0 they give the seed standard deviation per epoch;
+* ``long``: ``long_archs`` architectures (another seeded uniform sample) on all the training data for
+  ``long_factor x epochs``: the reference a cheap fidelity's ranking is judged against.
+
+Each record: ``key, setting, digest, seed, arch`` (the ArchConfig dict), ``train`` (the TrainConfig dict),
+``params, macs`` (fvcore), ``status, reason, curve`` (per epoch: ``epoch, train_loss, train_top1, val_loss,
+val_top1, train_time_s, eval_time_s``), ``wall_time_s``, ``measured`` (``latency_ms``,
+``latency_iqr_ms``, ``proxies``; table jobs), ``worker`` (node, pid, threads) and ``code`` (mixnas version
+and commit). Jobs run through :func:`mixnas.ray_io.run_trials`, the Ray machinery of searches and studies.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import os
+import random
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mixnas.config import ArchConfig
+from mixnas.errors import MixnasError
+
+TABLE_FILE, BUILD_FILE, PLAN_FILE, CARD_FILE = "table.jsonl.gz", "build.yaml", "plan.csv", "CARD.md"
+SPACE_FILE = "space.yaml"  # the space as resolved (extends merged), so the table folder stands alone
+SETTINGS = ("table", "noise", "long")
+CURVE_KEYS = ("epoch", "train_loss", "train_top1", "val_loss", "val_top1", "train_time_s", "eval_time_s")
+
+
+@dataclass(frozen=True)
+class BuildSettings:
+    """What a benchmark build trains (see the module docstring); saved in ``build.yaml``."""
+
+    space: str
+    epochs: int = 8
+    fraction: float = 0.1
+    noise_archs: int = 50
+    noise_seeds: int = 3
+    long_archs: int = 30
+    long_factor: int = 4
+    seed: int = 0  # picks the noise and long architectures and the order of the table's jobs
+    threads: int = 1  # torch threads per job (one job per core by default)
+    train: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields on top of the space's task.train
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "noise_seeds", "long_factor", "threads"):
+            if int(getattr(self, name)) < 1:
+                raise MixnasError(f"bench build: --{name.replace('_', '-')} must be at least 1")
+        for name in ("noise_archs", "long_archs", "seed"):
+            if int(getattr(self, name)) < 0:
+                raise MixnasError(f"bench build: --{name.replace('_', '-')} must not be negative")
+        if not 0.0 < float(self.fraction) <= 1.0:
+            raise MixnasError(f"bench build: --fraction must be in (0, 1], found {self.fraction}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BuildSettings:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass(frozen=True)
+class Job:
+    """One training run of the build."""
+
+    key: str
+    setting: str
+    digest: str
+    seed: int
+    epochs: int
+    fraction: float
+    arch: ArchConfig = field(compare=False, repr=False)
+
+
+# -- planning ----------------------------------------------------------------------------------------------
+
+
+def space_archs(space: Any) -> list[ArchConfig]:
+    """Every architecture of a discrete space, sorted by digest (a stable order, whatever the file's)."""
+    try:
+        archs = {a.digest(): a for a in space.grid()}
+    except MixnasError as err:
+        raise MixnasError(f"{space.path}: a benchmark table covers every architecture of its space, so the "
+                          f"space must be discrete: {err}") from None
+    if not archs:
+        raise MixnasError(f"{space.path}: the space holds no valid architecture")
+    return [archs[d] for d in sorted(archs)]
+
+
+def plan_jobs(settings: BuildSettings, archs: list[ArchConfig]) -> list[Job]:
+    """The build's jobs in the order they run: the table (shuffled, so any finished prefix is a uniform
+    sample of the space), then the extra noise seeds, then the long runs."""
+    rng = random.Random(settings.seed)
+    order = list(range(len(archs)))
+    rng.shuffle(order)
+    noise = sorted(rng.sample(range(len(archs)), min(settings.noise_archs, len(archs))))
+    long = sorted(random.Random(settings.seed + 1).sample(range(len(archs)), min(settings.long_archs, len(archs))))
+    jobs = [_job("table", archs[i], 0, settings.epochs, settings.fraction) for i in order]
+    jobs += [_job("noise", archs[i], s, settings.epochs, settings.fraction)
+             for s in range(1, settings.noise_seeds) for i in noise]
+    jobs += [_job("long", archs[i], 0, settings.epochs * settings.long_factor, 1.0) for i in long]
+    return jobs
+
+
+def _job(setting: str, arch: ArchConfig, seed: int, epochs: int, fraction: float) -> Job:
+    digest = arch.digest()
+    return Job(f"{setting}-{digest}-s{seed}", setting, digest, seed, epochs, fraction, arch)
+
+
+def train_config(settings: BuildSettings, space: Any, job: Job) -> dict[str, Any]:
+    """The TrainConfig dict of one job: the space's ``task.train``, the build's overrides, then the job's
+    epochs, data fraction and seed."""
+    from mixnas.train import TrainConfig
+
+    cfg = {**dict(space.task.train), **settings.train, "epochs": job.epochs, "fraction": job.fraction,
+           "seed": job.seed}
+    return TrainConfig.from_dict(cfg, where="bench build train config").to_dict()
+
+
+def write_plan(out: Path, jobs: list[Job]) -> None:
+    tmp = out / (PLAN_FILE + ".tmp")
+    with open(tmp, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["key", "setting", "digest", "seed", "epochs", "fraction"])
+        for j in jobs:
+            w.writerow([j.key, j.setting, j.digest, j.seed, j.epochs, j.fraction])
+    os.replace(tmp, out / PLAN_FILE)
+
+
+# -- the table file: gzip members appended one record at a time ---------------------------------------------
+
+
+def read_records(path: Path) -> tuple[list[dict[str, Any]], int]:
+    """The records of a table file and the byte offset where its last complete gzip member ends (a torn
+    member after it, from a crash mid-append, is dropped)."""
+    data = path.read_bytes()
+    records: list[dict[str, Any]] = []
+    pos = good = 0
+    while pos < len(data):
+        d = zlib.decompressobj(wbits=31)
+        try:
+            text = d.decompress(data[pos:])
+        except zlib.error as err:
+            if good == 0 and not records:
+                raise MixnasError(f"{path}: not a mixnas-bench table (gzip: {err})") from None
+            break
+        if not d.eof:
+            break  # a torn last member
+        used = len(data) - pos - len(d.unused_data)
+        for line in text.decode("utf-8", "replace").splitlines():
+            if line.strip():
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError as err:
+                    raise MixnasError(f"{path}: record {len(records) + 1}: not JSON ({err.msg})") from None
+                if not isinstance(rec, dict) or "key" not in rec:
+                    raise MixnasError(f"{path}: record {len(records) + 1}: expected an object with a 'key'")
+                records.append(rec)
+        pos += used
+        good = pos
+    return records, good
+
+
+def append_record(path: Path, record: dict[str, Any]) -> None:
+    """Append one record as its own gzip member and flush it to disk (a torn tail is cut off first)."""
+    if path.exists():
+        _, good = read_records(path)
+        if good < path.stat().st_size:
+            with open(path, "r+b") as fh:
+                fh.truncate(good)
+    blob = gzip.compress((json.dumps(record, separators=(",", ":")) + "\n").encode(), mtime=0)
+    with open(path, "ab") as fh:
+        fh.write(blob)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+class Table:
+    """A benchmark table read into memory: ``records`` (the last one per key), the build's settings and
+    space, and look-ups by digest."""
+
+    def __init__(self, path: str | Path):
+        p = Path(path)
+        self.dir = p if p.is_dir() else p.parent
+        self.file = self.dir / TABLE_FILE if p.is_dir() else p
+        if not self.file.is_file():
+            raise MixnasError(f"{path}: no mixnas-bench table here (expected {TABLE_FILE}; build one with "
+                              "`mixnas bench build SPACE --out DIR`)")
+        build = self.dir / BUILD_FILE
+        if not build.is_file():
+            raise MixnasError(f"{self.dir}: {BUILD_FILE} is missing beside {self.file.name}")
+        try:
+            self.build = yaml.safe_load(build.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise MixnasError(f"{build}: not valid YAML ({err})") from None
+        if not isinstance(self.build, dict) or "settings" not in self.build:
+            raise MixnasError(f"{build}: expected a mapping with 'settings'")
+        self.settings = BuildSettings.from_dict(self.build["settings"])
+        records, _ = read_records(self.file)
+        last: dict[str, dict[str, Any]] = {}
+        for r in records:
+            last[r["key"]] = r
+        self.records = list(last.values())
+        self._by: dict[tuple[str, str, int], dict[str, Any]] = {
+            (r["setting"], r["digest"], int(r["seed"])): r for r in self.records}
+
+    def get(self, digest: str, setting: str = "table", seed: int = 0) -> dict[str, Any] | None:
+        return self._by.get((setting, digest, seed))
+
+    def completed(self, setting: str = "table") -> list[dict[str, Any]]:
+        return [r for r in self.records if r["setting"] == setting and r.get("status") == "completed"]
+
+    def arch_records(self) -> dict[str, dict[str, Any]]:
+        """Digest -> the ``table`` record at seed 0 (what a simulated search replays)."""
+        return {r["digest"]: r for r in self.records if r["setting"] == "table" and int(r["seed"]) == 0}
+
+    def build_train(self) -> dict[str, Any]:
+        """The TrainConfig dict of the table's jobs (seed 0), as the build resolved it."""
+        for r in self.records:
+            if r["setting"] == "table":
+                return dict(r["train"])
+        raise MixnasError(f"{self.file}: the table has no record of its main setting yet")
+
+    @property
+    def epochs(self) -> int:
+        return int(self.settings.epochs)
+
+    def space(self) -> Any:
+        """The space the table was built from (as saved in ``build.yaml``)."""
+        from mixnas.space import load_space
+
+        return load_space(self.dir / SPACE_FILE)
+
+
+# -- building -------------------------------------------------------------------------------------------------
+
+
+def record_of(job: Job, train: dict[str, Any], outcome: Any, cost: Any) -> dict[str, Any]:
+    """The table record of a finished job."""
+    from mixnas.provenance import code_version
+
+    curve = [{k: row[k] for k in CURVE_KEYS if k in row} for row in outcome.curve]
+    info = outcome.info or {}
+    return {"key": job.key, "setting": job.setting, "digest": job.digest, "seed": job.seed,
+            "arch": job.arch.to_dict(), "train": train, "params": cost.params, "macs": cost.macs,
+            "status": outcome.status, "reason": outcome.reason, "curve": curve,
+            "wall_time_s": round(float(outcome.wall_time_s), 3), "measured": info.get("measured", {}),
+            "worker": {k: info[k] for k in ("node_id", "pid") if k in info}, "code": code_version(),
+            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+
+
+def _resolve_settings(out: Path, settings: BuildSettings, given: set[str], space: Any) -> BuildSettings:
+    """A new build writes its settings; a resumed one takes them from ``build.yaml`` and refuses a flag
+    that changes what a job means."""
+    path = out / BUILD_FILE
+    if not path.exists():
+        return settings
+    saved = BuildSettings.from_dict((yaml.safe_load(path.read_text()) or {}).get("settings", {}))
+    for name in sorted(given):
+        if getattr(saved, name) != getattr(settings, name) and name != "space":
+            raise MixnasError(f"{out}: this build was started with --{name.replace('_', '-')} "
+                              f"{getattr(saved, name)!r}; it resumes with its recorded settings (found "
+                              f"{getattr(settings, name)!r}); use another --out for a different table")
+    return saved
+
+
+def build(settings: BuildSettings, out: str | Path, *, given: set[str] = frozenset(), address: str | None = None,
+          limit: int | None = None, only: tuple[str, ...] = SETTINGS, data_dir: str | None = None,
+          log: Callable[[str], None] = print) -> dict[str, int]:
+    """Plan and run (or resume) a benchmark build in ``out``; returns counts of jobs by state.
+
+    ``limit`` stops after that many jobs were launched (a build in parts); ``only`` restricts the settings
+    run this time. Finished jobs are never run again; failed ones are retried."""
+    from mixnas.complexity import complexity
+    from mixnas.provenance import code_version
+    from mixnas.space import load_space
+
+    out = Path(out)
+    space = load_space(settings.space)
+    out.mkdir(parents=True, exist_ok=True)
+    settings = _resolve_settings(out, settings, set(given), space)
+    archs = space_archs(space)
+    jobs = plan_jobs(settings, archs)
+    if not (out / BUILD_FILE).exists():
+        raw = json.loads(json.dumps(space.raw))
+        (out / SPACE_FILE).write_text(yaml.safe_dump(raw, sort_keys=False))
+        doc = {"settings": settings.to_dict(), "space_file": SPACE_FILE, "architectures": len(archs),
+               "jobs": {s: sum(1 for j in jobs if j.setting == s) for s in SETTINGS}, "code": code_version(),
+               "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        tmp = out / (BUILD_FILE + ".tmp")
+        tmp.write_text(yaml.safe_dump(doc, sort_keys=False))
+        os.replace(tmp, out / BUILD_FILE)
+    write_plan(out, jobs)
+    table = out / TABLE_FILE
+    done = set()
+    if table.exists():
+        done = {r["key"] for r in read_records(table)[0] if r.get("status") == "completed"}
+    pending = [j for j in jobs if j.key not in done and j.setting in only]
+    if limit is not None:
+        pending = pending[:max(0, limit)]
+    log(f"bench build {out}: {len(archs)} architectures, {len(jobs)} jobs ({len(done)} done, "
+        f"{len(pending)} to run now)")
+    if not pending:
+        return {"done": len(done), "ran": 0, "failed": 0}
+    from tqdm import tqdm
+
+    from mixnas.trial import MEASURES
+
+    task = space.task
+    bar = tqdm(total=len(pending), desc="pricing", unit="arch", leave=False, disable=None)
+    costs = {}
+    for j in pending:  # fvcore counts, cached on disk by digest
+        costs[j.digest] = costs.get(j.digest) or complexity(j.arch)
+        bar.update(1)
+    bar.close()
+    configs, trains = {}, {}
+    for n, j in enumerate(pending):
+        trains[j.key] = train_config(settings, space, j)
+        configs[j.key] = {"arch": j.arch.to_dict(), "train": trains[j.key], "dataset": task.dataset,
+                          "data_dir": data_dir, "digest": j.digest, "number": n, "threads": settings.threads,
+                          "gpu": 0.0, "measure": list(MEASURES) if j.setting == "table" else []}
+    by_key = {j.key: j for j in pending}
+    counts = {"done": len(done), "ran": 0, "failed": 0}
+    t0 = time.time()
+
+    def on_done(key: str, outcome: Any) -> None:
+        job = by_key[key]
+        append_record(table, record_of(job, trains[key], outcome, costs[job.digest]))
+        counts["ran"] += 1
+        counts["failed"] += outcome.status != "completed"
+        last = outcome.curve[-1].get("val_top1") if outcome.curve else None
+        left = (time.time() - t0) / counts["ran"] * (len(pending) - counts["ran"])
+        log(f"[{counts['ran']}/{len(pending)}] {key}: {outcome.status}"
+            + (f", top1 {last:.2f}" if isinstance(last, float) else "")
+            + f", {outcome.wall_time_s:.0f} s; about {left / 60:.0f} min left")
+
+    from mixnas.ray_io import run_trials
+
+    run_trials(configs, on_done, out=out, resources={"cpu": settings.threads, "gpu": 0.0}, address=address,
+               log=log)
+    return counts
+
+
+def iter_curves(records: list[dict[str, Any]], metric: str = "val_top1") -> Iterator[tuple[str, list[float]]]:
+    for r in records:
+        yield r["digest"], [row.get(metric) for row in r.get("curve", [])]
+
+
+__all__ = ["BuildSettings", "Job", "SETTINGS", "Table", "append_record", "build", "plan_jobs", "read_records",
+           "record_of", "space_archs", "train_config"]
