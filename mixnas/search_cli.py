@@ -34,15 +34,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sampler", default="auto", help="tpe | nsga2 | random | grid | auto (default auto: "
                                                      "grouped multivariate TPE for conditional spaces, else NSGA-II)")
     p.add_argument("--scheduler", default="moasha", help="moasha | asha | none (default moasha)")
-    p.add_argument("--max-epochs", type=int, default=QUICKSTART["max_epochs"],
-                   help=f"full fidelity in epochs (default {QUICKSTART['max_epochs']})")
+    p.add_argument("--max-epochs", type=int,
+                   help=f"full fidelity in epochs (default {QUICKSTART['max_epochs']}; with --table, the table's)")
     p.add_argument("--grace", type=int, default=1, help="first rung in epochs (default 1)")
     p.add_argument("--eta", type=float, default=QUICKSTART["eta"],
                    help=f"MO-ASHA / ASHA reduction factor (default {QUICKSTART['eta']:g})")
-    p.add_argument("--fraction", type=float, default=QUICKSTART["fraction"],
-                   help=f"share of the training split each trial trains on (default {QUICKSTART['fraction']})")
-    p.add_argument("--val-fraction", type=float, default=QUICKSTART["val_fraction"],
-                   help=f"held-out validation share (default {QUICKSTART['val_fraction']})")
+    p.add_argument("--fraction", type=float,
+                   help=f"share of the training split each trial trains on (default {QUICKSTART['fraction']}; "
+                        "with --table, the table's)")
+    p.add_argument("--val-fraction", type=float,
+                   help=f"held-out validation share (default {QUICKSTART['val_fraction']}; with --table, the table's)")
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast in training")
     p.add_argument("--concurrency", type=int, default=QUICKSTART["concurrency"], help="trials at once (default 2)")
     p.add_argument("--resources", default="cpu=1,gpu=0", help="per trial, e.g. cpu=1,gpu=0.25 (default cpu=1)")
@@ -57,6 +58,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the sampler and of every trial's training")
     p.add_argument("--keep-checkpoints", action="store_true",
                    help="keep the trained weights of COMPLETE trials in OUT/checkpoints (for mixnas export)")
+    p.add_argument("--table", help="a mixnas-bench table folder: replay the search on it instead of training "
+                                   "(simulated clock, --concurrency workers; see `mixnas bench`)")
     p.add_argument("--common-fidelity-front", action="store_true",
                    help="also write pareto_common_fidelity.yaml: the front at the highest fidelity every trained "
                         "trial reached, pruned ones included (pareto.yaml stays COMPLETE-only)")
@@ -76,6 +79,20 @@ def cmd_search(args: argparse.Namespace) -> int:
     if not Path(args.space).is_file():
         raise MixnasError(f"{args.space}: no such search-space file")
     out = args.out or f"runs/{Path(args.space).stem}-s{args.seed}"
+    table = None
+    if args.table:
+        from mixnas.tabular import Table
+
+        table = Table(args.table)
+        recipe = table.build_train()
+        defaults = {"max_epochs": table.epochs, "fraction": recipe["fraction"], "val_fraction": recipe["val_fraction"]}
+    else:
+        defaults = QUICKSTART
+    for key in ("max_epochs", "fraction", "val_fraction"):
+        if getattr(args, key) is None:
+            setattr(args, key, defaults[key])
+    if table is not None and not args.storage:  # a replay writes hundreds of trials a second: a journal file
+        args.storage = f"journal:{Path(out).resolve() / 'study.journal'}"
     train = {"fraction": args.fraction, "val_fraction": args.val_fraction}
     if args.bf16:
         train["bf16"] = True
@@ -85,16 +102,26 @@ def cmd_search(args: argparse.Namespace) -> int:
         grace=args.grace, eta=args.eta, concurrency=args.concurrency, resources=parse_resources(args.resources),
         address=args.address, storage=args.storage, study_name=args.study_name, resume=args.resume,
         seed=args.seed, train=train, max_retries=args.retries, common_fidelity_front=args.common_fidelity_front,
-        keep_checkpoints=args.keep_checkpoints)
+        keep_checkpoints=args.keep_checkpoints, table=args.table)
     if args.concurrency < 1:
         raise MixnasError("--concurrency must be at least 1")
-    search = Search(settings, log=lambda line: print(line, flush=True), check_data=True)
+    search = Search(settings, log=lambda line: print(line, flush=True), check_data=table is None)
+    where = f"replayed on the table {args.table} with {settings.concurrency} simulated workers" if table else "trained"
     print(f"search {search.study_name}: space {args.space}, dataset {search.dataset}, sampler {search.sampler_name}, "
-          f"scheduler {settings.scheduler}, {settings.trials} trials x up to {search.max_epochs} epochs, "
+          f"scheduler {settings.scheduler}, {settings.trials} trials x up to {search.max_epochs} epochs, {where}, "
           f"out {out}", flush=True)
-    from mixnas.ray_io import run_search
+    if table is not None:
+        from mixnas.simulate import SimulatedRunner, validate
 
-    run_search(search)
+        validate(search, table)
+        runner = SimulatedRunner(search, table)
+        runner.run()
+        print(f"simulated time {runner.clock / 60:.1f} min on {runner.workers} workers "
+              f"({runner.clock * runner.workers / 3600:.2f} worker-hours of training replayed)", flush=True)
+    else:
+        from mixnas.ray_io import run_search
+
+        run_search(search)
     print(search.summary(), flush=True)
     return 0
 

@@ -1,0 +1,168 @@
+"""Search efficiency on a benchmark table: replay strategies, score their fronts against the table's truth.
+
+Pure functions over plain data (the bench script in ``bench/simulated_search.py`` runs the strategies and
+renders tables and figures):
+
+* :class:`Scale`: objectives mapped to [0, 1] for minimisation by the table's range (top-1 linearly, costs
+  such as MACs and latency on a log scale, since they span orders of magnitude); the hypervolume reference
+  point is 1.1 in every coordinate (10 % beyond the table's worst value, as the dashboard's), and every
+  hypervolume is reported as a share of the table's true front's (1.0 = the whole true front found).
+* :func:`replay`: one strategy at one seed on a table: the real :class:`mixnas.search.Search` with an
+  in-memory study and no files, driven by :class:`mixnas.simulate.SimulatedRunner` until a simulated time
+  budget; returns when each architecture was completed.
+* :func:`hv_curve`, :func:`time_to_reach`, :func:`recovery`: hypervolume against simulated compute, the
+  compute a run needed to reach a target, and the share of the true front a run's front holds.
+
+Compute is measured in worker-seconds of the simulated clock (``workers x`` simulated wall time), the same
+for every strategy at the same instant, so "equal compute" is "equal budget".
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from mixnas.pareto import hypervolume, pareto_front
+
+REFERENCE = 1.1
+LOG_METRICS = ("macs", "params", "latency_ms")
+
+
+@dataclass(frozen=True)
+class Scale:
+    """Maps objective vectors (in their own units) to [0, 1]^d, minimised, by the table's range."""
+
+    metrics: tuple[str, ...]
+    directions: tuple[str, ...]
+    low: tuple[float, ...]
+    high: tuple[float, ...]
+
+    @classmethod
+    def of(cls, metrics: Sequence[str], directions: Sequence[str], points: Sequence[Sequence[float]]) -> Scale:
+        cols = list(zip(*[[_tr(m, v) for m, v in zip(metrics, p)] for p in points]))
+        return cls(tuple(metrics), tuple(directions), tuple(min(c) for c in cols), tuple(max(c) for c in cols))
+
+    def __call__(self, values: Sequence[float]) -> tuple[float, ...]:
+        out = []
+        for m, d, lo, hi, v in zip(self.metrics, self.directions, self.low, self.high, values):
+            x = (_tr(m, v) - lo) / (hi - lo) if hi > lo else 0.0
+            out.append(1.0 - x if d == "max" else x)
+        return tuple(out)
+
+    def hv(self, points: Sequence[Sequence[float]]) -> float:
+        return hypervolume([self(p) for p in points], ["min"] * len(self.metrics), [REFERENCE] * len(self.metrics))
+
+
+def _tr(metric: str, v: float) -> float:
+    return math.log10(max(float(v), 1e-12)) if metric in LOG_METRICS else float(v)
+
+
+def table_points(table: Any, metrics: Sequence[str]) -> dict[str, list[float]]:
+    """Digest -> objective values of every completed architecture at the table's highest fidelity."""
+    out = {}
+    for d, r in table.arch_records().items():
+        if r.get("status") != "completed" or not r.get("curve"):
+            continue
+        row = {"top1": r["curve"][-1].get("val_top1"), "macs": r["macs"], "params": r["params"],
+               "latency_ms": (r.get("measured") or {}).get("latency_ms")}
+        vals = [row[m] for m in metrics]
+        if all(isinstance(v, (int, float)) and math.isfinite(v) for v in vals):
+            out[d] = [float(v) for v in vals]
+    return out
+
+
+def true_front(points: dict[str, list[float]], directions: Sequence[str]) -> set[str]:
+    keys = list(points)
+    return {keys[i] for i in pareto_front([points[k] for k in keys], directions)}
+
+
+def hv_curve(events: Sequence[tuple[float, str]], points: dict[str, list[float]], scale: Scale,
+             grid: Sequence[float]) -> list[float]:
+    """Hypervolume (share of ``scale``'s true-front value is left to the caller) of the architectures
+    completed by each time in ``grid``; ``events`` are ``(time, digest)`` sorted by time."""
+    out, seen, i = [], [], 0
+    for t in grid:
+        while i < len(events) and events[i][0] <= t:
+            if events[i][1] in points:
+                seen.append(points[events[i][1]])
+            i += 1
+        out.append(scale.hv(front_of(seen, scale.directions)))
+    return out
+
+
+def front_of(vals: list[list[float]], directions: Sequence[str]) -> list[list[float]]:
+    return [vals[i] for i in pareto_front(vals, directions)] if vals else []
+
+
+def time_to_reach(events: Sequence[tuple[float, str]], points: dict[str, list[float]], scale: Scale,
+                  target: float) -> float:
+    """The first event time at which the completed architectures' hypervolume reaches ``target`` (inf if
+    it never does)."""
+    seen: list[list[float]] = []
+    for t, d in events:
+        if d in points:
+            seen.append(points[d])
+            if scale.hv(front_of(seen, scale.directions)) >= target - 1e-12:
+                return t
+    return math.inf
+
+
+def recovery(digests: Sequence[str], truth: set[str]) -> float:
+    """Share of the true front's architectures among ``digests`` (a run's completed architectures' front)."""
+    return len(set(digests) & truth) / len(truth) if truth else 0.0
+
+
+def run_front(events: Sequence[tuple[float, str]], points: dict[str, list[float]], directions: Sequence[str],
+              until: float) -> list[str]:
+    done = list(dict.fromkeys(d for t, d in events if t <= until and d in points))
+    return [done[i] for i in pareto_front([points[d] for d in done], directions)] if done else []
+
+
+@dataclass(frozen=True)
+class Strategy:
+    name: str
+    sampler: str
+    scheduler: str
+
+
+def replay(table: Any, space_path: str, strategy: Strategy, seed: int, *, objectives: str, workers: int,
+           budget_s: float | None, trials: int, eta: float = 2.0, grace: int = 1,
+           max_epochs: int | None = None) -> list[tuple[float, str]]:
+    """Run one strategy at one seed on ``table`` (no files, in-memory study); ``(sim_end, digest)`` of every
+    trained COMPLETE trial, in the order they ended."""
+    from mixnas.search import Search, SearchSettings
+    from mixnas.simulate import SimulatedRunner, validate
+
+    recipe = table.build_train()
+    settings = SearchSettings(space=space_path, out="/tmp/mixnas-replay-unused", trials=trials, objectives=objectives,
+                              sampler=strategy.sampler, scheduler=strategy.scheduler,
+                              max_epochs=max_epochs or table.epochs, grace=grace, eta=eta, concurrency=workers,
+                              storage="memory", study_name=f"{strategy.name}-s{seed}", seed=seed,
+                              train={"fraction": recipe["fraction"], "val_fraction": recipe["val_fraction"]},
+                              table=str(table.dir), max_sim_s=budget_s, record=False)
+    search = Search(settings, space=_space_cache(space_path))
+    validate(search, table)
+    SimulatedRunner(search, table, max_sim_s=budget_s).run()
+    events = []
+    for t in search.trials():
+        a = t.user_attrs
+        if t.state.name == "COMPLETE" and "sim_end" in a:
+            events.append((float(a["sim_end"]), a["digest"]))
+    return sorted(events)
+
+
+_SPACES: dict[str, Any] = {}
+
+
+def _space_cache(path: str) -> Any:
+    from mixnas.space import load_space
+
+    if path not in _SPACES:
+        _SPACES[path] = load_space(path)
+    return _SPACES[path]
+
+
+__all__ = ["REFERENCE", "Scale", "Strategy", "front_of", "hv_curve", "recovery", "replay", "run_front",
+           "table_points", "time_to_reach", "true_front"]
