@@ -16,8 +16,9 @@ order, median of ``--repeats`` rounds of ``--steps`` steps after warm-up:
 * ``compile``: ``torch.compile`` of the model (fp32), on ``--compile-archs`` architectures; its compile time
   (the first steps) is counted against one trial of the table's length.
 
-Threads: the same two architectures trained for ``--steps`` steps each by two one-thread processes at once,
-against one after the other in one two-thread process (wall clock, machine otherwise idle).
+Threads: the same two architectures trained for ``--thread-steps`` steps each by two one-thread processes at
+once, against one after the other in one two-thread process (wall clock of the training itself, imports and
+model building excluded; the machine should be otherwise idle).
 """
 
 from __future__ import annotations
@@ -130,36 +131,40 @@ def compile_costs(args: argparse.Namespace, archs: list[Any]) -> dict[str, dict[
     return out
 
 
-def _train_steps(arch_dicts: list[dict], steps: int, threads: int) -> None:
+def _train_steps(arch_dicts: list[dict], steps: int, threads: int, times: Any) -> None:
+    """Train each architecture for ``steps`` steps; put (start, end) of the training itself on ``times``
+    (imports and model building are not timed)."""
     import torch
 
     from mixnas.config import ArchConfig
 
     torch.set_num_threads(threads)
-    for d in arch_dicts:
-        step = make_step(ArchConfig.from_dict(d), "fp32")
+    built = [make_step(ArchConfig.from_dict(d), "fp32") for d in arch_dicts]
+    for step in built:
+        step()
+    t0 = time.time()
+    for step in built:
         for _ in range(steps):
             step()
+    times.put((t0, time.time()))
 
 
 def threads_check(args: argparse.Namespace, archs: list[Any]) -> dict[str, float]:
-    """Wall seconds: two one-thread processes at once vs one two-thread process doing both."""
+    """Wall seconds of the training itself: two one-thread processes at once (first start to last end) vs
+    one two-thread process doing both architectures one after the other."""
     pair = [archs[0].to_dict(), archs[1].to_dict()]
     ctx = mp.get_context("spawn")
     out: dict[str, list[float]] = {"2 x 1 thread": [], "1 x 2 threads": []}
     for _ in range(args.thread_rounds):
-        t0 = time.perf_counter()
-        ps = [ctx.Process(target=_train_steps, args=([d], args.thread_steps, 1)) for d in pair]
-        for p in ps:
-            p.start()
-        for p in ps:
-            p.join()
-        out["2 x 1 thread"].append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        p = ctx.Process(target=_train_steps, args=(pair, args.thread_steps, 2))
-        p.start()
-        p.join()
-        out["1 x 2 threads"].append(time.perf_counter() - t0)
+        for name, groups, threads in (("2 x 1 thread", [[pair[0]], [pair[1]]], 1), ("1 x 2 threads", [pair], 2)):
+            times = ctx.Queue()
+            ps = [ctx.Process(target=_train_steps, args=(g, args.thread_steps, threads, times)) for g in groups]
+            for p in ps:
+                p.start()
+            spans = [times.get() for _ in ps]
+            for p in ps:
+                p.join()
+            out[name].append(max(e for _, e in spans) - min(s for s, _ in spans))
     return {k: statistics.median(v) for k, v in out.items()}
 
 
@@ -219,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--compile-archs", type=int, default=2)
-    ap.add_argument("--thread-steps", type=int, default=60)
+    ap.add_argument("--thread-steps", type=int, default=150)
     ap.add_argument("--thread-rounds", type=int, default=2)
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args(argv)

@@ -61,7 +61,7 @@ from mixnas.yamlio import Loc, LocatedError, LocDict, LocList, load_extended
 
 OBJECTIVES = {"top1": "max", "top5": "max", "macs": "min", "params": "min", "latency_ms": "min"}
 TRAIN_KEYS = ("epochs", "batch_size", "lr", "weight_decay", "warmup_epochs", "label_smoothing", "fraction",
-              "bf16", "max_minutes", "grad_clip", "val_fraction")
+              "bf16", "max_minutes", "grad_clip", "val_fraction", "adamw")
 STAGE_FIELDS = ("depth", "dim", "norm", "drop_path", "downsample", "token_mixer", "channel_mixer")
 DEFAULT_TIE = ("token_mixer", "channel_mixer")
 

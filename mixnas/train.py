@@ -65,6 +65,9 @@ from mixnas.provenance import code_version, environment
 
 STATUSES = ("completed", "diverged", "timeout", "stopped", "interrupted", "failed")
 NO_DECAY_NAMES = ("pos_embed", "cls_token", "relative_position", "rel_pos")
+# AdamW implementations (the same update; ``fused`` saves about 10 % of a small model's CPU step, see
+# BENCHMARKS.md "Training speed for the benchmark table"). None keeps torch's default (a for-loop on CPU).
+ADAMW = {"for-loop": {"foreach": False}, "foreach": {"foreach": True}, "fused": {"fused": True}}
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,7 @@ class TrainConfig:
     cutmix_alpha: float = field(default=0.0, metadata={"omit_default": True})  # 0: no cutmix
     mixup_switch_prob: float = field(default=0.5, metadata={"omit_default": True})  # cutmix's share when both on
     eval_crop_pct: float | None = field(default=None, metadata={"omit_default": True})  # None: no eval resize
+    adamw: str | None = field(default=None, metadata={"omit_default": True})  # None: torch's default; see ADAMW
 
     def __post_init__(self) -> None:
         def bad(name: str, rule: str) -> MixnasError:
@@ -165,6 +169,8 @@ class TrainConfig:
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 < v <= 1.0:
                 raise bad("eval_crop_pct", "must be in (0, 1] or null")
             object.__setattr__(self, "eval_crop_pct", float(v))
+        if self.adamw is not None and self.adamw not in ADAMW:
+            raise bad("adamw", f"must be null (torch's default) or one of {', '.join(ADAMW)}")
         if self.rand_augment is not None:
             RandAugment.parse(self.rand_augment)  # a malformed string is a MixnasError naming the form
         if not self.augment:
@@ -517,7 +523,8 @@ def train(arch: ArchConfig, data: DataSplits, cfg: TrainConfig | None = None, ca
                              sum(p.numel() for p in model.parameters()),
                              {**data.describe(), "train_used": loader.num_samples},
                              env={**environment(device), "malloc_tuned": tuned})
-        optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.999))
+        optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.999),
+                                      **ADAMW.get(cfg.adamw, {}))
         aux = aux_modules(model)
         params = [p for p in model.parameters() if p.requires_grad]
 

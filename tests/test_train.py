@@ -180,6 +180,18 @@ def test_bf16_autocast_trains(digits):
     assert result.status == "completed" and result.val_top1 > 30.0
 
 
+def test_adamw_implementations_give_the_same_training(digits):
+    """``adamw`` picks torch's implementation of the same update: fused and for-loop agree to float rounding,
+    and the field is left out of the saved config at its default (so older results keep their configs)."""
+    base = dict(epochs=1, batch_size=64, lr=3e-3)
+    loop = train(tiny_mixer(), digits, TrainConfig(**base, adamw="for-loop"), progress=False)
+    fused = train(tiny_mixer(), digits, TrainConfig(**base, adamw="fused"), progress=False)
+    assert fused.curve[-1].train_loss == pytest.approx(loop.curve[-1].train_loss, rel=1e-3)
+    assert "adamw" not in TrainConfig().to_dict() and TrainConfig(adamw="fused").to_dict()["adamw"] == "fused"
+    with pytest.raises(MixnasError, match="adamw must be null"):
+        TrainConfig(adamw="lion")
+
+
 def test_fraction_and_image_size_knobs():
     cfg = TrainConfig(epochs=1, batch_size=32, fraction=0.25, image_size=8)
     arch, data = prepare(tiny_mixer(), "digits", cfg)
