@@ -12,6 +12,16 @@ from collections.abc import Sequence
 Point = Sequence[float]
 
 
+def is_missing(v: object) -> bool:
+    """None, or a NaN of any float type (numpy's float32 included)."""
+    if v is None:
+        return True
+    try:
+        return math.isnan(v)  # type: ignore[arg-type]
+    except TypeError:
+        return False
+
+
 def to_min(points: Sequence[Point], directions: Sequence[str]) -> list[tuple[float, ...]]:
     """The points as minimisation vectors; NaN / None become +inf (worst)."""
     out = []
@@ -22,7 +32,7 @@ def to_min(points: Sequence[Point], directions: Sequence[str]) -> list[tuple[flo
         for v, d in zip(p, directions):
             if d not in ("min", "max"):
                 raise ValueError(f"direction must be min or max, found {d!r}")
-            v = math.inf if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
+            v = math.inf if is_missing(v) else float(v)
             row.append(v if d == "min" else (-v if math.isfinite(v) else math.inf))
         out.append(tuple(row))
     return out
@@ -81,18 +91,23 @@ def crowding_distance(points: Sequence[Point], directions: Sequence[str]) -> lis
 
 
 def rank_order(points: Sequence[Point], directions: Sequence[str]) -> list[int]:
-    """Indices sorted best first: by non-dominated front, ties by crowding distance (larger first), then index."""
+    """Indices sorted best first: complete vectors by non-dominated front, within a front by crowding distance
+    (larger first), ties from the best first objective outward (as Syne Tune's MO-ASHA: of the two infinite
+    ends of a 2-D front, the more accurate one first), then by index; vectors with a missing or NaN value
+    come after every complete one, in index order."""
+    complete = [i for i, p in enumerate(points) if not any(is_missing(v) for v in p)]
+    sub = [points[i] for i in complete]
+    first = [v[0] for v in to_min(sub, directions)]
     order: list[int] = []
-    for front in non_dominated_sort(points, directions):
-        crowd = crowding_distance([points[i] for i in front], directions)
-        order += [i for _, i in sorted(zip(crowd, front), key=lambda t: (-t[0], t[1]))]
-    return order
+    for front in non_dominated_sort(sub, directions):
+        crowd = crowding_distance([sub[i] for i in front], directions)
+        order += [complete[i] for _, i in sorted(zip(crowd, front), key=lambda t: (-t[0], first[t[1]], t[1]))]
+    return order + [i for i in range(len(points)) if i not in set(complete)]
 
 
 def pareto_front(points: Sequence[Point], directions: Sequence[str]) -> list[int]:
     """Indices of the non-dominated points (empty input: empty front); points with a NaN/None are left out."""
-    keep = [i for i, p in enumerate(points) if all(v is not None and not (isinstance(v, float) and math.isnan(v))
-                                                   for v in p)]
+    keep = [i for i, p in enumerate(points) if not any(is_missing(v) for v in p)]
     fronts = non_dominated_sort([points[i] for i in keep], directions)
     return sorted(keep[i] for i in fronts[0]) if fronts else []
 

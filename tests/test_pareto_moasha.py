@@ -71,3 +71,37 @@ def test_moasha_single_objective_matches_asha_top_fraction():
     s = MOASHA(("max",), max_t=4, grace=1, eta=2)
     decisions = [s.on_result(str(i), 1, (v,)) for i, v in enumerate([5, 3, 7, 1, 6, 8])]
     assert decisions == [CONTINUE, STOP, CONTINUE, STOP, CONTINUE, CONTINUE]
+
+
+def test_crowding_ties_go_from_the_most_accurate_end_outward():
+    """At eta 3 (top-1 max, MACs min) a cheap early trial does not stop the two most accurate later ones."""
+    s = MOASHA(MX, max_t=9, grace=1, eta=3)
+    assert s.on_result("cheap", 1, (80.0, 10.0)) == CONTINUE
+    assert s.on_result("accurate", 1, (95.0, 30.0)) == CONTINUE  # both ends infinite: the more accurate first
+    assert s.on_result("most", 1, (96.0, 40.0)) == CONTINUE
+    assert rank_order([(80.0, 10.0), (95.0, 30.0), (96.0, 40.0)], MX) == [2, 0, 1]
+
+
+def test_an_incomplete_vector_ranks_after_every_complete_one():
+    s = MOASHA(MX, max_t=8, grace=1, eta=2)
+    for i, v in enumerate([(80, 10), (70, 20), (90, 5), (85, 3), (60, 1), (88, 4), (75, 2)]):
+        s.on_result(str(i), 1, v)
+    assert s.on_result("none", 1, (None, 0.1)) == STOP  # its MACs are the best; its top-1 is missing
+    assert s.on_result("nan", 1, (float("nan"), 0.05)) == STOP
+    assert rank_order([(None, 0.1), (50, 9)], MX) == [1, 0]
+    import numpy as np
+
+    assert pareto_front([(np.float32("nan"), 1.0), (0.5, 2.0)], MX) == [1]  # a numpy NaN is missing too
+
+
+def test_equal_values_tie_as_in_rays_asha():
+    s = MOASHA(("max",), max_t=4, grace=1, eta=2)
+    assert s.on_result("a", 1, (26.9,)) == CONTINUE
+    assert s.on_result("b", 1, (26.9,)) == CONTINUE  # equal to the kept value: continues (Ray's ASHA does)
+    assert s.on_result("c", 1, (20.0,)) == STOP
+    assert not promote([(None,), (None,)], 1, ("max",), eta=2)  # missing values never tie their way in
+
+
+def test_rung_levels_round_half_up():
+    assert rung_levels(1, 2.5, 10) == [1, 3, 6]
+    assert rung_levels(2, 1.5, 8) == [2, 3, 5, 7]  # 4.5 -> 5, 6.75 -> 7
