@@ -81,7 +81,7 @@ def trial_constraints(trial: optuna.trial.FrozenTrial) -> dict[str, float]:
 
 # -- search studies --------------------------------------------------------------------------------------------
 
-SAMPLERS = ("tpe", "nsga2", "random", "grid")
+SAMPLERS = ("tpe", "nsga2", "nsga3", "gp", "random", "grid")
 
 
 def storage_for(url: str) -> Any:
@@ -100,8 +100,12 @@ def storage_for(url: str) -> Any:
 
 def make_sampler(kind: str, seed: int, *, conditional: bool, grid: dict[str, list[Any]] | None = None
                  ) -> optuna.samplers.BaseSampler:
-    """``tpe``: multivariate, grouped TPE (conditional spaces); ``nsga2``; ``random``; ``grid`` (a discrete
-    space). Constraint values set with ``trial.set_constraint`` are read by TPE and NSGA-II."""
+    """``tpe``: multivariate, grouped TPE (conditional spaces); ``nsga2``; ``nsga3`` (reference-point
+    selection); ``gp``: Optuna's Gaussian-process sampler (several objectives through its log expected
+    hypervolume improvement; the parameters of a conditional branch it cannot model are drawn at random);
+    ``random``; ``grid`` (a discrete space). Constraint values set with ``trial.set_constraint`` are read by
+    TPE, NSGA-II, NSGA-III and GP. Population sizes and start-up trials are sized for searches of tens of
+    trials."""
     from mixnas.errors import UnknownNameError
 
     quiet()
@@ -112,6 +116,10 @@ def make_sampler(kind: str, seed: int, *, conditional: bool, grid: dict[str, lis
                                               n_startup_trials=8, constant_liar=True)
         if kind == "nsga2":
             return optuna.samplers.NSGAIISampler(seed=seed, population_size=8)
+        if kind == "nsga3":
+            return optuna.samplers.NSGAIIISampler(seed=seed, population_size=8)
+        if kind == "gp":
+            return optuna.samplers.GPSampler(seed=seed, n_startup_trials=8, warn_independent_sampling=False)
         if kind == "random":
             return optuna.samplers.RandomSampler(seed=seed)
         if kind == "grid":

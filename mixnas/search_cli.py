@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="trials to train (or re-use) in the study, all states counted; infeasible / invalid "
                         f"candidates are recorded but not counted (default {QUICKSTART['trials']})")
     p.add_argument("--objectives", help="e.g. top1:max,macs:min,latency_ms:min (default: the space's)")
-    p.add_argument("--sampler", default="auto", help="tpe | nsga2 | random | grid | auto (default auto: "
+    p.add_argument("--sampler", default="auto", help="tpe | nsga2 | nsga3 | gp | random | grid | auto (default auto: "
                                                      "grouped multivariate TPE for conditional spaces, else NSGA-II)")
     p.add_argument("--scheduler", default="moasha", help="moasha | asha | none (default moasha)")
     p.add_argument("--max-epochs", type=int,

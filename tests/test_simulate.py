@@ -155,3 +155,12 @@ def test_bench_dashboard_of_the_whole_table(table_dir, tmp_path, capsys):
     assert len(rows) == 24 and {r["state"] for r in rows} == {"COMPLETE"}
     assert len({r["digest"] for r in rows}) == 24  # every architecture once
     assert (run / "report.html").stat().st_size > 100_000
+
+
+@pytest.mark.parametrize("sampler", ["nsga3", "gp"])
+def test_every_optuna_sampler_searches_the_table(table_dir, sampler):
+    """The peer samplers run the same search (replayed: seconds) and find completed architectures."""
+    table = Table(table_dir)
+    events = replay(table, str(table_dir / "space.yaml"), Strategy(sampler, sampler, "moasha"), 0,
+                    objectives="top1:max,macs:min", workers=2, budget_s=60.0, trials=16)
+    assert events and all(d in table.arch_records() for _, d in events)
