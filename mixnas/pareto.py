@@ -44,30 +44,24 @@ def dominates(a: Point, b: Point) -> bool:
 
 
 def non_dominated_sort(points: Sequence[Point], directions: Sequence[str]) -> list[list[int]]:
-    """Fronts of indices, best first (fast non-dominated sort, Deb et al. 2002)."""
+    """Fronts of indices, best first (fast non-dominated sort, Deb et al. 2002; the n x n dominance matrix
+    in numpy, since MO-ASHA sorts a rung at every decision)."""
+    import numpy as np
+
     pts = to_min(points, directions)
     n = len(pts)
-    dominated_by: list[list[int]] = [[] for _ in range(n)]
-    count = [0] * n
-    for i in range(n):
-        for j in range(i + 1, n):
-            if dominates(pts[i], pts[j]):
-                dominated_by[i].append(j)
-                count[j] += 1
-            elif dominates(pts[j], pts[i]):
-                dominated_by[j].append(i)
-                count[i] += 1
+    if n == 0:
+        return []
+    a = np.array(pts, dtype=float).reshape(n, len(directions))
+    dom = (a[:, None, :] <= a[None, :, :]).all(-1) & (a[:, None, :] < a[None, :, :]).any(-1)  # i dominates j
+    count = dom.sum(0)
     fronts: list[list[int]] = []
-    current = [i for i in range(n) if count[i] == 0]
-    while current:
-        fronts.append(current)
-        nxt = []
-        for i in current:
-            for j in dominated_by[i]:
-                count[j] -= 1
-                if count[j] == 0:
-                    nxt.append(j)
-        current = sorted(nxt)
+    current = np.flatnonzero(count == 0)
+    while current.size:
+        fronts.append([int(i) for i in current])
+        count = count - dom[current].sum(0)
+        count[current] = -1
+        current = np.flatnonzero(count == 0)
     return fronts
 
 

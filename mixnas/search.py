@@ -189,6 +189,9 @@ class Search:
                                    grid=grid_of(self.space) if sampler == "grid" else None),
             s.resume)
         self.checker: Callable[[ArchConfig], CandidateCheck] | None = None  # None: count (a table sets its own)
+        self.write_every_s = 0.0  # outputs after a finished trial at most this often (a replay sets 1 s)
+        self._written_at = -math.inf
+        self._written_front: list[int] | None = None
         self.live: dict[int, Any] = {}  # number -> optuna.Trial being trained
         self.proposed: dict[int, Any] = {}  # number -> optuna.Trial asked, its checks not yet recorded
         self.ready: set[int] = set()  # live trials prepared ahead, not yet handed to a worker
@@ -420,7 +423,8 @@ class Search:
         if self.settings.record or self.log_fn is not None:
             self.log(f"trial {number}: {state} ({status}) fidelity {fidelity}/{self.max_epochs} "
                      + " ".join(f"{k}={_short(v)}" for k, v in objectives.items()) + (f" - {reason}" if reason else ""))
-        if self.settings.record:
+        if self.settings.record and time.monotonic() - self._written_at >= self.write_every_s:
+            self._written_at = time.monotonic()
             self.write_outputs()
             self.log(self.progress())
         return state
@@ -529,19 +533,8 @@ class Search:
             w.writerows(rows)
         os.replace(tmp, self.out / "trials.csv")
         front = self.front(trials)
-        pdir = self.out / "pareto"
-        pdir.mkdir(exist_ok=True)
-        entries = []
-        for t in front:
-            arch = ArchConfig.from_dict(t.user_attrs["arch"]).with_name(f"{self.study_name}-t{t.number}")
-            name = f"trial_{t.number:05d}.yaml"
-            _atomic_write(pdir / name, arch.to_yaml())
-            entries.append({"trial": t.number, "digest": t.user_attrs["digest"],
-                            "objectives": {o.metric: t.values[i] for i, o in enumerate(self.objectives)},
-                            "file": f"pareto/{name}", "arch": arch.to_dict()})
-        _atomic_write(self.out / "pareto.yaml", yaml.safe_dump(_plain(
-            {"study": self.study_name, "objectives": [str(o) for o in self.objectives], "fidelity": self.max_epochs,
-             "pareto": entries}), sort_keys=False))
+        if [t.number for t in front] != self._written_front or not (self.out / "pareto.yaml").exists():
+            self._write_front(front)
         if self.settings.common_fidelity_front:
             f, points = self.common_fidelity_front(trials)
             _atomic_write(self.out / "pareto_common_fidelity.yaml", yaml.safe_dump(_plain(
@@ -549,6 +542,28 @@ class Search:
                  "pareto": [{"trial": t.number, "digest": t.user_attrs["digest"], "state": t.state.name,
                              "objectives": dict(zip([o.metric for o in self.objectives], v)),
                              "arch": t.user_attrs["arch"]} for t, v in points]}), sort_keys=False))
+
+    def _write_front(self, front: list[Any]) -> None:
+        """``pareto.yaml`` and ``pareto/``: exactly the current front (files of trials that left it go)."""
+        pdir = self.out / "pareto"
+        pdir.mkdir(exist_ok=True)
+        entries, names = [], set()
+        for t in front:
+            arch = ArchConfig.from_dict(t.user_attrs["arch"]).with_name(f"{self.study_name}-t{t.number}")
+            name = f"trial_{t.number:05d}.yaml"
+            names.add(name)
+            if not (pdir / name).exists():  # a trial's architecture never changes
+                _atomic_write(pdir / name, arch.to_yaml())
+            entries.append({"trial": t.number, "digest": t.user_attrs["digest"],
+                            "objectives": {o.metric: t.values[i] for i, o in enumerate(self.objectives)},
+                            "file": f"pareto/{name}", "arch": arch.to_dict()})
+        _atomic_write(self.out / "pareto.yaml", yaml.safe_dump(_plain(
+            {"study": self.study_name, "objectives": [str(o) for o in self.objectives], "fidelity": self.max_epochs,
+             "pareto": entries}), sort_keys=False))
+        for stale in pdir.glob("trial_*.yaml"):
+            if stale.name not in names:
+                stale.unlink()
+        self._written_front = [t.number for t in front]
 
     def close(self) -> None:
         """Write the outputs once more (records told without training since the last finished trial)."""

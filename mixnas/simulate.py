@@ -138,6 +138,7 @@ class SimulatedRunner:
         self.workers = max(1, int(s.concurrency))
         self.checks = TableChecks(table, search.space.constraints, search.need_latency)
         search.checker = self.checks
+        search.write_every_s = 1.0  # hundreds of trials a second: the files follow once a second (and at the end)
         self.stopper = Stopper(s.scheduler, search.directions, search.max_epochs, s.grace, s.eta)
         self.clock = 0.0
 

@@ -70,6 +70,7 @@ def test_replayed_search_writes_the_usual_run_folder(table_dir, tmp_path, capsys
         assert all(a[1] <= b[0] + 1e-6 for a, b in zip(spans, spans[1:]))
     front = yaml.safe_load((run / "pareto.yaml").read_text())["pareto"]
     assert front and all(e["objectives"]["top1"] > 0 for e in front)
+    assert sorted(p.name for p in (run / "pareto").iterdir()) == sorted(e["file"][7:] for e in front)  # only it
 
 
 def test_workers_share_the_simulated_clock(table_dir, tmp_path):
