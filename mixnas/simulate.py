@@ -11,7 +11,9 @@ thread when the table was built) instead of counting again. Early stopping is th
 :class:`mixnas.trial.Stopper` (as ``LocalRunner``'s): ``moasha`` is exactly the live scheduler's rule, while
 ``asha`` is the same successive-halving rule on the first objective, not Ray's ``AsyncHyperBandScheduler``.
 
-A search is refused before its first trial when its space holds an architecture the table lacks, when its
+An architecture whose recorded run diverged replays as a failed trial at the epoch where it diverged. A
+search is refused before its first trial when its space holds an architecture the table lacks (or only a
+failed record of it), when its
 training recipe differs from the table's (data fraction, learning rate, ...), or when it asks for more
 epochs than the table recorded.
 
@@ -30,7 +32,7 @@ from typing import Any
 from mixnas.checks import CandidateCheck, constraint_values
 from mixnas.config import ArchConfig
 from mixnas.errors import MixnasError
-from mixnas.tabular import Table
+from mixnas.tabular import FINAL, Table
 from mixnas.trial import Candidate, Outcome, Stopper
 
 # TrainConfig fields that may differ between a search and the table it replays: the search decides them.
@@ -74,7 +76,7 @@ def validate(search: Any, table: Table) -> None:
         raise MixnasError(f"{where}: the table was trained on {table.space().task.dataset!r}, the search asks "
                           f"for {search.dataset!r}")
     records = table.arch_records()
-    incomplete = [d for d, r in records.items() if r.get("status") != "completed"]
+    incomplete = [d for d, r in records.items() if r.get("status") not in FINAL]
     try:
         archs = space_archs(search.space)
     except MixnasError as err:
@@ -162,6 +164,15 @@ class SimulatedRunner:
             ev = heapq.heappop(events)
             self.clock = ev.time
             rec = self.checks.record(ev.cand.digest)
+            if ev.epoch > len(rec["curve"]):  # a diverged record: it ends where the run diverged
+                start = started.pop(ev.cand.number)
+                search.finish(ev.cand.number, Outcome(rec["status"], [dict(r, partial=1.0) for r in rec["curve"]],
+                                                      rec.get("reason", ""), self.clock - start,
+                                                      {"sim_start": round(start, 3), "sim_end": round(self.clock, 3),
+                                                       "worker": ev.worker}))
+                free.append(ev.worker)
+                free.sort()
+                continue
             row = dict(rec["curve"][ev.epoch - 1])
             vals = search.objective_values(ev.cand.digest, [row])
             go_on = ev.epoch < search.max_epochs and self.stopper.keep_going(
@@ -184,7 +195,10 @@ class SimulatedRunner:
         search.close()
 
     def _cost(self, cand: Candidate, epoch: int) -> float:
-        curve = self.checks.record(cand.digest)["curve"]
+        rec = self.checks.record(cand.digest)
+        curve = rec["curve"]
+        if epoch == len(curve) + 1 and rec.get("status") == "diverged":
+            return 0.0  # the epoch it diverged in is not recorded: its time is not charged
         if epoch > len(curve):
             raise MixnasError(f"{self.table.file}: architecture {cand.digest} has {len(curve)} epochs recorded, "
                               f"the search asks for epoch {epoch}")

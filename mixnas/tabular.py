@@ -51,6 +51,7 @@ from mixnas.errors import MixnasError
 TABLE_FILE, BUILD_FILE, PLAN_FILE, CARD_FILE = "table.jsonl.gz", "build.yaml", "plan.csv", "CARD.md"
 SPACE_FILE = "space.yaml"  # the space as resolved (extends merged), so the table folder stands alone
 SETTINGS = ("table", "noise", "long")
+FINAL = ("completed", "diverged")  # a job that ended so is done: divergence is deterministic, and is data
 CURVE_KEYS = ("epoch", "train_loss", "train_top1", "val_loss", "val_top1", "train_time_s", "eval_time_s")
 
 
@@ -299,7 +300,8 @@ def build(settings: BuildSettings, out: str | Path, *, given: set[str] = frozens
     """Plan and run (or resume) a benchmark build in ``out``; returns counts of jobs by state.
 
     ``limit`` stops after that many jobs were launched (a build in parts); ``only`` restricts the settings
-    run this time. Finished jobs are never run again; failed ones are retried."""
+    run this time. Finished jobs (completed, or diverged: a seeded run diverges again) are never run again;
+    failed ones (a worker error, a time-out) are retried."""
     from mixnas.complexity import complexity
     from mixnas.provenance import code_version
     from mixnas.space import load_space
@@ -323,7 +325,7 @@ def build(settings: BuildSettings, out: str | Path, *, given: set[str] = frozens
     table = out / TABLE_FILE
     done = set()
     if table.exists():
-        done = {r["key"] for r in read_records(table)[0] if r.get("status") == "completed"}
+        done = {r["key"] for r in read_records(table)[0] if r.get("status") in FINAL}
     pending = [j for j in jobs if j.key not in done and j.setting in only]
     if limit is not None:
         pending = pending[:max(0, limit)]
@@ -356,7 +358,7 @@ def build(settings: BuildSettings, out: str | Path, *, given: set[str] = frozens
         job = by_key[key]
         append_record(table, record_of(job, trains[key], outcome, costs[job.digest]))
         counts["ran"] += 1
-        counts["failed"] += outcome.status != "completed"
+        counts["failed"] += outcome.status not in FINAL
         last = outcome.curve[-1].get("val_top1") if outcome.curve else None
         left = (time.time() - t0) / counts["ran"] * (len(pending) - counts["ran"])
         log(f"[{counts['ran']}/{len(pending)}] {key}: {outcome.status}"

@@ -165,3 +165,20 @@ def test_every_optuna_sampler_searches_the_table(table_dir, sampler):
     events = replay(table, str(table_dir / "space.yaml"), Strategy(sampler, sampler, "moasha"), 0,
                     objectives="top1:max,macs:min", workers=2, budget_s=60.0, trials=16)
     assert events and all(d in table.arch_records() for _, d in events)
+
+
+def test_a_diverged_architecture_replays_as_a_failed_trial(tmp_path):
+    from mixnas.tabular import TABLE_FILE, append_record
+
+    folder = write_table(tmp_path)
+    table = Table(folder)
+    victim = sorted(table.arch_records())[0]
+    rec = dict(table.get(victim), status="diverged", reason="the training loss became nan at epoch 3")
+    rec["curve"] = rec["curve"][:2]
+    append_record(folder / TABLE_FILE, rec)
+    run = tmp_path / "run"
+    assert main(["search", "--space", str(folder / "space.yaml"), "--table", str(folder), "--trials", "60",
+                 "--sampler", "random", "--scheduler", "none", "--out", str(run)]) == 0
+    failed = [t for t in _trials(run) if t.user_attrs.get("digest") == victim and "duplicate_of" not in t.user_attrs]
+    assert failed and all(t.state.name == "FAIL" and "nan at epoch 3" in t.user_attrs["fail_reason"] for t in failed)
+    assert all(t.user_attrs["fidelity"] == 2 for t in failed)
