@@ -48,14 +48,16 @@ def strategies() -> list[Any]:
             Strategy("NSGA-II", "nsga2", "none"), Strategy("NSGA-II + MO-ASHA", "nsga2", "moasha")]
 
 
-def _one(job: tuple[str, str, Any, int, str, int, float, int]) -> tuple[str, int, list[tuple[float, str]], float]:
+def _one(job: tuple[str, str, Any, int, str, int, float, int]) -> tuple[str, int, list[tuple[float, str]], float, bool]:
+    """One replay: (strategy, seed, completion events, CPU seconds, whether it ran out of trials early)."""
     table_dir, space, strategy, seed, objectives, workers, budget, trials = job
     from mixnas.efficiency import replay
 
     t0 = time.process_time()
+    info: dict[str, Any] = {}
     events = replay(_table(table_dir), space, strategy, seed, objectives=objectives, workers=workers,
-                    budget_s=budget, trials=trials)
-    return strategy.name, seed, events, time.process_time() - t0
+                    budget_s=budget, trials=trials, info=info)
+    return strategy.name, seed, events, time.process_time() - t0, info["clock"] < budget
 
 
 _TABLES: dict[str, Any] = {}
@@ -156,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=20)
     ap.add_argument("--workers", type=int, default=2, help="simulated workers (default 2, this machine's cores)")
     ap.add_argument("--budget-trials", type=int, default=100)
-    ap.add_argument("--max-trials", type=int, default=1000, help="trial cap per run (duplicates count)")
+    ap.add_argument("--max-trials", type=int, default=500,
+                    help="trial cap per run (re-used duplicates count, as in --trials; default 500)")
     ap.add_argument("--jobs", type=int, default=2, help="processes (default 2)")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args(argv)
@@ -169,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
             if rec.get("status") == "completed"]
     budget = args.budget_trials * statistics.fmean(full) / args.workers
     t0 = time.time()
-    results, cpu = {}, {}
+    results, cpu, capped = {}, {}, {}
     for label, objectives in OBJECTIVE_SETS.items():
         metrics = [o.split(":")[0] for o in objectives.split(",")]
         directions = [o.split(":")[1] for o in objectives.split(",")]
@@ -177,13 +180,15 @@ def main(argv: list[str] | None = None) -> int:
                 for s in strategies() for seed in range(args.seeds)]
         runs: dict[str, dict[int, list]] = {}
         with ProcessPoolExecutor(args.jobs) as pool:
-            for name, seed, events, secs in pool.map(_one, jobs):
+            for name, seed, events, secs, short in pool.map(_one, jobs):
                 runs.setdefault(name, {})[seed] = events
                 cpu.setdefault(name, []).append(secs)
+                capped.setdefault(label, {}).setdefault(name, 0)
+                capped[label][name] += short
                 print(f"  {label}: {name} seed {seed}: {len(events)} completed, {secs:.1f} s", file=sys.stderr)
         results[label] = analyse(table, metrics, directions, runs, budget, args.workers)
     wall = time.time() - t0
-    md = render(results, args, budget, wall, cpu, table)
+    md = render(results, args, budget, wall, cpu, table, capped)
     print(md)
     if not args.no_write:
         from bench._report import write_section
@@ -195,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def render(results: dict[str, Any], args: argparse.Namespace, budget: float, wall: float, cpu: dict[str, list],
-           table: Any) -> str:
+           table: Any, capped: dict[str, dict[str, int]]) -> str:
     from bench._report import machine
 
     lines = [f"`PYTHONPATH=. python -m bench.simulated_search --seeds {args.seeds}` on the table "
@@ -218,6 +223,10 @@ def render(results: dict[str, Any], args: argparse.Namespace, budget: float, wal
         for s, r in res["rows"].items():
             lines.append(f"| {s} | {fmt(r['reach'], pct=True)} | {fmt(r['final'])} | {fmt(r['recovery'], pct=True)} "
                          f"| {r['reached']}/{r['seeds']} |")
+        short = {s: n for s, n in capped.get(label, {}).items() if n}
+        if short:
+            lines.append(f"Runs that used up their {args.max_trials} trials (re-used duplicates count) before the "
+                         "budget: " + ", ".join(f"{s} {n}/{args.seeds}" for s, n in short.items()) + ".")
         lines.append("")
     lines += ["Mean CPU seconds per simulated search: " + ", ".join(
         f"{s} {statistics.fmean(v):.2f}" for s, v in cpu.items()) + ".", "",

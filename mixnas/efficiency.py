@@ -129,9 +129,10 @@ class Strategy:
 
 def replay(table: Any, space_path: str, strategy: Strategy, seed: int, *, objectives: str, workers: int,
            budget_s: float | None, trials: int, eta: float = 2.0, grace: int = 1,
-           max_epochs: int | None = None) -> list[tuple[float, str]]:
+           max_epochs: int | None = None, info: dict[str, Any] | None = None) -> list[tuple[float, str]]:
     """Run one strategy at one seed on ``table`` (no files, in-memory study); ``(sim_end, digest)`` of every
-    trained COMPLETE trial, in the order they ended."""
+    trained COMPLETE trial, in the order they ended. ``info`` (if given) receives ``trials`` (all recorded)
+    and ``clock`` (the simulated time the run ended at: below the budget when it ran out of trials)."""
     from mixnas.search import Search, SearchSettings
     from mixnas.simulate import SimulatedRunner, validate
 
@@ -144,7 +145,10 @@ def replay(table: Any, space_path: str, strategy: Strategy, seed: int, *, object
                               table=str(table.dir), max_sim_s=budget_s, record=False)
     search = Search(settings, space=_space_cache(space_path))
     validate(search, table)
-    SimulatedRunner(search, table, max_sim_s=budget_s).run()
+    runner = SimulatedRunner(search, table, max_sim_s=budget_s)
+    runner.run()
+    if info is not None:
+        info.update(trials=len(search.trials()), clock=runner.clock)
     events = []
     for t in search.trials():
         a = t.user_attrs
