@@ -310,6 +310,11 @@ def build(settings: BuildSettings, out: str | Path, *, given: set[str] = frozens
     space = load_space(settings.space)
     out.mkdir(parents=True, exist_ok=True)
     settings = _resolve_settings(out, settings, set(given), space)
+    saved_space = out / SPACE_FILE
+    if (out / BUILD_FILE).exists() and saved_space.exists() \
+            and yaml.safe_load(saved_space.read_text()) != json.loads(json.dumps(space.raw)):
+        raise MixnasError(f"{settings.space}: the space differs from the one this build started with "
+                          f"({saved_space}); a table covers one space: restore it or use another --out")
     archs = space_archs(space)
     jobs = plan_jobs(settings, archs)
     if not (out / BUILD_FILE).exists():

@@ -151,6 +151,9 @@ def test_bench_build_through_ray_resumes(tmp_path, capsys):
     assert len(longs[0]["curve"]) == 2 and longs[0]["train"]["fraction"] == 1.0 and not longs[0]["measured"]
     assert [r for r in records if r["setting"] == "noise"][0]["seed"] == 1
     assert "0 to run now" in _rerun(space, out, capsys)  # nothing left for these settings
+    space.write_text(space.read_text().replace("choice: [16, 32]", "choice: [16, 48]"))
+    assert main(["bench", "build", str(space), "--out", str(out)]) == 2
+    assert "differs from the one this build started with" in capsys.readouterr().err
 
 
 def _rerun(space, out, capsys) -> str:
