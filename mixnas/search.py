@@ -344,8 +344,7 @@ class Search:
             for k, v in {"status": "infeasible", "fidelity": 0, "fail_reason": f"infeasible: {why}"}.items():
                 trial.set_user_attr(k, v)
             self._tell(trial, "PRUNED", counted=False)
-            if self.settings.record:
-                self.log(f"trial {trial.number}: infeasible ({why}), not trained")
+            self.log(f"trial {trial.number}: infeasible ({why}), not trained")
             return None
         prev = self.by_digest.get(check.digest)
         if prev is not None:
@@ -368,8 +367,7 @@ class Search:
         trial.set_user_attr("duplicate_of", prev.number)
         trial.set_user_attr("wall_time_s", 0.0)
         self._tell(trial, prev.state.name, list(prev.values) if prev.state.name == "COMPLETE" else None)
-        if self.settings.record:
-            self.log(f"trial {trial.number}: same architecture as trial {prev.number}; its result is reused")
+        self.log(f"trial {trial.number}: same architecture as trial {prev.number}; its result is reused")
 
     # -- telling ----------------------------------------------------------------------------------------
 
@@ -420,9 +418,8 @@ class Search:
                 dup.set_user_attr("status", "failed")
                 dup.set_user_attr("fail_reason", f"waited for trial {number}, which failed")
                 self._tell(dup, "FAIL")
-        if self.settings.record or self.log_fn is not None:
-            self.log(f"trial {number}: {state} ({status}) fidelity {fidelity}/{self.max_epochs} "
-                     + " ".join(f"{k}={_short(v)}" for k, v in objectives.items()) + (f" - {reason}" if reason else ""))
+        self.log(f"trial {number}: {state} ({status}) fidelity {fidelity}/{self.max_epochs} "
+                 + " ".join(f"{k}={_short(v)}" for k, v in objectives.items()) + (f" - {reason}" if reason else ""))
         if self.settings.record and time.monotonic() - self._written_at >= self.write_every_s:
             self._written_at = time.monotonic()
             self.write_outputs()

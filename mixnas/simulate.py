@@ -165,13 +165,8 @@ class SimulatedRunner:
             self.clock = ev.time
             rec = self.checks.record(ev.cand.digest)
             if ev.epoch > len(rec["curve"]):  # a diverged record: it ends where the run diverged
-                start = started.pop(ev.cand.number)
-                search.finish(ev.cand.number, Outcome(rec["status"], [dict(r, partial=1.0) for r in rec["curve"]],
-                                                      rec.get("reason", ""), self.clock - start,
-                                                      {"sim_start": round(start, 3), "sim_end": round(self.clock, 3),
-                                                       "worker": ev.worker}))
-                free.append(ev.worker)
-                free.sort()
+                self._end(ev, started.pop(ev.cand.number), rec["status"], rec["curve"], rec.get("reason", ""))
+                free = sorted(free + [ev.worker])
                 continue
             row = dict(rec["curve"][ev.epoch - 1])
             vals = search.objective_values(ev.cand.digest, [row])
@@ -182,17 +177,17 @@ class SimulatedRunner:
                 heapq.heappush(events, _Event(self.clock + self._cost(ev.cand, ev.epoch + 1), seq, ev.worker,
                                               ev.cand, ev.epoch + 1))
                 continue
-            curve = [dict(r, partial=1.0) for r in rec["curve"][:ev.epoch]]
-            status = "completed" if ev.epoch >= search.max_epochs else "stopped"
-            reason = "" if status == "completed" else f"stopped by the {search.settings.scheduler} scheduler " \
-                                                       f"after {ev.epoch} epochs"
-            start = started.pop(ev.cand.number)
-            search.finish(ev.cand.number, Outcome(status, curve, reason, self.clock - start,
-                                                  {"sim_start": round(start, 3), "sim_end": round(self.clock, 3),
-                                                   "worker": ev.worker}))
-            free.append(ev.worker)
-            free.sort()
+            done = ev.epoch >= search.max_epochs
+            self._end(ev, started.pop(ev.cand.number), "completed" if done else "stopped", rec["curve"][:ev.epoch],
+                      "" if done else f"stopped by the {search.settings.scheduler} scheduler after {ev.epoch} epochs")
+            free = sorted(free + [ev.worker])
         search.close()
+
+    def _end(self, ev: _Event, start: float, status: str, curve: list[dict[str, Any]], reason: str) -> None:
+        """Tell the search how a trial ended, with where and when it ran on the simulated clock."""
+        self.search.finish(ev.cand.number, Outcome(
+            status, [dict(r, partial=1.0) for r in curve], reason, self.clock - start,
+            {"sim_start": round(start, 3), "sim_end": round(self.clock, 3), "worker": ev.worker}))
 
     def _cost(self, cand: Candidate, epoch: int) -> float:
         rec = self.checks.record(cand.digest)
