@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import os
 import random
 import statistics
 import sys
@@ -107,6 +108,16 @@ def variants_round(args: argparse.Namespace, archs: list[Any]) -> dict[str, dict
         print(f"  {label(arch)}: " + ", ".join(f"{v} {1e3 * t:.1f} ms" for v, t in out[label(arch)].items()),
               file=sys.stderr, flush=True)
     return out
+
+
+def cold_compile_cache() -> None:
+    """Point Inductor at an empty cache before anything compiles: a build's workers compile each new
+    architecture cold, and a cache warmed by an earlier run would hide that cost."""
+    import tempfile
+
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="mixnas-inductor-")
+    os.environ["TORCHINDUCTOR_FX_GRAPH_CACHE"] = "0"
+    os.environ["TORCHINDUCTOR_AUTOGRAD_CACHE"] = "0"
 
 
 def compile_costs(args: argparse.Namespace, archs: list[Any]) -> dict[str, dict[str, float]]:
@@ -232,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from bench._report import load_average, load_note
 
+    cold_compile_cache()
     torch.set_num_threads(1)
     start = load_average()
     archs = pick_archs()
