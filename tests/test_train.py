@@ -248,9 +248,9 @@ def test_train_config_validation_and_unknown_keys():
     with pytest.raises(MixnasError, match=r"unknown key 'epoch' \(did you mean 'epochs'\?\)"):
         TrainConfig.from_dict({"epoch": 3})
     assert TrainConfig.from_dict({"epochs": 2, "bf16": True}) == TrainConfig(epochs=2, bf16=True)
-    from mixnas.space import TRAIN_KEYS
-
     from dataclasses import fields
+
+    from mixnas.space import TRAIN_KEYS
 
     assert set(TRAIN_KEYS) <= {f.name for f in fields(TrainConfig)}  # a space's task.train maps onto TrainConfig
 
