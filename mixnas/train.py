@@ -65,8 +65,8 @@ from mixnas.provenance import code_version, environment
 
 STATUSES = ("completed", "diverged", "timeout", "stopped", "interrupted", "failed")
 NO_DECAY_NAMES = ("pos_embed", "cls_token", "relative_position", "rel_pos")
-# AdamW implementations (the same update; ``fused`` saves about 10 % of a small model's CPU step, see
-# BENCHMARKS.md "Training speed for the benchmark table"). None keeps torch's default (a for-loop on CPU).
+# AdamW implementations (the same update; ``fused`` saves about 10 % of a small model's CPU step, as
+# measured by bench/table_speed.py). None keeps torch's default (a for-loop on CPU).
 ADAMW = {"for-loop": {"foreach": False}, "foreach": {"foreach": True}, "fused": {"fused": True}}
 
 
