@@ -282,12 +282,12 @@ def reference_point(runs: Sequence[Run]) -> tuple[list[float], list[float]]:
 
 def hv_history(run: Run, ideal: Sequence[float], reference: Sequence[float]) -> dict[str, list[float]]:
     """Normalised hypervolume of the front of COMPLETE trials so far (1 = the box from ``reference`` to
-    ``ideal``): against the number of trials finished (trained or re-used; infeasible and invalid candidates
-    are not counted, as in ``--trials``), in trial-number order, and against wall-clock seconds since the
+    ``ideal``): against the number of architectures trained (re-used repeats, infeasible and invalid
+    candidates are not counted, as in ``--trials``), in trial-number order, and against wall-clock seconds since the
     first trial started, in completion order."""
     metrics, dirs = run.metrics, run.directions
     box = math.prod(abs(r - i) for r, i in zip(reference, ideal)) or 1.0
-    counted = [r for r in run.records if r["category"] not in ("infeasible", "invalid", "running")]
+    counted = [r for r in run.records if r["category"] not in ("infeasible", "invalid", "running", "duplicate")]
 
     def curve(order: list[dict[str, Any]]) -> list[float]:
         pts, hv = [], []

@@ -6,7 +6,9 @@
 * an invalid candidate is told PRUNED with ``status=invalid`` and every budget violated by one unit;
 * an infeasible one PRUNED with ``status=infeasible`` and its constraint values (never trained);
 * a digest already recorded reuses that record (``duplicate_of``) instead of training again; a digest that
-  is training right now waits for it.
+  is training right now waits for it. Re-used records are free, so they are not counted in ``--trials``
+  (which counts architectures trained); the search stops when ``MAX_REPEAT_STREAK`` proposals in a row
+  repeat recorded architectures (the sampler has converged, or a small space is exhausted).
 
 ``finish(number, outcome)`` tells the result: COMPLETE only when the trial trained the full ``max_epochs``
 with finite objectives; PRUNED (``fidelity`` = epochs reached) when a scheduler stopped it; FAIL with a
@@ -43,6 +45,7 @@ SCHEDULERS = ("moasha", "asha", "none")
 FINISHED = ("COMPLETE", "PRUNED", "FAIL")
 SKIPPED = ("infeasible", "invalid")  # recorded but not counted in --trials
 MAX_SKIPPED_PER_TRIAL = 20  # give up when the space yields this many infeasible candidates per trial asked
+MAX_REPEAT_STREAK = 100  # give up when this many proposals in a row repeat recorded architectures
 
 
 @dataclass
@@ -53,7 +56,7 @@ class SearchSettings:
     out: str
     dataset: str | None = None  # None: the space's task
     data_dir: str | None = None
-    trials: int = 40  # trained (or re-used) trials; infeasible / invalid candidates are recorded, not counted
+    trials: int = 40  # architectures trained; infeasible / invalid candidates and re-used repeats are not counted
     objectives: str | None = None  # "top1:max,macs:min"; None: the space's
     sampler: str = "auto"  # auto: tpe for conditional spaces, nsga2 for flat ones
     scheduler: str = "moasha"
@@ -205,10 +208,14 @@ class Search:
         self.finished_here = 0
         self.requeued = 0
         self.skipped = 0  # infeasible / invalid candidates: recorded, not counted in --trials
+        self.repeats = 0  # proposals that re-used a recorded architecture: recorded, not counted in --trials
+        self.repeat_streak = 0  # ... of them in a row, since the last architecture sent to train
         for t in self.study.get_trials(deepcopy=False):
             if t.state.name in FINISHED and not t.user_attrs.get("requeued"):
                 if t.user_attrs.get("status") in SKIPPED:
                     self.skipped += 1
+                elif "duplicate_of" in t.user_attrs:
+                    self.repeats += 1
                 else:
                     self.counted += 1
             self._remember(t)
@@ -272,22 +279,35 @@ class Search:
         return len(self.live) + len(self.proposed) + sum(len(v) for v in self.waiting.values())
 
     def budget_left(self) -> int:
+        """Trials still to hand out: ``--trials`` less those trained or training (a proposal in flight may
+        turn out a repeat, which then gives its slot back)."""
         if self.skipped > MAX_SKIPPED_PER_TRIAL * self.settings.trials:
-            if not getattr(self, "_gave_up", False):
-                self._gave_up = True
-                self.log(f"stopping: {self.skipped} infeasible or invalid candidates; the constraints leave too "
-                         "little of the space")
-            return 0
-        return self.settings.trials - self.counted - self.inflight
+            return self._give_up(f"{self.skipped} infeasible or invalid candidates; the constraints leave too "
+                                 "little of the space")
+        if self.repeat_streak >= MAX_REPEAT_STREAK:
+            return self._give_up(f"the last {self.repeat_streak} proposals all repeated recorded architectures "
+                                 f"({len(self.by_digest)} distinct so far): the sampler has converged or the space "
+                                 "is exhausted")
+        return self.settings.trials - self.counted - len(self.live) - len(self.proposed)
 
-    def _tell(self, trial: Any, state: str, values: list[float] | None = None, counted: bool = True) -> None:
+    def _give_up(self, why: str) -> int:
+        if not getattr(self, "_gave_up", False):
+            self._gave_up = True
+            self.log(f"stopping: {why}")
+        return 0
+
+    def _tell(self, trial: Any, state: str, values: list[float] | None = None, kind: str = "counted") -> None:
+        """Tell Optuna and count the trial as ``counted`` (trained), ``skipped`` (infeasible / invalid) or
+        ``repeat`` (a recorded architecture re-used)."""
         TS = optuna_io.TrialState
         if state == "COMPLETE":
             self.study.tell(trial, values)
         else:
             self.study.tell(trial, state=getattr(TS, state))
-        if counted:
+        if kind == "counted":
             self.counted += 1
+        elif kind == "repeat":
+            self.repeats += 1
         else:
             self.skipped += 1
 
@@ -314,7 +334,7 @@ class Search:
                 optuna_io.record_invalid(trial, err, constraints)
                 for k, v in {"status": "invalid", "fidelity": 0, "fail_reason": f"invalid: {err.error}"}.items():
                     trial.set_user_attr(k, v)
-                self._tell(trial, "PRUNED", counted=False)
+                self._tell(trial, "PRUNED", kind="skipped")
                 continue
             self.proposed[trial.number] = trial
             return trial, arch
@@ -343,16 +363,19 @@ class Search:
             why = ", ".join(f"{k} {check.constraints[k]:+.0%}" for k in check.violated)
             for k, v in {"status": "infeasible", "fidelity": 0, "fail_reason": f"infeasible: {why}"}.items():
                 trial.set_user_attr(k, v)
-            self._tell(trial, "PRUNED", counted=False)
+            self._tell(trial, "PRUNED", kind="skipped")
             self.log(f"trial {trial.number}: infeasible ({why}), not trained")
             return None
         prev = self.by_digest.get(check.digest)
         if prev is not None:
             self._copy(trial, prev)
+            self.repeat_streak += 1
             return None
         if check.digest in self.training:
             self.waiting.setdefault(check.digest, []).append(trial)
+            self.repeat_streak += 1
             return None
+        self.repeat_streak = 0
         self.live[trial.number] = trial
         self.training[check.digest] = trial.number
         return Candidate(trial.number, check.digest, self.settings.seed, arch.to_dict(), dict(self.train_cfg),
@@ -366,7 +389,8 @@ class Search:
                 trial.set_user_attr(key, prev.user_attrs[key])
         trial.set_user_attr("duplicate_of", prev.number)
         trial.set_user_attr("wall_time_s", 0.0)
-        self._tell(trial, prev.state.name, list(prev.values) if prev.state.name == "COMPLETE" else None)
+        self._tell(trial, prev.state.name, list(prev.values) if prev.state.name == "COMPLETE" else None,
+                   kind="repeat")
         self.log(f"trial {trial.number}: same architecture as trial {prev.number}; its result is reused")
 
     # -- telling ----------------------------------------------------------------------------------------
@@ -416,8 +440,9 @@ class Search:
                 self._copy(dup, frozen)
             else:  # a failure is not reused: train the duplicate itself later
                 dup.set_user_attr("status", "failed")
+                dup.set_user_attr("duplicate_of", number)
                 dup.set_user_attr("fail_reason", f"waited for trial {number}, which failed")
-                self._tell(dup, "FAIL")
+                self._tell(dup, "FAIL", kind="repeat")
         self.log(f"trial {number}: {state} ({status}) fidelity {fidelity}/{self.max_epochs} "
                  + " ".join(f"{k}={_short(v)}" for k, v in objectives.items()) + (f" - {reason}" if reason else ""))
         if self.settings.record and time.monotonic() - self._written_at >= self.write_every_s:
@@ -494,7 +519,8 @@ class Search:
         best = f"{max(top1):.2f}" if top1 else "-"
         running = f"{len(self.live) - len(self.ready)} running" + (f", {len(self.ready)} ready" if self.ready else "")
         return (f"trials {done}/{self.settings.trials} done, {running} | complete {c['complete']} "
-                f"pruned {c['pruned']} failed {c['failed']} infeasible {c['infeasible']} | best top1 {best} | "
+                f"pruned {c['pruned']} failed {c['failed']} infeasible {c['infeasible']} re-used {self.repeats} | "
+                f"best top1 {best} | "
                 f"Pareto {len(self.front(trials))} | elapsed {_fmt_time(elapsed)}, left ~{eta}")
 
     def rows(self, trials: list[Any] | None = None) -> list[dict[str, Any]]:

@@ -28,8 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", help="dataset (default: the space's task)")
     p.add_argument("--data-dir", help="folder with the dataset files")
     p.add_argument("--trials", type=int, default=QUICKSTART["trials"],
-                   help="trials to train (or re-use) in the study, all states counted; infeasible / invalid "
-                        f"candidates are recorded but not counted (default {QUICKSTART['trials']})")
+                   help="architectures to train in the study, all states counted; re-used repeats and "
+                        f"infeasible / invalid candidates are recorded but not counted (default {QUICKSTART['trials']})")
     p.add_argument("--objectives", help="e.g. top1:max,macs:min,latency_ms:min (default: the space's)")
     p.add_argument("--sampler", default="auto", help="tpe | nsga2 | nsga3 | gp | random | grid | auto (default auto: "
                                                      "grouped multivariate TPE for conditional spaces, else NSGA-II)")
