@@ -5,15 +5,18 @@
 
 Each (strategy, seed) replays ``mixnas search`` on the table (:func:`mixnas.efficiency.replay`: the real
 Search, Optuna sampler, de-duplication and MO-ASHA; training replaced by the table's records on a simulated
-clock with ``--workers`` workers). Strategies: random search without early stopping (the baseline), and
-random, TPE and NSGA-II each without and with MO-ASHA; the current default (sampler ``auto``, which is TPE
-on this conditional space, with MO-ASHA) is marked. Every run gets the same budget: the simulated time in
+clock with ``--workers`` workers). Strategies: random search without early stopping (the baseline); Optuna's
+random, TPE, NSGA-II, NSGA-III and GP samplers, each without and with MO-ASHA; and Syne Tune's MO-ASHA and
+MOREA through Syne Tune's own scheduler API (:mod:`bench.synetune_peer`, on the same clock). The default
+(``mixnas search``'s sampler and scheduler) is marked. Every run gets the same budget: the simulated time in
 which random search without early stopping trains ``--budget-trials`` architectures of average cost
-(``budget-trials x mean full-training time / workers``).
+(``budget-trials x mean full-training time / workers``). The GP sampler costs seconds of CPU per trial, so it
+runs on ``--gp-seeds`` seeds only.
 
-Scoring (:mod:`mixnas.efficiency`): hypervolume of the architectures a run completed, normalised (top-1
-linearly, MACs and latency on a log scale, each by the table's range; reference 1.1) and reported as a share
-of the table's true front's hypervolume. For each strategy, median and interquartile range over seeds of:
+Scoring (:mod:`mixnas.efficiency`): what a run returns is the front of its completed trials by the values it
+recorded; that is scored at the table's highest fidelity, as a hypervolume normalised (top-1 linearly, MACs
+and latency on a log scale, each by the table's range; reference 1.1) and reported as a share of the table's
+true front's hypervolume. For each strategy, median and interquartile range over seeds of:
 the compute it needed to reach random search's final hypervolume (the median over random's seeds), as a
 share of the budget; its final hypervolume at the budget; and the share of the true front's architectures
 in its front. Two objective sets: top-1 vs MACs, and top-1 vs MACs vs latency.
@@ -40,24 +43,74 @@ OBJECTIVE_SETS = {"2 objectives (top-1, MACs)": "top1:max,macs:min",
                   "3 objectives (top-1, MACs, latency)": "top1:max,macs:min,latency_ms:min"}
 
 
+SYNETUNE = "synetune:"  # a Strategy whose sampler starts so runs Syne Tune's method through bench.synetune_peer
+
+
+KEEP_RULES = {"ceil": lambda n, eta: max(1, math.ceil(n / eta)),  # mixnas (asynchronous SHA's share)
+              "floor+1": lambda n, eta: int(n // eta) + 1}  # Syne Tune's
+
+
 def strategies() -> list[Any]:
+    """Every method compared; the default is the one named ``... (default)``."""
     from mixnas.efficiency import Strategy
 
-    return [Strategy("random", "random", "none"), Strategy("random + MO-ASHA", "random", "moasha"),
-            Strategy("TPE", "tpe", "none"), Strategy("TPE + MO-ASHA (default)", "auto", "moasha"),
-            Strategy("NSGA-II", "nsga2", "none"), Strategy("NSGA-II + MO-ASHA", "nsga2", "moasha")]
+    out = []
+    for label, sampler in (("random", "random"), ("TPE", "tpe"), ("NSGA-II", "nsga2"), ("NSGA-III", "nsga3"),
+                           ("GP", "gp")):
+        out += [Strategy(label, sampler, "none"), Strategy(f"{label} + MO-ASHA", sampler, "moasha")]
+    out += [Strategy("Syne Tune MO-ASHA", SYNETUNE + "moasha", "moasha"),
+            Strategy("Syne Tune MOREA", SYNETUNE + "morea", "none")]
+    return [mark_default(s) for s in out]
 
 
-def _one(job: tuple[str, str, Any, int, str, int, float, int]) -> tuple[str, int, list[tuple[float, str]], float, bool]:
-    """One replay: (strategy, seed, completion events, CPU seconds, whether it ran out of trials early)."""
+def mark_default(s: Any) -> Any:
+    """Name the strategy that is ``mixnas search``'s default (sampler, scheduler and their settings)."""
+    from dataclasses import replace
+
+    from mixnas.search import SearchSettings
+    from mixnas.search_cli import QUICKSTART
+
+    d = SearchSettings(space="", out="")
+    sampler = "tpe" if d.sampler == "auto" else d.sampler  # auto is TPE on the conditional benchmark space
+    same = (s.sampler == sampler and s.scheduler == d.scheduler and s.eta == QUICKSTART["eta"] and s.grace == d.grace
+            and dict(s.options).get("sampler_options", {}) == d.sampler_options)
+    return replace(s, name=f"{s.name} (default)") if same else s
+
+
+def _one(job: tuple[str, str, Any, int, str, int, float, int]) -> tuple[str, int, list, float, bool, int]:
+    """One replay: (strategy, seed, completion events, CPU seconds, whether it ended before the budget,
+    architectures trained)."""
     table_dir, space, strategy, seed, objectives, workers, budget, trials = job
-    from mixnas.efficiency import replay
+    import torch
 
+    torch.set_num_threads(1)  # the GP sampler's torch would take every core from the other replays
     t0 = time.process_time()
     info: dict[str, Any] = {}
-    events = replay(_table(table_dir), space, strategy, seed, objectives=objectives, workers=workers,
-                    budget_s=budget, trials=trials, info=info)
-    return strategy.name, seed, events, time.process_time() - t0, info["clock"] < budget
+    opts = dict(strategy.options)
+    if "keep" in opts:  # a lever of bench/search_levers.py: MO-ASHA's keep count, for this replay only
+        from dataclasses import replace
+
+        import mixnas.moasha as moasha
+
+        rule = opts.pop("keep")
+        saved = moasha.keep_count
+        moasha.keep_count = KEEP_RULES[rule]
+        try:
+            return _one((table_dir, space, replace(strategy, options=tuple(opts.items())), seed, objectives, workers,
+                         budget, trials))
+        finally:
+            moasha.keep_count = saved
+    if strategy.sampler.startswith(SYNETUNE):
+        from bench.synetune_peer import replay as st_replay
+
+        events = st_replay(_table(table_dir), space, strategy.sampler[len(SYNETUNE):], seed, objectives=objectives,
+                           workers=workers, budget_s=budget, info=info)
+    else:
+        from mixnas.efficiency import replay
+
+        events = replay(_table(table_dir), space, strategy, seed, objectives=objectives, workers=workers,
+                        budget_s=budget, trials=trials, info=info)
+    return strategy.name, seed, events, time.process_time() - t0, info["clock"] < budget, info["trained"]
 
 
 _TABLES: dict[str, Any] = {}
@@ -72,12 +125,19 @@ def _table(path: str) -> Any:
 
 
 def q(values: list[float]) -> tuple[float, float, float]:
-    """Median and quartiles (inclusive method); infinities sort last."""
+    """First quartile, median and third quartile (linear interpolation, as ``statistics.quantiles``'s
+    inclusive method); an infinity ("never") sorts last, and a quantile next to one is infinite."""
     v = sorted(values)
-    if len(v) == 1:
-        return v[0], v[0], v[0]
-    qs = statistics.quantiles(v, n=4, method="inclusive")
-    return qs[0], qs[1], qs[2]
+
+    def at(p: float) -> float:
+        x = p * (len(v) - 1)
+        lo, frac = int(math.floor(x)), x - math.floor(x)
+        if frac == 0:
+            return v[lo]
+        a, b = v[lo], v[lo + 1]
+        return math.inf if math.isinf(b) else a + (b - a) * frac
+
+    return at(0.25), at(0.5), at(0.75)
 
 
 def fmt(t: tuple[float, float, float], pct: bool = False) -> str:
@@ -90,12 +150,13 @@ def fmt(t: tuple[float, float, float], pct: bool = False) -> str:
 
 
 def analyse(table: Any, metrics: list[str], directions: list[str], runs: dict[str, dict[int, list]],
-            budget: float, workers: int, points_n: int = 60) -> dict[str, Any]:
+            budget: float, workers: int, trained: dict[str, list[int]] | None = None,
+            points_n: int = 60) -> dict[str, Any]:
     from mixnas.efficiency import (
         Scale,
         hv_curve,
         recovery,
-        run_front,
+        returned,
         table_points,
         time_to_reach,
         true_front,
@@ -113,9 +174,10 @@ def analyse(table: Any, metrics: list[str], directions: list[str], runs: dict[st
     rows, curves = {}, {}
     for s, by in runs.items():
         reach = [time_to_reach(ev, pts, scale, target * hv_true) / budget for ev in by.values()]
-        rec = [recovery(run_front(ev, pts, directions, budget), truth) for ev in by.values()]
+        rec = [recovery(returned(ev, directions, budget), truth) for ev in by.values()]
         rows[s] = {"reach": q(reach), "final": q(list(finals[s].values())), "recovery": q(rec),
-                   "seeds": len(by), "reached": sum(math.isfinite(r) for r in reach)}
+                   "seeds": len(by), "reached": sum(math.isfinite(r) for r in reach),
+                   "trained": statistics.median((trained or {}).get(s) or [math.nan])}
         per_seed = [[h / hv_true for h in hv_curve(ev, pts, scale, grid)] for ev in by.values()]
         curves[s] = {"x": [g * workers / 3600 for g in grid],
                      "median": [statistics.median(c[i] for c in per_seed) for i in range(len(grid))],
@@ -151,44 +213,124 @@ def figure(results: dict[str, dict[str, Any]], html: Path, png: Path | None) -> 
             screenshot(html, png, width=1320, height=560)
 
 
+CACHE = ROOT / "bench" / "results" / "replays.jsonl"  # one line per finished replay (git-ignored)
+CODE = ("mixnas/search.py", "mixnas/moasha.py", "mixnas/simulate.py", "mixnas/efficiency.py", "mixnas/optuna_io.py",
+        "mixnas/trial.py", "mixnas/pareto.py", "bench/synetune_peer.py")
+
+
+def cache_key(table: Any, job: tuple) -> str:
+    """What a replay's result depends on: the table, the strategy and its settings, the seed, the budget
+    and the code that runs it (so an edit to the search invalidates old results)."""
+    import hashlib
+
+    _, space, strategy, seed, objectives, workers, budget, trials = job
+    h = hashlib.sha256()
+    for rel in CODE:
+        h.update((ROOT / rel).read_bytes())
+    h.update(Path(table.file).read_bytes())
+    h.update(Path(space).read_bytes())
+    h.update(repr((strategy, seed, objectives, workers, round(budget, 6), trials)).encode())
+    return h.hexdigest()[:24]
+
+
+def load_cache() -> dict[str, dict[str, Any]]:
+    import json
+
+    out = {}
+    if CACHE.is_file():
+        for line in CACHE.read_text().splitlines():
+            try:
+                row = json.loads(line)
+                out[row["key"]] = row
+            except (ValueError, KeyError):
+                continue  # a torn last line
+    return out
+
+
+def run_strategies(table_path: str, space: str, todo: list[tuple[Any, int]], objectives: str, workers: int,
+                   budget: float, max_trials: int, jobs: int, label: str = "") -> dict[str, Any]:
+    """Replay every (strategy, seed) of ``todo`` (in ``jobs`` processes), re-using finished replays from
+    :data:`CACHE` and appending each new one to it as it ends (an interrupted comparison resumes)."""
+    import json
+
+    table = _table(table_path)
+    cache = load_cache()
+    out: dict[str, Any] = {"runs": {}, "cpu": {}, "early": {}, "trained": {}}
+
+    def take(name: str, seed: int, events: list, secs: float, early: bool, trained: int) -> None:
+        out["runs"].setdefault(name, {})[seed] = [tuple([e[0], e[1], tuple(e[2])]) for e in events]
+        out["cpu"].setdefault(name, []).append(secs)
+        out["early"][name] = out["early"].get(name, 0) + int(early)
+        out["trained"].setdefault(name, []).append(trained)
+
+    pending = []
+    for strategy, seed in todo:
+        job = (table_path, space, strategy, seed, objectives, workers, budget, max_trials)
+        key = cache_key(table, job)
+        if key in cache:
+            r = cache[key]
+            take(strategy.name, seed, r["events"], r["cpu_s"], r["early"], r["trained"])
+        else:
+            pending.append((key, job))
+    CACHE.parent.mkdir(parents=True, exist_ok=True)
+    with ProcessPoolExecutor(jobs) as pool, open(CACHE, "a") as fh:
+        futures = {pool.submit(_one, job): (key, job) for key, job in pending}
+        from concurrent.futures import as_completed
+
+        for n, fut in enumerate(as_completed(futures), start=1):
+            key, job = futures[fut]
+            name, seed, events, secs, early, trained = fut.result()
+            take(job[2].name, seed, events, secs, early, trained)
+            fh.write(json.dumps({"key": key, "strategy": name, "seed": seed, "events": events, "cpu_s": secs,
+                                 "early": early, "trained": trained}) + "\n")
+            fh.flush()
+            print(f"  [{n}/{len(pending)}] {label}: {name} seed {seed}: {trained} trained, {len(events)} completed, "
+                  f"{secs:.1f} s CPU", file=sys.stderr, flush=True)
+    return out
+
+
+def budget_of(table: Any, budget_trials: int, workers: int) -> float:
+    """Simulated seconds in which random search without early stopping trains ``budget_trials``
+    architectures of average cost on ``workers`` workers."""
+    from mixnas.simulate import epoch_seconds
+
+    full = [sum(epoch_seconds(r) for r in rec["curve"]) for rec in table.arch_records().values()
+            if rec.get("status") == "completed"]
+    return budget_trials * statistics.fmean(full) / workers
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--table", default=str(DEFAULT_TABLE))
     ap.add_argument("--space", help="space to search (default: the table's own)")
     ap.add_argument("--seeds", type=int, default=20)
+    ap.add_argument("--gp-seeds", type=int, default=5, help="seeds of the GP sampler (seconds of CPU per trial)")
     ap.add_argument("--workers", type=int, default=2, help="simulated workers (default 2, this machine's cores)")
     ap.add_argument("--budget-trials", type=int, default=100)
-    ap.add_argument("--max-trials", type=int, default=500,
-                    help="trial cap per run (re-used duplicates count, as in --trials; default 500)")
+    ap.add_argument("--max-trials", type=int, default=100_000,
+                    help="cap on architectures trained per run (default: none in practice; the budget decides)")
     ap.add_argument("--jobs", type=int, default=2, help="processes (default 2)")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args(argv)
-    from mixnas.simulate import epoch_seconds
     from mixnas.tabular import SPACE_FILE
 
     table = _table(args.table)
     space = args.space or str(table.dir / SPACE_FILE)
-    full = [sum(epoch_seconds(r) for r in rec["curve"]) for rec in table.arch_records().values()
-            if rec.get("status") == "completed"]
-    budget = args.budget_trials * statistics.fmean(full) / args.workers
+    budget = budget_of(table, args.budget_trials, args.workers)
     t0 = time.time()
-    results, cpu, capped = {}, {}, {}
+    results, cpu, early = {}, {}, {}
     for label, objectives in OBJECTIVE_SETS.items():
         metrics = [o.split(":")[0] for o in objectives.split(",")]
         directions = [o.split(":")[1] for o in objectives.split(",")]
-        jobs = [(args.table, space, s, seed, objectives, args.workers, budget, args.max_trials)
-                for s in strategies() for seed in range(args.seeds)]
-        runs: dict[str, dict[int, list]] = {}
-        with ProcessPoolExecutor(args.jobs) as pool:
-            for name, seed, events, secs, short in pool.map(_one, jobs):
-                runs.setdefault(name, {})[seed] = events
-                cpu.setdefault(name, []).append(secs)
-                capped.setdefault(label, {}).setdefault(name, 0)
-                capped[label][name] += short
-                print(f"  {label}: {name} seed {seed}: {len(events)} completed, {secs:.1f} s", file=sys.stderr)
-        results[label] = analyse(table, metrics, directions, runs, budget, args.workers)
+        todo = [(s, seed) for s in strategies() for seed in range(args.gp_seeds if s.sampler == "gp" else args.seeds)]
+        got = run_strategies(args.table, space, todo, objectives, args.workers, budget, args.max_trials, args.jobs,
+                             label)
+        for name, v in got["cpu"].items():
+            cpu.setdefault(name, []).extend(v)
+        early[label] = got["early"]
+        results[label] = analyse(table, metrics, directions, got["runs"], budget, args.workers, got["trained"])
     wall = time.time() - t0
-    md = render(results, args, budget, wall, cpu, table, capped)
+    md = render(results, args, budget, wall, cpu, table, early)
     print(md)
     if not args.no_write:
         from bench._report import write_section
@@ -200,36 +342,44 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def render(results: dict[str, Any], args: argparse.Namespace, budget: float, wall: float, cpu: dict[str, list],
-           table: Any, capped: dict[str, dict[str, int]]) -> str:
-    from bench._report import machine
+           table: Any, early: dict[str, dict[str, int]]) -> str:
+    import optuna
 
+    from bench._report import machine
+    from bench.synetune_peer import version
+
+    first = results[next(iter(results))]
     lines = [f"`PYTHONPATH=. python -m bench.simulated_search --seeds {args.seeds}` on the table "
-             f"`{Path(args.table).name}` ({results[next(iter(results))]['archs']} architectures), "
-             f"{args.workers} simulated workers, budget {budget * args.workers / 3600:.2f} worker-hours each "
-             f"(random search's {args.budget_trials} average trainings), MO-ASHA at the CLI's grace 1 and eta 2, "
-             f"{table.epochs} epochs maximum fidelity. The whole comparison ({len(strategies())} strategies x "
-             f"{args.seeds} seeds x {len(results)} objective sets) took {wall / 60:.1f} min on {args.jobs} "
-             f"processes; {machine()}.", "",
-             "Cells: median [first quartile, third quartile] over seeds. *To reach random*: simulated compute needed "
-             "to reach random search's median final hypervolume, as a share of the budget (random search itself "
-             "needs about 100 %; *never*: not within the budget). *Final HV*: hypervolume at the budget, as a share "
-             "of the table's true front's. *True front found*: share of the true front's architectures in the run's "
-             "front.", ""]
+             f"`{Path(args.table).name}` ({first['archs']} architectures), {args.workers} simulated workers, budget "
+             f"{budget * args.workers / 3600:.2f} worker-hours per run (random search's {args.budget_trials} average "
+             f"trainings), {table.epochs} epochs maximum fidelity; MO-ASHA at grace 1 and eta 2 (the CLI's). "
+             f"Optuna {optuna.__version__} (its samplers with mixnas's settings: `mixnas.optuna_io.make_sampler`), "
+             f"Syne Tune {version()} (settings in `bench/synetune_peer.py`). {args.seeds} seeds per strategy, "
+             f"{args.gp_seeds} for GP (seconds of CPU per trial). The whole comparison took {wall / 60:.1f} min "
+             f"on {args.jobs} processes (finished replays are cached in `bench/results/replays.jsonl`); {machine()}.",
+             "",
+             "What a run returns is the front of its completed trials by the values it recorded, scored at the "
+             "table's highest fidelity (8 epochs). Cells: median [first quartile, third quartile] over seeds. *To "
+             "reach random*: simulated compute needed to reach random search's median final hypervolume, as a share "
+             "of the budget (random search itself needs about 100 %; *never*: not within the budget). *Final HV*: "
+             "hypervolume at the budget, as a share of the table's true front's. *True front found*: share of the "
+             "true front's architectures in what the run returns. *Trained*: architectures trained (median).", ""]
     for label, res in results.items():
         lines += [f"**{label}**: true front of {res['true_front']} architectures; random search's median final "
                   f"hypervolume {res['target']:.3f}.", "",
-                  "| strategy | to reach random | final HV | true front found | seeds reaching |",
-                  "|---|---:|---:|---:|---:|"]
+                  "| strategy | to reach random | final HV | true front found | seeds reaching | trained |",
+                  "|---|---:|---:|---:|---:|---:|"]
         for s, r in res["rows"].items():
             lines.append(f"| {s} | {fmt(r['reach'], pct=True)} | {fmt(r['final'])} | {fmt(r['recovery'], pct=True)} "
-                         f"| {r['reached']}/{r['seeds']} |")
-        short = {s: n for s, n in capped.get(label, {}).items() if n}
+                         f"| {r['reached']}/{r['seeds']} | {r['trained']:.0f} |")
+        short = {s: n for s, n in early.get(label, {}).items() if n}
         if short:
-            lines.append(f"Runs that used up their {args.max_trials} trials (re-used duplicates count) before the "
-                         "budget: " + ", ".join(f"{s} {n}/{args.seeds}" for s, n in short.items()) + ".")
+            lines.append("Runs that ended before the budget (100 proposals in a row repeated trained architectures: "
+                         "converged, or the space exhausted): "
+                         + ", ".join(f"{s} {n}" for s, n in short.items()) + ".")
         lines.append("")
     lines += ["Mean CPU seconds per simulated search: " + ", ".join(
-        f"{s} {statistics.fmean(v):.2f}" for s, v in cpu.items()) + ".", "",
+        f"{s} {statistics.fmean(v):.1f}" for s, v in cpu.items()) + ".", "",
         "![hypervolume against compute](bench/results/simulated_search.png)", ""]
     return "\n".join(lines)
 

@@ -10,6 +10,9 @@ renders tables and figures):
 * :func:`replay`: one strategy at one seed on a table: the real :class:`mixnas.search.Search` with an
   in-memory study and no files, driven by :class:`mixnas.simulate.SimulatedRunner` until a simulated time
   budget; returns when each architecture was completed.
+* :func:`returned` / :func:`score`: what a run returns is the front of its completed trials *by the values
+  the search recorded* (at the fidelity it trained them to); it is scored at the table's highest fidelity
+  (``table_points``), so a cheap fidelity that misranks architectures costs the search there.
 * :func:`hv_curve`, :func:`time_to_reach`, :func:`recovery`: hypervolume against simulated compute, the
   compute a run needed to reach a target, and the share of the true front a run's front holds.
 
@@ -78,82 +81,89 @@ def true_front(points: dict[str, list[float]], directions: Sequence[str]) -> set
     return {keys[i] for i in pareto_front([points[k] for k in keys], directions)}
 
 
-def hv_curve(events: Sequence[tuple[float, str]], points: dict[str, list[float]], scale: Scale,
+Event = tuple  # (sim_end, digest, values the search recorded for it): a trained COMPLETE trial
+
+
+def returned(events: Sequence[Event], directions: Sequence[str], until: float = math.inf) -> list[str]:
+    """The architectures a run returns by ``until``: the Pareto front of its completed trials by the values
+    the search itself recorded (at the fidelity it trained them to), one entry per architecture."""
+    seen: dict[str, list[float]] = {}
+    for t, d, vals in events:
+        if t <= until:
+            seen.setdefault(d, list(vals))
+    keys = list(seen)
+    return [keys[i] for i in pareto_front([seen[k] for k in keys], directions)] if keys else []
+
+
+def score(digests: Sequence[str], points: dict[str, list[float]], scale: Scale) -> float:
+    """Hypervolume of ``digests`` at the table's highest fidelity (``points``): what the user gets."""
+    return scale.hv([points[d] for d in digests if d in points])
+
+
+def hv_curve(events: Sequence[Event], points: dict[str, list[float]], scale: Scale,
              grid: Sequence[float]) -> list[float]:
-    """Hypervolume (share of ``scale``'s true-front value is left to the caller) of the architectures
-    completed by each time in ``grid``; ``events`` are ``(time, digest)`` sorted by time."""
-    out, seen, i = [], [], 0
+    """Hypervolume (at the table's highest fidelity) of what the run returns at each time in ``grid``;
+    ``events`` sorted by time."""
+    out = []
     for t in grid:
-        while i < len(events) and events[i][0] <= t:
-            if events[i][1] in points:
-                seen.append(points[events[i][1]])
-            i += 1
-        out.append(scale.hv(front_of(seen, scale.directions)))
+        out.append(score(returned(events, scale.directions, t), points, scale))
     return out
 
 
-def front_of(vals: list[list[float]], directions: Sequence[str]) -> list[list[float]]:
-    return [vals[i] for i in pareto_front(vals, directions)] if vals else []
-
-
-def time_to_reach(events: Sequence[tuple[float, str]], points: dict[str, list[float]], scale: Scale,
-                  target: float) -> float:
-    """The first event time at which the completed architectures' hypervolume reaches ``target`` (inf if
-    it never does)."""
-    seen: list[list[float]] = []
-    for t, d in events:
-        if d in points:
-            seen.append(points[d])
-            if scale.hv(front_of(seen, scale.directions)) >= target - 1e-12:
-                return t
+def time_to_reach(events: Sequence[Event], points: dict[str, list[float]], scale: Scale, target: float) -> float:
+    """The first event time at which what the run returns reaches hypervolume ``target`` (inf if never)."""
+    times = sorted({t for t, _, _ in events})
+    for t in times:
+        if score(returned(events, scale.directions, t), points, scale) >= target - 1e-12:
+            return t
     return math.inf
 
 
 def recovery(digests: Sequence[str], truth: set[str]) -> float:
-    """Share of the true front's architectures among ``digests`` (a run's completed architectures' front)."""
+    """Share of the true front's architectures among ``digests`` (what a run returns)."""
     return len(set(digests) & truth) / len(truth) if truth else 0.0
-
-
-def run_front(events: Sequence[tuple[float, str]], points: dict[str, list[float]], directions: Sequence[str],
-              until: float) -> list[str]:
-    done = list(dict.fromkeys(d for t, d in events if t <= until and d in points))
-    return [done[i] for i in pareto_front([points[d] for d in done], directions)] if done else []
 
 
 @dataclass(frozen=True)
 class Strategy:
+    """A search configuration to replay: a sampler, a scheduler and their settings."""
+
     name: str
     sampler: str
     scheduler: str
+    eta: float = 2.0
+    grace: int = 1
+    max_epochs: int | None = None  # None: the table's
+    options: tuple[tuple[str, Any], ...] = ()  # further SearchSettings fields, as (name, value) pairs
 
 
 def replay(table: Any, space_path: str, strategy: Strategy, seed: int, *, objectives: str, workers: int,
-           budget_s: float | None, trials: int, eta: float = 2.0, grace: int = 1,
-           max_epochs: int | None = None, info: dict[str, Any] | None = None) -> list[tuple[float, str]]:
-    """Run one strategy at one seed on ``table`` (no files, in-memory study); ``(sim_end, digest)`` of every
-    trained COMPLETE trial, in the order they ended. ``info`` (if given) receives ``trials`` (all recorded)
-    and ``clock`` (the simulated time the run ended at: below the budget when it ran out of trials)."""
+           budget_s: float | None, trials: int, info: dict[str, Any] | None = None) -> list[Event]:
+    """Run one strategy at one seed on ``table`` (no files, in-memory study); an :data:`Event` per trained
+    COMPLETE trial, in the order they ended. ``info`` (if given) receives ``trials`` (all recorded),
+    ``trained`` (architectures trained) and ``clock`` (the simulated time the run ended at: below the budget when it ran out of trials)."""
     from mixnas.search import Search, SearchSettings
     from mixnas.simulate import SimulatedRunner, validate
 
     recipe = table.build_train()
     settings = SearchSettings(space=space_path, out="/tmp/mixnas-replay-unused", trials=trials, objectives=objectives,
                               sampler=strategy.sampler, scheduler=strategy.scheduler,
-                              max_epochs=max_epochs or table.epochs, grace=grace, eta=eta, concurrency=workers,
+                              max_epochs=strategy.max_epochs or table.epochs, grace=strategy.grace,
+                              eta=strategy.eta, concurrency=workers,
                               storage="memory", study_name=f"{strategy.name}-s{seed}", seed=seed,
                               train={"fraction": recipe["fraction"], "val_fraction": recipe["val_fraction"]},
-                              table=str(table.dir), max_sim_s=budget_s, record=False)
+                              table=str(table.dir), max_sim_s=budget_s, record=False, **dict(strategy.options))
     search = Search(settings, space=_space_cache(space_path))
     validate(search, table)
     runner = SimulatedRunner(search, table, max_sim_s=budget_s)
     runner.run()
     if info is not None:
-        info.update(trials=len(search.trials()), clock=runner.clock)
+        info.update(trials=len(search.trials()), trained=search.counted, clock=runner.clock)
     events = []
     for t in search.trials():
         a = t.user_attrs
         if t.state.name == "COMPLETE" and "sim_end" in a:
-            events.append((float(a["sim_end"]), a["digest"]))
+            events.append((float(a["sim_end"]), a["digest"], tuple(float(v) for v in t.values)))
     return sorted(events)
 
 
@@ -168,5 +178,5 @@ def _space_cache(path: str) -> Any:
     return _SPACES[path]
 
 
-__all__ = ["REFERENCE", "Scale", "Strategy", "front_of", "hv_curve", "recovery", "replay", "run_front",
+__all__ = ["REFERENCE", "Event", "Scale", "Strategy", "hv_curve", "recovery", "replay", "returned", "score",
            "table_points", "time_to_reach", "true_front"]

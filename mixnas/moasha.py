@@ -44,11 +44,16 @@ def rung_levels(grace: int, eta: float, max_t: int) -> list[int]:
     return levels
 
 
+def keep_count(n: int, eta: float) -> int:
+    """How many of the ``n`` vectors recorded at a rung continue: ``ceil(n / eta)``."""
+    return max(1, math.ceil(n / eta))
+
+
 def promote(rung: Sequence[Sequence[float]], index: int, directions: Sequence[str], eta: float) -> bool:
-    """Whether entry ``index`` of the vectors recorded at one rung is among the top ``ceil(n / eta)`` (or
+    """Whether entry ``index`` of the vectors recorded at one rung is among the top ``keep_count`` (or
     equal to a vector that is)."""
     order = rank_order(rung, directions)
-    keep = max(1, math.ceil(len(rung) / eta))
+    keep = keep_count(len(rung), eta)
     mine = tuple(rung[index])
     return any(i == index or (tuple(rung[i]) == mine and not any(is_missing(v) for v in mine))
                for i in order[:keep])

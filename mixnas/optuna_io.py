@@ -98,33 +98,36 @@ def storage_for(url: str) -> Any:
                                       if url.startswith("sqlite") else None)
 
 
-def make_sampler(kind: str, seed: int, *, conditional: bool, grid: dict[str, list[Any]] | None = None
-                 ) -> optuna.samplers.BaseSampler:
+def make_sampler(kind: str, seed: int, *, conditional: bool, grid: dict[str, list[Any]] | None = None,
+                 options: dict[str, Any] | None = None) -> optuna.samplers.BaseSampler:
     """``tpe``: multivariate, grouped TPE (conditional spaces); ``nsga2``; ``nsga3`` (reference-point
     selection); ``gp``: Optuna's Gaussian-process sampler (several objectives through its log expected
     hypervolume improvement; the parameters of a conditional branch it cannot model are drawn at random);
     ``random``; ``grid`` (a discrete space). Constraint values set with ``trial.set_constraint`` are read by
     TPE, NSGA-II, NSGA-III and GP. Population sizes and start-up trials are sized for searches of tens of
-    trials."""
-    from mixnas.errors import UnknownNameError
+    trials; ``options`` (keyword arguments of the sampler's constructor) override them."""
+    from mixnas.errors import MixnasError, UnknownNameError
 
     quiet()
+    defaults: dict[str, dict[str, Any]] = {
+        "tpe": {"multivariate": True, "group": conditional, "n_startup_trials": 8, "constant_liar": True},
+        "nsga2": {"population_size": 8}, "nsga3": {"population_size": 8},
+        "gp": {"n_startup_trials": 8, "warn_independent_sampling": False}, "random": {}, "grid": {}}
+    classes = {"tpe": optuna.samplers.TPESampler, "nsga2": optuna.samplers.NSGAIISampler,
+               "nsga3": optuna.samplers.NSGAIIISampler, "gp": optuna.samplers.GPSampler,
+               "random": optuna.samplers.RandomSampler}
+    if kind not in defaults:
+        raise UnknownNameError("sampler", kind, SAMPLERS)
+    kwargs = {**defaults[kind], **(options or {}), "seed": seed}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        if kind == "tpe":
-            return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=conditional,
-                                              n_startup_trials=8, constant_liar=True)
-        if kind == "nsga2":
-            return optuna.samplers.NSGAIISampler(seed=seed, population_size=8)
-        if kind == "nsga3":
-            return optuna.samplers.NSGAIIISampler(seed=seed, population_size=8)
-        if kind == "gp":
-            return optuna.samplers.GPSampler(seed=seed, n_startup_trials=8, warn_independent_sampling=False)
-        if kind == "random":
-            return optuna.samplers.RandomSampler(seed=seed)
-        if kind == "grid":
-            return optuna.samplers.GridSampler(grid or {}, seed=seed)
-    raise UnknownNameError("sampler", kind, SAMPLERS)
+        try:
+            if kind == "grid":
+                return optuna.samplers.GridSampler(grid or {}, **kwargs)
+            return classes[kind](**kwargs)
+        except TypeError as err:
+            raise MixnasError(f"sampler {kind}: options {sorted(options or {})} are not all arguments of "
+                              f"{classes.get(kind, optuna.samplers.GridSampler).__name__} ({err})") from None
 
 
 def study_exists(storage: Any, name: str) -> bool:

@@ -59,6 +59,7 @@ class SearchSettings:
     trials: int = 40  # architectures trained; infeasible / invalid candidates and re-used repeats are not counted
     objectives: str | None = None  # "top1:max,macs:min"; None: the space's
     sampler: str = "auto"  # auto: tpe for conditional spaces, nsga2 for flat ones
+    sampler_options: dict[str, Any] = field(default_factory=dict)  # keyword arguments of the Optuna sampler
     scheduler: str = "moasha"
     max_epochs: int | None = None  # None: the space's task.train.epochs (or the trainer's default)
     grace: int = 1
@@ -189,7 +190,8 @@ class Search:
         self.study = optuna_io.open_study(
             storage, self.study_name, self.directions,
             optuna_io.make_sampler(sampler, s.seed, conditional=is_conditional(self.space),
-                                   grid=grid_of(self.space) if sampler == "grid" else None),
+                                   grid=grid_of(self.space) if sampler == "grid" else None,
+                                   options=s.sampler_options),
             s.resume)
         self.checker: Callable[[ArchConfig], CandidateCheck] | None = None  # None: count (a table sets its own)
         self.write_every_s = 0.0  # outputs after a finished trial at most this often (a replay sets 1 s)

@@ -18,7 +18,8 @@ from mixnas.efficiency import (
     hv_curve,
     recovery,
     replay,
-    run_front,
+    returned,
+    score,
     table_points,
     time_to_reach,
     true_front,
@@ -129,13 +130,27 @@ def test_scale_and_hypervolume_shares(table_dir):
     hv_true = scale.hv([pts[d] for d in truth])
     assert scale.hv(list(pts.values())) == pytest.approx(hv_true)  # dominated points add nothing
     order = sorted(pts)
-    events = [(float(i), d) for i, d in enumerate(order)]
+    events = [(float(i), d, tuple(pts[d])) for i, d in enumerate(order)]
     curve = hv_curve(events, pts, scale, [0.0, 5.0, 100.0])
     assert curve[0] <= curve[1] <= curve[2] == pytest.approx(hv_true)
     assert time_to_reach(events, pts, scale, hv_true) <= len(order) - 1
     assert time_to_reach(events[:1], pts, scale, hv_true + 1) == math.inf
-    assert recovery(run_front(events, pts, ["max", "min"], 100.0), truth) == 1.0
+    assert recovery(returned(events, ["max", "min"], 100.0), truth) == 1.0
     assert recovery([], truth) == 0.0
+
+
+def test_a_run_is_scored_at_the_tables_highest_fidelity_not_what_it_saw():
+    """What a run returns is chosen by the values it recorded; a misranking fidelity costs it the better
+    architecture at the table's highest fidelity."""
+    pts = {"a": [90.0, 100.0], "b": [80.0, 100.0], "c": [50.0, 10.0]}
+    scale = Scale.of(["top1", "macs"], ["max", "min"], list(pts.values()))
+    saw = [(1.0, "a", (70.0, 100.0)), (2.0, "b", (85.0, 100.0)), (3.0, "c", (50.0, 10.0))]
+    assert sorted(returned(saw, ["max", "min"])) == ["b", "c"]
+    assert score(returned(saw, ["max", "min"]), pts, scale) == pytest.approx(scale.hv([pts["b"], pts["c"]]))
+    honest = [(t, d, tuple(pts[d])) for t, d, _ in saw]
+    assert hv_curve(saw, pts, scale, [3.0])[0] < hv_curve(honest, pts, scale, [3.0])[0]
+    assert time_to_reach(saw, pts, scale, scale.hv([pts["a"], pts["c"]])) == math.inf
+    assert returned(saw, ["max", "min"], until=1.5) == ["a"]
 
 
 def test_replay_is_deterministic_per_seed(table_dir):
@@ -145,7 +160,8 @@ def test_replay_is_deterministic_per_seed(table_dir):
     a = replay(table, space, Strategy("tpe", "tpe", "moasha"), 1, **kw)
     b = replay(table, space, Strategy("tpe", "tpe", "moasha"), 1, **kw)
     assert a == b and a and all(t <= 40.0 + max(epoch_seconds(r) for r in table.records[0]["curve"]) * 8
-                                for t, _ in a)
+                                for t, _, _ in a)
+    assert all(list(v) == [table.get(d)["curve"][-1]["val_top1"], table.get(d)["macs"]] for _, d, v in a)
 
 
 def test_bench_dashboard_of_the_whole_table(table_dir, tmp_path, capsys):
@@ -164,7 +180,7 @@ def test_every_optuna_sampler_searches_the_table(table_dir, sampler):
     table = Table(table_dir)
     events = replay(table, str(table_dir / "space.yaml"), Strategy(sampler, sampler, "moasha"), 0,
                     objectives="top1:max,macs:min", workers=2, budget_s=60.0, trials=16)
-    assert events and all(d in table.arch_records() for _, d in events)
+    assert events and all(d in table.arch_records() for _, d, _ in events)
 
 
 def test_a_diverged_architecture_replays_as_a_failed_trial(tmp_path):
