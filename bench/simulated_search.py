@@ -50,21 +50,22 @@ KEEP_RULES = {"ceil": lambda n, eta: max(1, math.ceil(n / eta)),  # mixnas (asyn
               "floor+1": lambda n, eta: int(n // eta) + 1}  # Syne Tune's
 
 
-def strategies() -> list[Any]:
-    """Every method compared; the default is the one named ``... (default)``."""
+def strategies(grace: int = 1) -> list[Any]:
+    """Every method compared, early stopping at the same ``grace`` (``mixnas search --table``'s default:
+    the table's recommendation); the default is the one named ``... (default)``."""
     from mixnas.efficiency import Strategy
 
     out = []
     for label, sampler in (("random", "random"), ("TPE", "tpe"), ("NSGA-II", "nsga2"), ("NSGA-III", "nsga3"),
                            ("GP", "gp")):
-        out += [Strategy(label, sampler, "none"), Strategy(f"{label} + MO-ASHA", sampler, "moasha")]
-    out += [Strategy("Syne Tune MO-ASHA", SYNETUNE + "moasha", "moasha"),
+        out += [Strategy(label, sampler, "none"), Strategy(f"{label} + MO-ASHA", sampler, "moasha", grace=grace)]
+    out += [Strategy("Syne Tune MO-ASHA", SYNETUNE + "moasha", "moasha", grace=grace),
             Strategy("Syne Tune MOREA", SYNETUNE + "morea", "none")]
-    return [mark_default(s) for s in out]
+    return [mark_default(s, grace) for s in out]
 
 
-def mark_default(s: Any) -> Any:
-    """Name the strategy that is ``mixnas search``'s default (sampler, scheduler and their settings)."""
+def mark_default(s: Any, grace: int) -> Any:
+    """Name the strategy that is ``mixnas search --table``'s default (sampler, scheduler and settings)."""
     from dataclasses import replace
 
     from mixnas.search import SearchSettings
@@ -72,8 +73,8 @@ def mark_default(s: Any) -> Any:
 
     d = SearchSettings(space="", out="")
     sampler = "tpe" if d.sampler == "auto" else d.sampler  # auto is TPE on the conditional benchmark space
-    same = (s.sampler == sampler and s.scheduler == d.scheduler and s.eta == QUICKSTART["eta"] and s.grace == d.grace
-            and dict(s.options).get("sampler_options", {}) == d.sampler_options)
+    same = (s.sampler == sampler and s.scheduler == d.scheduler and s.eta == QUICKSTART["eta"] and s.grace == grace
+            and dict(s.options).get("sampler_options", {}) == d.sampler_options and not s.options)
     return replace(s, name=f"{s.name} (default)") if same else s
 
 
@@ -104,7 +105,7 @@ def _one(job: tuple[str, str, Any, int, str, int, float, int]) -> tuple[str, int
         from bench.synetune_peer import replay as st_replay
 
         events = st_replay(_table(table_dir), space, strategy.sampler[len(SYNETUNE):], seed, objectives=objectives,
-                           workers=workers, budget_s=budget, info=info)
+                           workers=workers, budget_s=budget, grace=strategy.grace, info=info)
     else:
         from mixnas.efficiency import replay
 
@@ -214,23 +215,38 @@ def figure(results: dict[str, dict[str, Any]], html: Path, png: Path | None) -> 
 
 
 CACHE = ROOT / "bench" / "results" / "replays.jsonl"  # one line per finished replay (git-ignored)
-CODE = ("mixnas/search.py", "mixnas/moasha.py", "mixnas/simulate.py", "mixnas/efficiency.py", "mixnas/optuna_io.py",
-        "mixnas/trial.py", "mixnas/pareto.py", "bench/synetune_peer.py")
+# Bump when a change to the search, MO-ASHA, the simulator or a peer changes what a replay returns: cached
+# replays of older versions are then not re-used.
+REPLAY_VERSION = 1
 
 
 def cache_key(table: Any, job: tuple) -> str:
     """What a replay's result depends on: the table, the strategy and its settings, the seed, the budget
-    and the code that runs it (so an edit to the search invalidates old results)."""
+    and :data:`REPLAY_VERSION`."""
     import hashlib
 
     _, space, strategy, seed, objectives, workers, budget, trials = job
-    h = hashlib.sha256()
-    for rel in CODE:
-        h.update((ROOT / rel).read_bytes())
-    h.update(Path(table.file).read_bytes())
+    h = hashlib.sha256(f"v{REPLAY_VERSION}".encode())
+    h.update(_records_digest(table).encode())
     h.update(Path(space).read_bytes())
     h.update(repr((strategy, seed, objectives, workers, round(budget, 6), trials)).encode())
     return h.hexdigest()[:24]
+
+
+_RECORDS: dict[str, str] = {}
+
+
+def _records_digest(table: Any) -> str:
+    """A digest of the records a replay reads (the ``table`` setting at seed 0): the long runs and noise
+    seeds a build appends later do not change it."""
+    import hashlib
+    import json
+
+    if str(table.file) not in _RECORDS:
+        recs = table.arch_records()
+        text = json.dumps([recs[d] for d in sorted(recs)], sort_keys=True, default=str)
+        _RECORDS[str(table.file)] = hashlib.sha256(text.encode()).hexdigest()
+    return _RECORDS[str(table.file)]
 
 
 def load_cache() -> dict[str, dict[str, Any]]:
@@ -317,12 +333,13 @@ def main(argv: list[str] | None = None) -> int:
     table = _table(args.table)
     space = args.space or str(table.dir / SPACE_FILE)
     budget = budget_of(table, args.budget_trials, args.workers)
+    grace = table.recommended()["grace"]
     t0 = time.time()
     results, cpu, early = {}, {}, {}
     for label, objectives in OBJECTIVE_SETS.items():
         metrics = [o.split(":")[0] for o in objectives.split(",")]
         directions = [o.split(":")[1] for o in objectives.split(",")]
-        todo = [(s, seed) for s in strategies() for seed in range(args.gp_seeds if s.sampler == "gp" else args.seeds)]
+        todo = [(s, seed) for s in strategies(grace) for seed in range(args.gp_seeds if s.sampler == "gp" else args.seeds)]
         got = run_strategies(args.table, space, todo, objectives, args.workers, budget, args.max_trials, args.jobs,
                              label)
         for name, v in got["cpu"].items():
@@ -352,7 +369,8 @@ def render(results: dict[str, Any], args: argparse.Namespace, budget: float, wal
     lines = [f"`PYTHONPATH=. python -m bench.simulated_search --seeds {args.seeds}` on the table "
              f"`{Path(args.table).name}` ({first['archs']} architectures), {args.workers} simulated workers, budget "
              f"{budget * args.workers / 3600:.2f} worker-hours per run (random search's {args.budget_trials} average "
-             f"trainings), {table.epochs} epochs maximum fidelity; MO-ASHA at grace 1 and eta 2 (the CLI's). "
+             f"trainings), {table.epochs} epochs maximum fidelity; MO-ASHA at eta 2 and grace {table.recommended()['grace']} "
+             "(`mixnas search --table`'s defaults: grace as the table's rank correlations recommend). "
              f"Optuna {optuna.__version__} (its samplers with mixnas's settings: `mixnas.optuna_io.make_sampler`), "
              f"Syne Tune {version()} (settings in `bench/synetune_peer.py`). {args.seeds} seeds per strategy, "
              f"{args.gp_seeds} for GP (seconds of CPU per trial). The whole comparison took {wall / 60:.1f} min "

@@ -11,8 +11,8 @@ frees up.
 Methods (Syne Tune 0.16.0):
 
 * ``moasha``: ``MOASHA`` (Schmucker et al. 2021) with its default ``NonDominatedPriority`` (non-dominated
-  sort, epsilon-net within a front), random configurations, ``grace_period`` 1 and ``reduction_factor`` 2
-  (the same rungs as mixnas's), ``max_t`` the table's epochs.
+  sort, epsilon-net within a front), random configurations, ``reduction_factor`` 2 and ``grace_period`` as
+  mixnas's MO-ASHA gets it (the same rungs), ``max_t`` the table's epochs.
 * ``morea``: ``SingleFidelityScheduler`` with the ``regularized_evolution`` searcher, which for several
   metrics is ``MultiObjectiveRegularizedEvolution`` (MOREA): every trial trained to ``max_t``; population
   20 and sample size 5 (the defaults, 100 and 10, are sized for thousands of trials: at this budget
@@ -58,12 +58,13 @@ def config_space(space: Any) -> dict[str, Any]:
     return out
 
 
-def make_scheduler(method: str, cs: dict[str, Any], metrics: list[str], max_t: int, seed: int) -> Any:
+def make_scheduler(method: str, cs: dict[str, Any], metrics: list[str], max_t: int, seed: int,
+                   grace: int = 1) -> Any:
     if method == "moasha":
         from syne_tune.optimizer.schedulers.multiobjective.moasha import MOASHA
 
         return MOASHA(config_space=cs, metrics=metrics, do_minimize=True, time_attr="epoch", max_t=max_t,
-                      grace_period=1, reduction_factor=2, random_seed=seed)
+                      grace_period=grace, reduction_factor=2, random_seed=seed)
     if method == "morea":
         from syne_tune.optimizer.schedulers.single_fidelity_scheduler import SingleFidelityScheduler
 
@@ -74,7 +75,8 @@ def make_scheduler(method: str, cs: dict[str, Any], metrics: list[str], max_t: i
 
 
 def replay(table: Any, space_path: str, method: str, seed: int, *, objectives: str, workers: int,
-           budget_s: float, info: dict[str, Any] | None = None) -> list[tuple[float, str, tuple[float, ...]]]:
+           budget_s: float, grace: int = 1, info: dict[str, Any] | None = None
+           ) -> list[tuple[float, str, tuple[float, ...]]]:
     """One Syne Tune method at one seed on ``table`` until ``budget_s`` simulated seconds; the events of
     :func:`mixnas.efficiency.replay` (``(sim_end, digest, values)`` of each trial trained to ``max_t``)."""
     import numpy as np
@@ -95,7 +97,7 @@ def replay(table: Any, space_path: str, method: str, seed: int, *, objectives: s
     names = [f"{m}_scaled" for m in metrics]
     cs = config_space(space)
     max_t = table.epochs
-    scheduler = make_scheduler(method, cs, names, max_t, seed)
+    scheduler = make_scheduler(method, cs, names, max_t, seed, grace)
     records = table.arch_records()
     digests: dict[tuple, str] = {}
     tried: set[str] = set()

@@ -17,7 +17,8 @@ from mixnas.errors import MixnasError
 # Defaults sized for the quickstart: about 10 minutes on a 2-core CPU, Fashion-MNIST. 10 % of the training
 # split (5,400 images) for 2 epochs separates the architectures (77-80 % top-1) where 5 % did not (the
 # smallest model was within noise of the best, a front of 2-3 points); eta 2 completes half of the trials.
-QUICKSTART = {"trials": 30, "max_epochs": 2, "fraction": 0.1, "val_fraction": 0.1, "concurrency": 2, "eta": 2.0}
+QUICKSTART = {"trials": 30, "max_epochs": 2, "fraction": 0.1, "val_fraction": 0.1, "concurrency": 2, "eta": 2.0,
+              "grace": 1}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,7 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scheduler", default="moasha", help="moasha | asha | none (default moasha)")
     p.add_argument("--max-epochs", type=int,
                    help=f"full fidelity in epochs (default {QUICKSTART['max_epochs']}; with --table, the table's)")
-    p.add_argument("--grace", type=int, default=1, help="first rung in epochs (default 1)")
+    p.add_argument("--grace", type=int, help=f"first rung in epochs (default {QUICKSTART['grace']}; with --table, the "
+                                               "grace the table's rank correlations recommend)")
     p.add_argument("--eta", type=float, default=QUICKSTART["eta"],
                    help=f"MO-ASHA / ASHA reduction factor (default {QUICKSTART['eta']:g})")
     p.add_argument("--fraction", type=float,
@@ -85,10 +87,11 @@ def cmd_search(args: argparse.Namespace) -> int:
 
         table = Table(args.table)
         recipe = table.build_train()
-        defaults = {"max_epochs": table.epochs, "fraction": recipe["fraction"], "val_fraction": recipe["val_fraction"]}
+        defaults = {"max_epochs": table.epochs, "fraction": recipe["fraction"], "val_fraction": recipe["val_fraction"],
+                    "grace": table.recommended()["grace"]}
     else:
         defaults = QUICKSTART
-    for key in ("max_epochs", "fraction", "val_fraction"):
+    for key in ("max_epochs", "fraction", "val_fraction", "grace"):
         if getattr(args, key) is None:
             setattr(args, key, defaults[key])
     if table is not None and not args.storage:  # a replay writes hundreds of trials a second: a journal file

@@ -255,6 +255,13 @@ class Table:
     def epochs(self) -> int:
         return int(self.settings.epochs)
 
+    def recommended(self) -> dict[str, Any]:
+        """The fidelity settings the table's own rank correlations recommend (``grace``, ``max_epochs``;
+        :func:`mixnas.tabular_stats.recommend`): what ``mixnas search --table`` uses by default."""
+        from mixnas.tabular_stats import fidelity_stats
+
+        return fidelity_stats(self)["recommendation"]
+
     def space(self) -> Any:
         """The space the table was built from (as saved in ``build.yaml``)."""
         from mixnas.space import load_space

@@ -62,6 +62,7 @@ def test_replayed_search_writes_the_usual_run_folder(table_dir, tmp_path, capsys
         assert a["sim_end"] - a["sim_start"] == pytest.approx(spent, abs=2e-3)
         assert t.state.name == ("COMPLETE" if epochs == 8 else "PRUNED")
     assert any(t.state.name == "PRUNED" for t in trials)  # MO-ASHA stopped some at a rung
+    assert yaml.safe_load((run / "search.yaml").read_text())["settings"]["grace"] == table.recommended()["grace"]
     by_worker: dict[int, list] = {}
     for t in trials:
         by_worker.setdefault(t.user_attrs["worker"], []).append((t.user_attrs["sim_start"], t.user_attrs["sim_end"]))
@@ -72,6 +73,18 @@ def test_replayed_search_writes_the_usual_run_folder(table_dir, tmp_path, capsys
     front = yaml.safe_load((run / "pareto.yaml").read_text())["pareto"]
     assert front and all(e["objectives"]["top1"] > 0 for e in front)
     assert sorted(p.name for p in (run / "pareto").iterdir()) == sorted(e["file"][7:] for e in front)  # only it
+
+
+def test_grace_defaults_to_the_tables_recommendation(table_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(Table, "recommended", lambda self: {"grace": 3, "max_epochs": 8, "max_epochs_rho": None})
+    space = str(table_dir.parent / "tiny_bench.yaml")
+    for extra, want in (([], 3), (["--grace", "2"], 2)):
+        run = tmp_path / f"run{want}"
+        assert main(["search", "--space", space, "--table", str(table_dir), "--trials", "12", "--out", str(run)]
+                    + extra) == 0
+        assert yaml.safe_load((run / "search.yaml").read_text())["settings"]["grace"] == want
+        pruned = [t for t in _trials(run) if t.state.name == "PRUNED" and t.user_attrs.get("status") == "pruned"]
+        assert pruned and all(t.user_attrs["fidelity"] >= want for t in pruned)  # no rung below the grace
 
 
 def test_workers_share_the_simulated_clock(table_dir, tmp_path):
