@@ -339,7 +339,9 @@ def main(argv: list[str] | None = None) -> int:
     for label, objectives in OBJECTIVE_SETS.items():
         metrics = [o.split(":")[0] for o in objectives.split(",")]
         directions = [o.split(":")[1] for o in objectives.split(",")]
-        todo = [(s, seed) for s in strategies(grace) for seed in range(args.gp_seeds if s.sampler == "gp" else args.seeds)]
+        # seed-major: an interrupted comparison (it resumes from the cache) has every strategy at some seeds
+        todo = [(s, seed) for seed in range(args.seeds) for s in strategies(grace)
+                if s.sampler != "gp" or seed < args.gp_seeds]
         got = run_strategies(args.table, space, todo, objectives, args.workers, budget, args.max_trials, args.jobs,
                              label)
         for name, v in got["cpu"].items():

@@ -43,8 +43,7 @@ from mixnas.trial import Candidate, Outcome, Stopper, forget_data, load_data, ru
 METRICS = ("top1", "macs", "params", "latency_ms")
 SCHEDULERS = ("moasha", "asha", "none")
 FINISHED = ("COMPLETE", "PRUNED", "FAIL")
-SKIPPED = ("infeasible", "invalid", "hopeless")  # recorded but not counted in --trials
-COST_METRICS = ("macs", "params", "latency_ms")  # objectives known exactly before training
+SKIPPED = ("infeasible", "invalid")  # recorded but not counted in --trials
 MAX_SKIPPED_PER_TRIAL = 20  # give up when the space yields this many infeasible candidates per trial asked
 MAX_REPEAT_STREAK = 100  # give up when this many proposals in a row repeat recorded architectures
 
@@ -79,7 +78,6 @@ class SearchSettings:
     table: str | None = None  # a mixnas-bench table: replay the search on it (mixnas.simulate), no training
     max_sim_s: float | None = None  # with a table: stop proposing once the simulated clock passes this
     record: bool = True  # False: no files (search.log, trials.csv, pareto) while running (benchmarks)
-    skip_hopeless: bool = False  # skip a candidate no cheaper than the most accurate COMPLETE trial (a lever)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -379,12 +377,6 @@ class Search:
             self.waiting.setdefault(check.digest, []).append(trial)
             self.repeat_streak += 1
             return None
-        hopeless = self._hopeless(check)
-        if hopeless:
-            for k, v in {"status": "hopeless", "fidelity": 0, "reason": hopeless}.items():
-                trial.set_user_attr(k, v)
-            self._tell(trial, "PRUNED", kind="skipped")
-            return None
         self.repeat_streak = 0
         self.live[trial.number] = trial
         self.training[check.digest] = trial.number
@@ -392,24 +384,6 @@ class Search:
                          self.dataset, self.settings.data_dir, self.threads,
                          {"macs": check.macs, "params": check.params, "latency_ms": check.latency_ms},
                          float(self.settings.resources.get("gpu", 0.0)), self.checkpoint_dir)
-
-    def _hopeless(self, check: CandidateCheck) -> str:
-        """With ``skip_hopeless``: why a candidate cannot enter the front unless it beats the best accuracy
-        seen (the most accurate COMPLETE trial costs no more in every cost objective), else "". Applies when
-        the first objective is a maximised accuracy and every other one a cost known before training."""
-        objs = self.objectives
-        if not self.settings.skip_hopeless or objs[0].direction != "max" or objs[0].metric in COST_METRICS \
-                or not all(o.metric in COST_METRICS and o.direction == "min" for o in objs[1:]):
-            return ""
-        done = [t for t in self.by_digest.values() if t.state.name == "COMPLETE"]
-        if not done:
-            return ""
-        champ = max(done, key=lambda t: (t.values[0], [-v for v in t.values[1:]]))
-        mine = {"macs": check.macs, "params": check.params, "latency_ms": check.latency_ms}
-        if all(mine[o.metric] is not None and mine[o.metric] >= v for o, v in zip(objs[1:], champ.values[1:])):
-            return (f"hopeless: no cheaper than trial {champ.number}, the most accurate so far "
-                    f"({objs[0].metric} {champ.values[0]:.2f})")
-        return ""
 
     def _copy(self, trial: Any, prev: Any) -> None:
         for key in ("fidelity", "curve", "objectives", "status", "reason", "fail_reason"):

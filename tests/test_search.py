@@ -26,7 +26,7 @@ def states(search):
 def trained(trials):
     """The trials --trials counts: not re-used repeats, not infeasible / invalid, not failed and re-queued."""
     return [t for t in trials if "duplicate_of" not in t.user_attrs and not t.user_attrs.get("requeued")
-            and t.user_attrs.get("status") not in ("infeasible", "invalid", "hopeless")]
+            and t.user_attrs.get("status") not in ("infeasible", "invalid")]
 
 
 def test_complete_vs_pruned_bookkeeping(tmp_path):
@@ -179,17 +179,3 @@ def test_slot_gaps_are_per_worker_and_skip_duplicates():
     assert line is not None and "0.57 s" in line
     assert overhead_line(trials[-2:]) is None
 
-
-def test_skip_hopeless_never_trains_a_candidate_no_cheaper_than_the_champion(tmp_path):
-    calls = []
-    s = make(tmp_path, trials=8, sampler="random", scheduler="none", skip_hopeless=True)
-    LocalRunner(s, fake_body(calls)).run()
-    by_number = {t.number: t for t in s.trials()}
-    hopeless = [t for t in s.trials() if t.user_attrs.get("status") == "hopeless"]
-    assert hopeless
-    for t in hopeless:
-        champ = by_number[int(t.user_attrs["reason"].split("trial ")[1].split(",")[0])]
-        assert t.state.name == "PRUNED" and t.user_attrs["fidelity"] == 0 and t.user_attrs["digest"] not in calls
-        assert champ.state.name == "COMPLETE" and champ.user_attrs["macs"] <= t.user_attrs["macs"]
-        assert champ.number < t.number
-    assert len(trained(s.trials())) == len(set(calls))  # hopeless candidates are not counted in --trials
