@@ -227,6 +227,10 @@ def cache_key(table: Any, job: tuple) -> str:
 
     _, space, strategy, seed, objectives, workers, budget, trials = job
     h = hashlib.sha256(f"v{REPLAY_VERSION}".encode())
+    if strategy.sampler.startswith(SYNETUNE):
+        from bench.synetune_peer import VERSION
+
+        h.update(f"synetune-v{VERSION}".encode())
     h.update(_records_digest(table).encode())
     h.update(Path(space).read_bytes())
     h.update(repr((strategy, seed, objectives, workers, round(budget, 6), trials)).encode())

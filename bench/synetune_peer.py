@@ -18,6 +18,13 @@ Methods (Syne Tune 0.16.0):
   20 and sample size 5 (the defaults, 100 and 10, are sized for thousands of trials: at this budget
   population 100 would be random search).
 
+A bug of Syne Tune 0.16.0 is worked around: ``NonDominatedPriority`` returns the items' *order*
+(``nondominated_sort``: the indices of the items, best first) where both its callers, MO-ASHA's rung
+(``Bracket.on_result``) and MOREA's parent choice, expect each item's *priority* (lower is better). With the
+order read as priorities a dominated newcomer can outrank front members, and both methods scored below
+random search. :class:`RankedPriority` hands them the inverse permutation (each item's place in that
+order): the ranking Syne Tune documents, computed by its own ``nondominated_sort``.
+
 Settings that favour the peer, so that a harness detail cannot be what it loses on:
 
 * Objectives are handed over minimised and normalised by the table's range (top-1 linearly, costs on a log
@@ -43,6 +50,23 @@ from datetime import datetime
 from typing import Any
 
 METHODS = ("moasha", "morea")
+VERSION = 2  # bumped when the harness changes what a replay returns (2: RankedPriority)
+
+
+def ranked_priority() -> Any:
+    """Syne Tune's non-dominated sort with epsilon-net, returned as each item's rank (see the module
+    docstring: 0.16.0 returns the order instead)."""
+    import numpy as np
+    from syne_tune.optimizer.schedulers.multiobjective.multiobjective_priority import NonDominatedPriority
+
+    class RankedPriority(NonDominatedPriority):
+        def priority_unsafe(self, objectives: Any) -> Any:
+            order = np.asarray(super().priority_unsafe(objectives))
+            ranks = np.empty(len(order), dtype=int)
+            ranks[order] = np.arange(len(order))
+            return ranks
+
+    return RankedPriority()
 
 
 def config_space(space: Any) -> dict[str, Any]:
@@ -64,13 +88,15 @@ def make_scheduler(method: str, cs: dict[str, Any], metrics: list[str], max_t: i
         from syne_tune.optimizer.schedulers.multiobjective.moasha import MOASHA
 
         return MOASHA(config_space=cs, metrics=metrics, do_minimize=True, time_attr="epoch", max_t=max_t,
-                      grace_period=grace, reduction_factor=2, random_seed=seed)
+                      grace_period=grace, reduction_factor=2, random_seed=seed,
+                      multiobjective_priority=ranked_priority())
     if method == "morea":
         from syne_tune.optimizer.schedulers.single_fidelity_scheduler import SingleFidelityScheduler
 
         return SingleFidelityScheduler(cs, metrics=metrics, do_minimize=True, searcher="regularized_evolution",
-                                       random_seed=seed, searcher_kwargs={"population_size": 20, "sample_size": 5,
-                                                                          "random_seed": seed})
+                                       random_seed=seed, searcher_kwargs={
+                                           "population_size": 20, "sample_size": 5, "random_seed": seed,
+                                           "multiobjective_priority": ranked_priority()})
     raise ValueError(f"unknown Syne Tune method {method!r}; known: {', '.join(METHODS)}")
 
 
@@ -172,7 +198,7 @@ def version() -> str:
     return getattr(syne_tune, "__version__", "?")
 
 
-__all__ = ["METHODS", "config_space", "make_scheduler", "replay", "version"]
+__all__ = ["METHODS", "VERSION", "config_space", "make_scheduler", "ranked_priority", "replay", "version"]
 
 
 if __name__ == "__main__":  # a quick look: one seed of each method on the shipped table

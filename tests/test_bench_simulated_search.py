@@ -73,3 +73,17 @@ def test_exactly_one_strategy_is_the_default():
     assert sum(n.endswith("(default)") for n in names) == 1
     assert len(set(names)) == len(names)
     assert any(n.startswith("Syne Tune") for n in names) and any(n.startswith("NSGA-III") for n in names)
+
+
+def test_synetune_priority_is_a_rank_not_an_order():
+    """Syne Tune 0.16.0's NonDominatedPriority returns the items' order where its callers expect ranks;
+    the peer hands them ranks (if an upgrade fixes it, this test fails and the work-around must go)."""
+    import numpy as np
+    from syne_tune.optimizer.schedulers.multiobjective.multiobjective_priority import NonDominatedPriority
+
+    from bench.synetune_peer import ranked_priority
+
+    x = np.array([[0.9, 0.1], [0.1, 0.9], [0.5, 0.5], [0.95, 0.95], [0.2, 0.2]])  # item 3 is dominated by all
+    assert list(NonDominatedPriority(dim=0)(x)) == [1, 0, 4, 2, 3]  # the order (what 0.16.0 returns)
+    ranks = list(ranked_priority()(x))
+    assert ranks == [1, 0, 3, 4, 2] and ranks[3] == max(ranks)  # the dominated item ranks last
