@@ -77,6 +77,7 @@ def levers() -> list[Any]:
             tpe("grace 2 + eta 3", grace=2, eta=3.0),
             tpe("grace 2 + TPE 16 start-up trials", grace=2,
                 options=(("sampler_options", {"n_startup_trials": 16}),)),
+            Strategy("grace 2 + NSGA-II + MO-ASHA (population 8)", "nsga2", "moasha", grace=2),
             Strategy("grace 2 + NSGA-II + MO-ASHA population 16", "nsga2", "moasha", grace=2,
                      options=(("sampler_options", {"population_size": 16}),)),
             Strategy("random", "random", "none")]
