@@ -87,3 +87,9 @@ def test_synetune_priority_is_a_rank_not_an_order():
     assert list(NonDominatedPriority(dim=0)(x)) == [1, 0, 4, 2, 3]  # the order (what 0.16.0 returns)
     ranks = list(ranked_priority()(x))
     assert ranks == [1, 0, 3, 4, 2] and ranks[3] == max(ranks)  # the dominated item ranks last
+
+
+def test_final_hypervolumes_are_compared_with_the_default():
+    assert sim.versus([0.90, 0.91, 0.92, 0.93, 0.94], [0.97, 0.98, 0.99, 0.975, 0.985]) < 0.05
+    assert sim.versus([0.95, 0.96, 0.97, 0.98], [0.955, 0.965, 0.975, 0.985]) > 0.5
+    assert math.isnan(sim.versus([0.9, 0.8], [0.7, 0.6, 0.5]))
