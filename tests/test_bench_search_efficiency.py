@@ -34,3 +34,17 @@ def test_reach_line_verdict():
     assert "met" in reach_line("x", [0.2, 0.3]) and "not met" not in reach_line("x", [0.2, 0.3])
     assert "not met" in reach_line("x", [0.2, float("inf")])
     assert "not met" in reach_line("x", [0.5, 0.5])
+
+
+def test_reach_line_takes_the_median_against_a_target():
+    assert "not met" not in reach_line("x", [0.2, 0.9, 0.4], target=0.5)  # median 0.4
+    assert "not met" in reach_line("x", [0.6, 0.9, 0.4], target=0.5)
+
+
+def test_hv_curve_normalised_as_on_a_table():
+    from mixnas.efficiency import Scale
+
+    scale = Scale.of(["top1", "macs"], ["max", "min"], [[50.0, 1e5], [90.0, 1e7]])
+    trials = [_trial(1, "COMPLETE", 90.0, 1e5, 10.0)]  # the ideal point of the table's range
+    curve = hv_curve(trials, (10.0, 10e6), images=100, scale=scale, unit=scale.hv([[90.0, 1e5]]))
+    assert curve[0]["hv"] == 1.0
