@@ -236,8 +236,8 @@ REPLAY_VERSION = 1
 
 
 def cache_key(table: Any, job: tuple) -> str:
-    """What a replay's result depends on: the table, the strategy and its settings, the seed, the budget
-    and :data:`REPLAY_VERSION`."""
+    """What a replay's result depends on: the table, the strategy and its settings (mixnas's sampler
+    defaults included), the seed, the budget and :data:`REPLAY_VERSION`."""
     import hashlib
 
     _, space, strategy, seed, objectives, workers, budget, trials = job
@@ -246,6 +246,11 @@ def cache_key(table: Any, job: tuple) -> str:
         from bench.synetune_peer import VERSION
 
         h.update(f"synetune-v{VERSION}".encode())
+    else:  # the sampler's effective settings: a change of mixnas's defaults is a different strategy
+        from mixnas.optuna_io import sampler_defaults
+
+        kind = "tpe" if strategy.sampler == "auto" else strategy.sampler
+        h.update(repr(sorted(sampler_defaults(kind, True).items())).encode())
     h.update(_records_digest(table).encode())
     h.update(Path(space).read_bytes())
     h.update(repr((strategy, seed, objectives, workers, round(budget, 6), trials)).encode())

@@ -98,27 +98,34 @@ def storage_for(url: str) -> Any:
                                       if url.startswith("sqlite") else None)
 
 
+def sampler_defaults(kind: str, conditional: bool) -> dict[str, Any]:
+    """mixnas's settings of each Optuna sampler (keyword arguments of its constructor). TPE's 16 start-up
+    trials were chosen on mixnas-bench (``bench/search_levers.py``, seeds disjoint from the reported ones:
+    with MO-ASHA they raised the final hypervolume over 8 while reaching random search's in under a third of
+    the budget); the population of 8 and GP's start-up trials are sized for searches of tens of trials."""
+    return {"tpe": {"multivariate": True, "group": conditional, "n_startup_trials": 16, "constant_liar": True},
+            "nsga2": {"population_size": 8}, "nsga3": {"population_size": 8},
+            "gp": {"n_startup_trials": 8, "warn_independent_sampling": False}, "random": {},
+            "grid": {}}.get(kind, {})
+
+
 def make_sampler(kind: str, seed: int, *, conditional: bool, grid: dict[str, list[Any]] | None = None,
                  options: dict[str, Any] | None = None) -> optuna.samplers.BaseSampler:
     """``tpe``: multivariate, grouped TPE (conditional spaces); ``nsga2``; ``nsga3`` (reference-point
     selection); ``gp``: Optuna's Gaussian-process sampler (several objectives through its log expected
     hypervolume improvement; the parameters of a conditional branch it cannot model are drawn at random);
     ``random``; ``grid`` (a discrete space). Constraint values set with ``trial.set_constraint`` are read by
-    TPE, NSGA-II, NSGA-III and GP. Population sizes and start-up trials are sized for searches of tens of
-    trials; ``options`` (keyword arguments of the sampler's constructor) override them."""
+    TPE, NSGA-II, NSGA-III and GP. Their settings are :func:`sampler_defaults`; ``options`` (keyword
+    arguments of the sampler's constructor) override them."""
     from mixnas.errors import MixnasError, UnknownNameError
 
     quiet()
-    defaults: dict[str, dict[str, Any]] = {
-        "tpe": {"multivariate": True, "group": conditional, "n_startup_trials": 8, "constant_liar": True},
-        "nsga2": {"population_size": 8}, "nsga3": {"population_size": 8},
-        "gp": {"n_startup_trials": 8, "warn_independent_sampling": False}, "random": {}, "grid": {}}
     classes = {"tpe": optuna.samplers.TPESampler, "nsga2": optuna.samplers.NSGAIISampler,
                "nsga3": optuna.samplers.NSGAIIISampler, "gp": optuna.samplers.GPSampler,
                "random": optuna.samplers.RandomSampler}
-    if kind not in defaults:
+    if kind not in SAMPLERS or kind == "auto":
         raise UnknownNameError("sampler", kind, SAMPLERS)
-    kwargs = {**defaults[kind], **(options or {}), "seed": seed}
+    kwargs = {**sampler_defaults(kind, conditional), **(options or {}), "seed": seed}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         try:

@@ -9,7 +9,7 @@ from mixnas.optuna_io import make_sampler
 
 def test_sampler_defaults_and_options():
     tpe = make_sampler("tpe", 3, conditional=True)
-    assert isinstance(tpe, optuna.samplers.TPESampler) and tpe._n_startup_trials == 8
+    assert isinstance(tpe, optuna.samplers.TPESampler) and tpe._n_startup_trials == 16
     assert make_sampler("tpe", 3, conditional=True, options={"n_startup_trials": 20})._n_startup_trials == 20
     nsga = make_sampler("nsga2", 0, conditional=False, options={"population_size": 24})
     assert isinstance(nsga, optuna.samplers.NSGAIISampler) and nsga._population_size == 24
