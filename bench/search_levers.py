@@ -94,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--budget-trials", type=int, default=100)
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--cached-only", action="store_true",
+                    help="replay nothing: analyse the cached replays (each lever at the seeds it has)")
     ap.add_argument("--only", nargs="+", help="levers whose names contain one of these texts (default: all)")
     ap.add_argument("--objectives", choices=["2", "3", "both"], default="both",
                     help="objective sets: 2 (top-1, MACs), 3 (and latency) or both (default)")
@@ -116,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         if not any(s.name == "random" for s in chosen):
             chosen.append(next(s for s in levers() if s.name == "random"))  # the target
         todo = [(s, seed) for s in chosen for seed in seeds]
-        got = run_strategies(args.table, space, todo, objectives, args.workers, budget, 100_000, args.jobs, label)
+        got = run_strategies(args.table, space, todo, objectives, args.workers, budget, 100_000, args.jobs, label,
+                             cached_only=args.cached_only)
         results[label] = analyse(table, metrics, directions, got["runs"], budget, args.workers, got["trained"])
         cpu += sum(sum(v) for v in got["cpu"].values())
     md = render(results, args, budget, time.time() - t0, table, seeds, cpu)
@@ -132,20 +135,22 @@ def render(results: dict[str, Any], args: argparse.Namespace, budget: float, wal
            seeds: list[int], cpu: float) -> str:
     from bench._report import machine
 
-    lines = [f"`PYTHONPATH=. python -m bench.search_levers --seeds {args.seeds} --objectives {args.objectives}` on "
+    flags = " --cached-only" if args.cached_only else ""
+    lines = [f"`PYTHONPATH=. python -m bench.search_levers --seeds {args.seeds} --objectives {args.objectives}{flags}` on "
              f"`{Path(args.table).name}`: each lever changes one "
-             f"setting of the baseline; seeds {seeds[0]}-{seeds[-1]} (disjoint from the strategy table's), "
+             f"setting of the baseline; seeds from {seeds[0]} up to {seeds[-1]} (the *seeds* column: how many each "
+             "lever has; disjoint from the strategy table's), "
              f"{args.workers} simulated workers, budget {budget * args.workers / 3600:.2f} worker-hours, scored at "
              f"the table's highest fidelity ({table.epochs} epochs). The replays took {cpu / 60:.0f} CPU-minutes (cached in "
              f"`bench/results/replays.jsonl`; this run {wall / 60:.1f} min); {machine()}.", "",
              "Cells: median [first quartile, third quartile] over seeds, as in \"Search efficiency on mixnas-bench\".",
              ""]
     for label, res in results.items():
-        lines += [f"**{label}**", "", "| lever | to reach random | final HV | true front found | trained |",
-                  "|---|---:|---:|---:|---:|"]
+        lines += [f"**{label}**", "", "| lever | seeds | to reach random | final HV | true front found | trained |",
+                  "|---|---:|---:|---:|---:|---:|"]
         for s, r in res["rows"].items():
-            lines.append(f"| {s} | {fmt(r['reach'], pct=True)} | {fmt(r['final'])} | {fmt(r['recovery'], pct=True)} "
-                         f"| {r['trained']:.0f} |")
+            lines.append(f"| {s} | {r['seeds']} | {fmt(r['reach'], pct=True)} | {fmt(r['final'])} "
+                         f"| {fmt(r['recovery'], pct=True)} | {r['trained']:.0f} |")
         lines.append("")
     lines += [DECISION, "", REMOVED, ""]
     return "\n".join(lines)

@@ -288,9 +288,11 @@ def load_cache() -> dict[str, dict[str, Any]]:
 
 
 def run_strategies(table_path: str, space: str, todo: list[tuple[Any, int]], objectives: str, workers: int,
-                   budget: float, max_trials: int, jobs: int, label: str = "") -> dict[str, Any]:
+                   budget: float, max_trials: int, jobs: int, label: str = "", cached_only: bool = False
+                   ) -> dict[str, Any]:
     """Replay every (strategy, seed) of ``todo`` (in ``jobs`` processes), re-using finished replays from
-    :data:`CACHE` and appending each new one to it as it ends (an interrupted comparison resumes)."""
+    :data:`CACHE` and appending each new one to it as it ends (an interrupted comparison resumes);
+    ``cached_only``: replay nothing, analyse what is cached."""
     import json
 
     table = _table(table_path)
@@ -310,7 +312,7 @@ def run_strategies(table_path: str, space: str, todo: list[tuple[Any, int]], obj
         if key in cache:
             r = cache[key]
             take(strategy.name, seed, r["events"], r["cpu_s"], r["early"], r["trained"])
-        else:
+        elif not cached_only:
             pending.append((key, job))
     CACHE.parent.mkdir(parents=True, exist_ok=True)
     with ProcessPoolExecutor(jobs) as pool, open(CACHE, "a") as fh:
