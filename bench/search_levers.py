@@ -13,7 +13,10 @@ table, so the default is not tuned on the seeds it is reported on. Levers:
   trials, scored at 8);
 * MO-ASHA's keep count: Syne Tune's ``floor(n / eta) + 1`` instead of ``ceil(n / eta)``;
 * sampler settings: TPE with 16 start-up trials instead of 8, without the constant liar, independent
-  instead of multivariate; NSGA-II with MO-ASHA at population 16 and 24 instead of 8.
+  instead of multivariate; NSGA-II with MO-ASHA at population 16 and 24 instead of 8;
+* learning curves: at a rung, MO-ASHA ranks each trial's forecast of its accuracy at the maximum fidelity
+  (a least-squares line in log-epochs through its curve so far: ``bench.simulated_search.loglinear``)
+  instead of the accuracy at the rung.
 """
 
 from __future__ import annotations
@@ -81,6 +84,9 @@ def levers() -> list[Any]:
             # round 2: on the winner of round 1 (grace 2, the table's recommendation)
             tpe("grace 2 + eta 3", grace=2, eta=3.0),
             tpe("grace 2 + TPE 16 start-up trials", grace=2, startup=16),
+            # round 3: on the default (grace 2, TPE with 16 start-up trials)
+            tpe("default + learning-curve forecast at rungs", grace=2, startup=16,
+                options=(("rung_value", "loglinear"),)),
             Strategy("grace 2 + NSGA-II + MO-ASHA (population 8)", "nsga2", "moasha", grace=2),
             Strategy("grace 2 + NSGA-II + MO-ASHA population 16", "nsga2", "moasha", grace=2,
                      options=(("sampler_options", {"population_size": 16}),)),

@@ -46,8 +46,47 @@ OBJECTIVE_SETS = {"2 objectives (top-1, MACs)": "top1:max,macs:min",
 SYNETUNE = "synetune:"  # a Strategy whose sampler starts so runs Syne Tune's method through bench.synetune_peer
 
 
+CORE = {f"{s}{m}" for s in ("random", "TPE", "NSGA-II") for m in ("", " + MO-ASHA")}  # issue 13's comparison
+
 KEEP_RULES = {"ceil": lambda n, eta: max(1, math.ceil(n / eta)),  # mixnas (asynchronous SHA's share)
               "floor+1": lambda n, eta: int(n // eta) + 1}  # Syne Tune's
+
+
+def loglinear(curve: list[tuple[int, tuple[float, ...]]], max_t: int) -> tuple[float, ...]:
+    """A learning-curve forecast (a lever of ``bench/search_levers.py``): each objective's least-squares line
+    in log-epochs over the curve so far, read at ``max_t``. Constant objectives (MACs, latency) stay as they
+    are; a vector with a missing value is returned unchanged (it ranks last anyway)."""
+    last = curve[-1][1]
+    if len(curve) < 2 or any(v is None or math.isnan(v) for v in last):
+        return last
+    xs = [math.log(t) for t, _ in curve]
+    mx = statistics.fmean(xs)
+    sxx = sum((x - mx) ** 2 for x in xs)
+    out = []
+    for j in range(len(last)):
+        ys = [float(v[j]) for _, v in curve]
+        if any(math.isnan(y) for y in ys):
+            out.append(last[j])
+            continue
+        my = statistics.fmean(ys)
+        slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx
+        out.append(my + slope * (math.log(max_t) - mx))
+    return tuple(out)
+
+
+def _forecasting_on_result(original: Any) -> Any:
+    """``MOASHA.on_result`` that remembers each trial's curve and records at a rung its
+    :func:`loglinear` forecast at ``max_t`` instead of the value at the rung."""
+
+    def on_result(self: Any, trial_id: str, t: int, values: Any) -> str:
+        curve = self.__dict__.setdefault("_curves", {}).setdefault(trial_id, [])
+        vec = tuple(math.nan if v is None else float(v) for v in values)
+        curve.append((t, vec))
+        if t in self.rungs and t < self.max_t:
+            vec = loglinear(curve, self.max_t)
+        return original(self, trial_id, t, list(vec))
+
+    return on_result
 
 
 def strategies(grace: int = 1) -> list[Any]:
@@ -101,6 +140,19 @@ def _one(job: tuple[str, str, Any, int, str, int, float, int]) -> tuple[str, int
                          budget, trials))
         finally:
             moasha.keep_count = saved
+    if opts.get("rung_value") == "loglinear":  # a lever: MO-ASHA ranks forecasts, for this replay only
+        from dataclasses import replace
+
+        from mixnas.moasha import MOASHA
+
+        opts.pop("rung_value")
+        saved = MOASHA.on_result
+        MOASHA.on_result = _forecasting_on_result(saved)
+        try:
+            return _one((table_dir, space, replace(strategy, options=tuple(opts.items())), seed, objectives, workers,
+                         budget, trials))
+        finally:
+            MOASHA.on_result = saved
     if strategy.sampler.startswith(SYNETUNE):
         from bench.synetune_peer import replay as st_replay
 
@@ -401,8 +453,9 @@ def render(results: dict[str, Any], args: argparse.Namespace, budget: float, wal
              "(`mixnas search --table`'s defaults: grace as the table's rank correlations recommend). "
              f"Optuna {optuna.__version__} (its samplers with mixnas's settings: `mixnas.optuna_io.make_sampler`), "
              f"Syne Tune {version()} (settings in `bench/synetune_peer.py`). {args.seeds} seeds per strategy, "
-             f"{args.gp_seeds} for GP (seconds of CPU per trial). The whole comparison took {wall / 60:.1f} min "
-             f"on {args.jobs} processes (finished replays are cached in `bench/results/replays.jsonl`); {machine()}.",
+             f"{args.gp_seeds} for GP (seconds of CPU per trial). This run took {wall / 60:.1f} min "
+             f"on {args.jobs} processes, re-using the replays cached in `bench/results/replays.jsonl` (the full cost "
+             f"is below the tables); {machine()}.",
              "",
              "What a run returns is the front of its completed trials by the values it recorded, scored at the "
              "table's highest fidelity (8 epochs). Cells: median [first quartile, third quartile] over seeds. *To "
@@ -427,8 +480,13 @@ def render(results: dict[str, Any], args: argparse.Namespace, budget: float, wal
                          "converged, or the space exhausted): "
                          + ", ".join(f"{s} {n}" for s, n in short.items()) + ".")
         lines.append("")
+    core = sum(sum(v) for s, v in cpu.items() if s.split(" (")[0] in CORE)
+    total = sum(sum(v) for v in cpu.values())
     lines += ["Mean CPU seconds per simulated search: " + ", ".join(
-        f"{s} {statistics.fmean(v):.1f}" for s, v in cpu.items()) + ".", "",
+        f"{s} {statistics.fmean(v):.1f}" for s, v in cpu.items()) + ". Replaying everything above costs "
+        f"{total / 60:.0f} CPU-minutes; the core comparison (random, TPE and NSGA-II, each with and without MO-ASHA, "
+        f"{args.seeds} seeds, both objective sets) {core / 60:.1f} CPU-minutes, {core / 60 / args.jobs:.1f} min "
+        f"on {args.jobs} processes; the GP sampler and Syne Tune's peers take the rest.", "",
         "![hypervolume against compute](bench/results/simulated_search.png)", ""]
     return "\n".join(lines)
 

@@ -100,9 +100,27 @@ def test_spearman_and_recommendation():
     assert spearman([1, 2, 3, 4], [4, 3, 2, 1])["rho"] == -1.0
     assert spearman([1, None, 3], [1, 2, 3]) == {"rho": None, "n": 2}  # pairs with a gap are left out
     within = [{"epoch": 1, "rho": 0.6}, {"epoch": 2, "rho": 0.85}, {"epoch": 3, "rho": 1.0}]
-    vs_long = [{"epoch": 1, "rho": 0.5}, {"epoch": 2, "rho": 0.801}, {"epoch": 3, "rho": 0.799}]
+    vs_long = [{"epoch": 1, "rho": 0.5, "lo": 0.1, "hi": 0.8}, {"epoch": 2, "rho": 0.85, "lo": 0.6, "hi": 0.95},
+               {"epoch": 3, "rho": 0.7, "lo": 0.4, "hi": 0.9}]
     rec = recommend(vs_long, within, 3)
-    assert rec["grace"] == 2 and rec["max_epochs"] == 2  # 0.80 == 0.80 at two decimals: the cheaper wins
+    # epoch 2 ranks the long runs best, but within the sampling error of the highest fidelity: keep 3
+    assert rec["grace"] == 2 and rec["max_epochs"] == 3 and rec["best_epoch"] == 2
+    clear = [dict(r, lo=0.75) if r["epoch"] == 2 else r for r in vs_long]
+    assert recommend(clear, within, 3)["max_epochs"] == 2  # better beyond the error: train less
+
+
+def test_bootstrap_interval_of_rho_brackets_it_and_narrows_with_n():
+    import random
+
+    rng = random.Random(0)
+    def sample(n):
+        xs = [rng.random() for _ in range(n)]
+        return xs, [x + rng.gauss(0, 0.3) for x in xs]
+    small, large = spearman(*sample(12), interval=True), spearman(*sample(300), interval=True)
+    for r in (small, large):
+        assert r["lo"] <= r["rho"] <= r["hi"]
+    assert large["hi"] - large["lo"] < (small["hi"] - small["lo"]) / 2
+    assert spearman([1, 2, 3, 4], [1, 2, 3, 4], interval=True)["lo"] > 0.5
 
 
 def test_card_statistics(tmp_path):
