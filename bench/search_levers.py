@@ -84,6 +84,7 @@ def levers() -> list[Any]:
             # round 2: on the winner of round 1 (grace 2, the table's recommendation)
             tpe("grace 2 + eta 3", grace=2, eta=3.0),
             tpe("grace 2 + TPE 16 start-up trials", grace=2, startup=16),
+            Strategy("grace 2 + NSGA-III + MO-ASHA", "nsga3", "moasha", grace=2),
             # round 3: on the default (grace 2, TPE with 16 start-up trials)
             tpe("default + learning-curve forecast at rungs", grace=2, startup=16,
                 options=(("rung_value", "loglinear"),)),

@@ -399,6 +399,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--space", help="space to search (default: the table's own)")
     ap.add_argument("--seeds", type=int, default=20)
     ap.add_argument("--gp-seeds", type=int, default=5, help="seeds of the GP sampler (seconds of CPU per trial)")
+    ap.add_argument("--gp-seeds-3", type=int, help="seeds of the GP sampler with 3 objectives (default: --gp-seeds; "
+                    "about 8 CPU-minutes per replay)")
     ap.add_argument("--workers", type=int, default=2, help="simulated workers (default 2, this machine's cores)")
     ap.add_argument("--budget-trials", type=int, default=100)
     ap.add_argument("--max-trials", type=int, default=100_000,
@@ -418,8 +420,9 @@ def main(argv: list[str] | None = None) -> int:
         metrics = [o.split(":")[0] for o in objectives.split(",")]
         directions = [o.split(":")[1] for o in objectives.split(",")]
         # seed-major: an interrupted comparison (it resumes from the cache) has every strategy at some seeds
+        gp_seeds = args.gp_seeds if len(metrics) < 3 or args.gp_seeds_3 is None else args.gp_seeds_3
         todo = [(s, seed) for seed in range(args.seeds) for s in strategies(grace)
-                if s.sampler != "gp" or seed < args.gp_seeds]
+                if s.sampler != "gp" or seed < gp_seeds]
         got = run_strategies(args.table, space, todo, objectives, args.workers, budget, args.max_trials, args.jobs,
                              label)
         for name, v in got["cpu"].items():
@@ -446,14 +449,17 @@ def render(results: dict[str, Any], args: argparse.Namespace, budget: float, wal
     from bench.synetune_peer import version
 
     first = results[next(iter(results))]
-    lines = [f"`PYTHONPATH=. python -m bench.simulated_search --seeds {args.seeds}` on the table "
+    gp3 = "" if args.gp_seeds_3 is None else f" --gp-seeds-3 {args.gp_seeds_3}"
+    lines = [f"`PYTHONPATH=. python -m bench.simulated_search --seeds {args.seeds}{gp3}` on the table "
              f"`{Path(args.table).name}` ({first['archs']} architectures), {args.workers} simulated workers, budget "
              f"{budget * args.workers / 3600:.2f} worker-hours per run (random search's {args.budget_trials} average "
              f"trainings), {table.epochs} epochs maximum fidelity; MO-ASHA at eta 2 and grace {table.recommended()['grace']} "
              "(`mixnas search --table`'s defaults: grace as the table's rank correlations recommend). "
              f"Optuna {optuna.__version__} (its samplers with mixnas's settings: `mixnas.optuna_io.make_sampler`), "
              f"Syne Tune {version()} (settings in `bench/synetune_peer.py`). {args.seeds} seeds per strategy, "
-             f"{args.gp_seeds} for GP (seconds of CPU per trial). This run took {wall / 60:.1f} min "
+             f"{args.gp_seeds} for GP (seconds of CPU per trial)"
+             + (f", {args.gp_seeds_3} with 3 objectives" if args.gp_seeds_3 not in (None, args.gp_seeds) else "")
+             + f". This run took {wall / 60:.1f} min "
              f"on {args.jobs} processes, re-using the replays cached in `bench/results/replays.jsonl` (the full cost "
              f"is below the tables); {machine()}.",
              "",
