@@ -52,43 +52,6 @@ KEEP_RULES = {"ceil": lambda n, eta: max(1, math.ceil(n / eta)),  # mixnas (asyn
               "floor+1": lambda n, eta: int(n // eta) + 1}  # Syne Tune's
 
 
-def loglinear(curve: list[tuple[int, tuple[float, ...]]], max_t: int) -> tuple[float, ...]:
-    """A learning-curve forecast (a lever of ``bench/search_levers.py``): each objective's least-squares line
-    in log-epochs over the curve so far, read at ``max_t``. Constant objectives (MACs, latency) stay as they
-    are; a vector with a missing value is returned unchanged (it ranks last anyway)."""
-    last = curve[-1][1]
-    if len(curve) < 2 or any(v is None or math.isnan(v) for v in last):
-        return last
-    xs = [math.log(t) for t, _ in curve]
-    mx = statistics.fmean(xs)
-    sxx = sum((x - mx) ** 2 for x in xs)
-    out = []
-    for j in range(len(last)):
-        ys = [float(v[j]) for _, v in curve]
-        if any(math.isnan(y) for y in ys):
-            out.append(last[j])
-            continue
-        my = statistics.fmean(ys)
-        slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx
-        out.append(my + slope * (math.log(max_t) - mx))
-    return tuple(out)
-
-
-def _forecasting_on_result(original: Any) -> Any:
-    """``MOASHA.on_result`` that remembers each trial's curve and records at a rung its
-    :func:`loglinear` forecast at ``max_t`` instead of the value at the rung."""
-
-    def on_result(self: Any, trial_id: str, t: int, values: Any) -> str:
-        curve = self.__dict__.setdefault("_curves", {}).setdefault(trial_id, [])
-        vec = tuple(math.nan if v is None else float(v) for v in values)
-        curve.append((t, vec))
-        if t in self.rungs and t < self.max_t:
-            vec = loglinear(curve, self.max_t)
-        return original(self, trial_id, t, list(vec))
-
-    return on_result
-
-
 def strategies(grace: int = 1) -> list[Any]:
     """Every method compared, early stopping at the same ``grace`` (``mixnas search --table``'s default:
     the table's recommendation); the default is the one named ``... (default)``."""
@@ -140,19 +103,6 @@ def _one(job: tuple[str, str, Any, int, str, int, float, int]) -> tuple[str, int
                          budget, trials))
         finally:
             moasha.keep_count = saved
-    if opts.get("rung_value") == "loglinear":  # a lever: MO-ASHA ranks forecasts, for this replay only
-        from dataclasses import replace
-
-        from mixnas.moasha import MOASHA
-
-        opts.pop("rung_value")
-        saved = MOASHA.on_result
-        MOASHA.on_result = _forecasting_on_result(saved)
-        try:
-            return _one((table_dir, space, replace(strategy, options=tuple(opts.items())), seed, objectives, workers,
-                         budget, trials))
-        finally:
-            MOASHA.on_result = saved
     if strategy.sampler.startswith(SYNETUNE):
         from bench.synetune_peer import replay as st_replay
 
@@ -244,6 +194,28 @@ def analyse(table: Any, metrics: list[str], directions: list[str], runs: dict[st
     return {"rows": rows, "curves": curves, "target": target, "true_front": len(truth), "archs": len(pts)}
 
 
+def verdict(res: dict[str, Any]) -> str:
+    """The issue's targets, read off one objective set's rows: the default reaches random search's
+    hypervolume within a third of the budget (median), and its final hypervolume is at least the best
+    peer's (by median; with the Mann-Whitney p of the difference)."""
+    rows = res["rows"]
+    default = next((s for s in rows if s.endswith("(default)")), None)
+    if default is None:
+        return "No strategy is the default."
+    d = rows[default]
+    peers = {s: r for s, r in rows.items() if s != default and r["seeds"] >= 3}
+    best = max(peers, key=lambda s: peers[s]["final"][1])
+    reach, final, other = d["reach"][1], d["final"][1], peers[best]["final"][1]
+    p = peers[best]["p_vs_default"]
+    head = (f"*Targets*: the default reaches random search's hypervolume with {reach * 100:.0f} % of the budget "
+            f"({'met' if reach <= 1 / 3 else 'not met'}: at most a third). Best peer by median final "
+            f"hypervolume: {best}, {other:.3f} against the default's {final:.3f}")
+    if final >= other:
+        return head + " (met)."
+    sig = "significant" if p < 0.05 else "not significant"
+    return head + f", a difference {sig} at the 5 % level (Mann-Whitney p {p:.2g} over seeds)."
+
+
 def versus(a: list[float], b: list[float]) -> float:
     """Two-sided Mann-Whitney U p-value of two strategies' final hypervolumes over their seeds (unpaired:
     seed k of one sampler has nothing in common with seed k of another); nan with fewer than 3 each."""
@@ -260,25 +232,35 @@ def figure(results: dict[str, dict[str, Any]], html: Path, png: Path | None) -> 
 
     names = list(results)
     fig = make_subplots(rows=1, cols=len(names), subplot_titles=names)
-    palette = ["#444444", "#1f77b4", "#2ca02c", "#d62728", "#9467bd", "#ff7f0e"]
+    # one colour per method; dotted without early stopping, solid with MO-ASHA; the default drawn thick
+    palette = {"random": "#555555", "TPE": "#d62728", "NSGA-II": "#1f77b4", "NSGA-III": "#17becf", "GP": "#2ca02c",
+               "Syne Tune MO-ASHA": "#9467bd", "Syne Tune MOREA": "#ff7f0e"}
     for col, name in enumerate(names, start=1):
-        for i, (s, c) in enumerate(results[name]["curves"].items()):
-            color = palette[i % len(palette)]
+        for s, c in results[name]["curves"].items():
+            base = s.split(" (")[0].removesuffix(" + MO-ASHA")
+            color = palette.get(base, "#8c564b")
+            default = "(default)" in s
+            dash = "solid" if "MO-ASHA" in s or base.startswith("Syne Tune") else "dot"
+            if base.startswith("Syne Tune"):
+                dash = "dashdot"
             fig.add_trace(go.Scatter(x=c["x"] + c["x"][::-1], y=c["q3"] + c["q1"][::-1], fill="toself",
-                                     fillcolor=color, opacity=0.15, line={"width": 0}, showlegend=False,
-                                     hoverinfo="skip"), row=1, col=col)
-            fig.add_trace(go.Scatter(x=c["x"], y=c["median"], name=s, line={"color": color, "width": 2},
+                                     fillcolor=color, opacity=0.18 if default else 0.06, line={"width": 0},
+                                     showlegend=False, hoverinfo="skip"), row=1, col=col)
+            fig.add_trace(go.Scatter(x=c["x"], y=c["median"], name=s,
+                                     line={"color": color, "width": 4 if default else 1.8, "dash": dash},
                                      showlegend=col == 1, legendgroup=s), row=1, col=col)
         fig.update_xaxes(title_text="simulated compute (worker-hours)", row=1, col=col)
-        fig.update_yaxes(title_text="hypervolume / true front's", row=1, col=col)
-    fig.update_layout(width=1300, height=520, template="plotly_white", title="mixnas-bench: median and IQR over seeds")
+        fig.update_yaxes(title_text="hypervolume / true front's", range=[0.7, 1.005], row=1, col=col)
+    fig.update_layout(width=1300, height=560, template="plotly_white",
+                      title="mixnas-bench: median (line) and interquartile range (band) over seeds; dotted: no early "
+                            "stopping, solid: with MO-ASHA")
     html.parent.mkdir(parents=True, exist_ok=True)
-    fig.write_html(str(html), include_plotlyjs=True)
+    fig.write_html(str(html), include_plotlyjs=True, config={"displayModeBar": False})
     if png is not None:
         from mixnas.browser import find_chromium, screenshot
 
         if find_chromium():
-            screenshot(html, png, width=1320, height=560)
+            screenshot(html, png, width=1320, height=600)
 
 
 CACHE = ROOT / "bench" / "results" / "replays.jsonl"  # one line per finished replay (git-ignored)
@@ -458,7 +440,8 @@ def render(results: dict[str, Any], args: argparse.Namespace, budget: float, wal
              f"Optuna {optuna.__version__} (its samplers with mixnas's settings: `mixnas.optuna_io.make_sampler`), "
              f"Syne Tune {version()} (settings in `bench/synetune_peer.py`). {args.seeds} seeds per strategy, "
              f"{args.gp_seeds} for GP (seconds of CPU per trial)"
-             + (f", {args.gp_seeds_3} with 3 objectives" if args.gp_seeds_3 not in (None, args.gp_seeds) else "")
+             + (f", {args.gp_seeds_3} with 3 objectives (about 8 CPU-minutes per replay there)"
+                if args.gp_seeds_3 not in (None, args.gp_seeds) else "")
              + f". This run took {wall / 60:.1f} min "
              f"on {args.jobs} processes, re-using the replays cached in `bench/results/replays.jsonl` (the full cost "
              f"is below the tables); {machine()}.",
@@ -480,6 +463,7 @@ def render(results: dict[str, Any], args: argparse.Namespace, budget: float, wal
             p = "-" if math.isnan(r["p_vs_default"]) else f"{r['p_vs_default']:.2g}"
             lines.append(f"| {s} | {fmt(r['reach'], pct=True)} | {fmt(r['final'])} | {p} "
                          f"| {fmt(r['recovery'], pct=True)} | {r['reached']}/{r['seeds']} | {r['trained']:.0f} |")
+        lines.append(verdict(res))
         short = {s: n for s, n in early.get(label, {}).items() if n}
         if short:
             lines.append("Runs that ended before the budget (100 proposals in a row repeated trained architectures: "

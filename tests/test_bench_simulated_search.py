@@ -94,22 +94,3 @@ def test_final_hypervolumes_are_compared_with_the_default():
     assert sim.versus([0.95, 0.96, 0.97, 0.98], [0.955, 0.965, 0.975, 0.985]) > 0.5
     assert math.isnan(sim.versus([0.9, 0.8], [0.7, 0.6, 0.5]))
 
-
-def test_learning_curve_forecast_reads_a_log_linear_curve_at_max_t():
-    curve = [(1, (50.0, 3.0)), (2, (60.0, 3.0)), (4, (70.0, 3.0))]  # 50 + 10 log2(t): 80 at t = 8
-    assert sim.loglinear(curve, 8) == pytest.approx((80.0, 3.0))
-    assert sim.loglinear(curve[:1], 8) == (50.0, 3.0)  # one point: no slope to read
-    assert sim.loglinear([(1, (50.0, 3.0)), (2, (math.nan, 3.0))], 8)[1] == 3.0
-
-
-def test_the_forecast_lever_changes_which_trials_continue_and_is_restored(table):
-    from mixnas.moasha import MOASHA
-
-    original = MOASHA.on_result
-    space = str(table.dir / "space.yaml")
-    plain = Strategy("tpe", "random", "moasha")
-    forecast = Strategy("tpe forecast", "random", "moasha", options=(("rung_value", "loglinear"),))
-    jobs = [(str(table.dir), space, s, 3, "top1:max,macs:min", 2, 200.0, 1000) for s in (plain, forecast)]
-    a, b = sim._one(jobs[0]), sim._one(jobs[1])
-    assert MOASHA.on_result is original
-    assert a[2] != b[2]  # same proposals (random sampler, same seed), different survivors
