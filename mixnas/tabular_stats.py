@@ -212,6 +212,23 @@ def _r(x: dict[str, Any]) -> str:
     return f"{x['rho']:+.3f}" + (f" {_interval(x)}" if "lo" in x else "") + f" (n {x['n']})"
 
 
+def _proxy_note(f: dict[str, Any]) -> str:
+    """A sentence when a free measure (a zero-cost proxy, params or MACs) ranks the long runs better than the
+    table's highest fidelity beyond sampling error: the table's front is then a proxy of the longest
+    training's front, not the same thing."""
+    top = next((r for r in f["table_vs_long"] if r["epoch"] == len(f["table_vs_long"])), None)
+    better = {k: v["vs_long"] for k, v in f["proxies"].items()
+              if top and top.get("rho") is not None and v["vs_long"].get("lo") is not None
+              and v["vs_long"]["lo"] > top["rho"]}
+    if not better:
+        return ""
+    name, r = max(better.items(), key=lambda kv: kv[1]["rho"])
+    return (f" Yet {name} of the untrained network ranks the long runs better than the table's highest fidelity, "
+            f"beyond sampling error ({r['rho']:+.3f} {_interval(r)} against {top['rho']:+.3f}): longer training on "
+            "all the data favours larger models more than the table's short training does, so the table's fronts "
+            "are a cheap stand-in for the longest training's, not the same fronts.")
+
+
 def _interval(x: dict[str, Any]) -> str:
     return "-" if x.get("lo") is None else f"[{x['lo']:+.2f}, {x['hi']:+.2f}]"
 
@@ -285,7 +302,7 @@ def render_card(table: Table, st: dict[str, Any]) -> str:
                  if rec.get("max_epochs_interval") else "") + "): the table's highest fidelity, unless a cheaper "
               "epoch ranks the long runs better beyond sampling error (its interval's lower end above that rho)"
               + (f"; the highest rho, {rec['best_rho']:+.3f} at epoch {rec['best_epoch']}, is within it"
-                 if rec.get("best_epoch") not in (None, rec["max_epochs"]) else "") + ".", "",
+                 if rec.get("best_epoch") not in (None, rec["max_epochs"]) else "") + "." + _proxy_note(f), "",
               "## True Pareto fronts (at the table's highest fidelity)", ""]
     for name, pts in st["fronts"].items():
         lines += [f"**{name.replace('_', ' vs ')}**: {len(pts)} architectures", "",

@@ -33,5 +33,5 @@ def test_render_names_every_variant():
     args = SimpleNamespace(repeats=3, steps=5, thread_steps=10, thread_rounds=1)
     per = {"mixer d16x2": {v: 0.01 for v in VARIANTS}}
     md = render(args, per, {}, {"2 x 1 thread": 1.0, "1 x 2 threads": 1.5}, 337)
-    assert all(v in md for v in VARIANTS) and "1.50x in favour of two one-thread jobs" in md
+    assert all(v in md for v in VARIANTS) and "takes 1.50x the wall time of two one-thread jobs" in md
     assert "**Chosen for the build**: fp32, the default AdamW" in md

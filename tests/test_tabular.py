@@ -185,3 +185,15 @@ def test_card_command(tmp_path, capsys):
     assert main(["bench", "card", str(folder)]) == 0
     assert "## Fidelity" in capsys.readouterr().out and (folder / "CARD.md").is_file()
     assert main(["bench", "card", str(tmp_path / "nowhere")]) == 2
+
+
+def test_card_says_when_a_free_measure_ranks_the_long_runs_better_than_the_table():
+    from mixnas.tabular_stats import _proxy_note
+
+    f = {"table_vs_long": [{"epoch": 1, "rho": 0.5}, {"epoch": 2, "rho": 0.7}],
+         "proxies": {"params": {"vs_long": {"rho": 0.9, "lo": 0.8, "hi": 0.95, "n": 30}},
+                     "synflow": {"vs_long": {"rho": 0.75, "lo": 0.5, "hi": 0.9, "n": 30}}}}
+    note = _proxy_note(f)
+    assert "params" in note and "+0.900" in note and "synflow" not in note
+    f["proxies"]["params"]["vs_long"]["lo"] = 0.65  # within the error of the table's 0.7: nothing to say
+    assert _proxy_note(f) == ""
