@@ -94,3 +94,16 @@ def test_final_hypervolumes_are_compared_with_the_default():
     assert sim.versus([0.95, 0.96, 0.97, 0.98], [0.955, 0.965, 0.975, 0.985]) > 0.5
     assert math.isnan(sim.versus([0.9, 0.8], [0.7, 0.6, 0.5]))
 
+
+
+def test_verdict_reads_the_targets_off_the_rows():
+    def row(reach, final, p=math.nan, seeds=20):
+        return {"reach": (0, reach, 0), "final": (0, final, 0), "p_vs_default": p, "seeds": seeds}
+
+    res = {"rows": {"random": row(1.0, 0.94, 1e-6), "TPE (default)": row(0.26, 0.994),
+                    "NSGA-III": row(0.31, 0.995, 0.13), "GP": row(0.2, 0.999, 0.01, seeds=2)}}
+    text = sim.verdict(res)
+    assert "26 % of the budget (met" in text and "NSGA-III" in text and "not significant" in text  # GP: too few seeds
+    res["rows"]["TPE (default)"] = row(0.4, 0.996)
+    text = sim.verdict(res)
+    assert "(not met" in text and text.endswith("(met).")
