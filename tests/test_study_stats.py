@@ -6,6 +6,7 @@ import csv
 import io
 import math
 
+import numpy as np
 import pytest
 
 from mixnas.study_stats import (
@@ -93,3 +94,109 @@ def test_power_line_names_the_detectable_difference_and_the_seeds_to_separate():
     line = power_line({"a": [80.0, 81.0, 82.0], "b": [80.5, 81.5, 82.5]}, "a")
     assert "pooled seed std 1.00 and 3 seeds per level" in line and "(b, +0.50)" in line
     assert "about 64 seeds per level" in line
+
+
+# -- the power line is Welch's test's, exactly; NaN seeds and missing paper values are missing ----------------
+
+
+def test_detectable_difference_is_that_of_welchs_test_at_few_seeds():
+    """The report's p-values come from Welch's t-test, so its power line must too. The old Student-t
+    approximation (t_{.975} + t_{.8}) * sqrt(2 / n) promised 5.36 sigma at 2 seeds, 3.04 at 3 and 2.37 at 4."""
+    from mixnas.study_stats import detectable_difference
+
+    expected = {2: 10.392, 3: 3.507, 4: 2.514, 5: 2.084, 10: 1.332}
+    for n, d in expected.items():
+        assert detectable_difference(1.0, n) == pytest.approx(d, abs=1e-3)
+    assert detectable_difference(0.5, 3) == pytest.approx(0.5 * detectable_difference(1.0, 3))  # scales with the std
+    assert detectable_difference(0.0, 3) == 0.0
+
+
+def test_welch_power_against_simulating_scipys_welch_test():
+    """Independent of the quadrature: draw many two-group experiments at the detectable difference and count how
+    often scipy's Welch's test rejects; it must be 80 % (the Student-t figures reject far less often)."""
+    from scipy import stats
+
+    from mixnas.study_stats import detectable_difference
+
+    rng = np.random.default_rng(15)
+    m = 200_000
+    for n in (2, 3, 4, 5):
+        d = detectable_difference(1.0, n)
+        a, b = rng.standard_normal((m, n)), rng.standard_normal((m, n)) + d
+        rejected = float((stats.ttest_ind(a, b, axis=1, equal_var=False).pvalue < 0.05).mean())
+        assert rejected == pytest.approx(0.80, abs=0.004), n  # 4 binomial standard errors
+    b = rng.standard_normal((m, 2)) + 5.36  # the old promise at 2 seeds: detected about half the time
+    assert float((stats.ttest_ind(rng.standard_normal((m, 2)), b, axis=1, equal_var=False).pvalue < 0.05).mean()) < 0.5
+
+
+def test_t_test_power_against_statsmodels():
+    """statsmodels' TTestIndPower is the pooled (Student) test with 2n - 2 degrees of freedom: ``welch=False``
+    must match it to the last digits; Welch's power is never above it (its critical value uses df <= 2n - 2)
+    and meets it as n grows."""
+    from statsmodels.stats.power import TTestIndPower
+
+    from mixnas.study_stats import detectable_difference, t_test_power
+
+    sm = TTestIndPower()
+    for n in (2, 3, 5, 8, 17, 40, 200):
+        for nc in (0.5, 1.5, 3.0, 4.5):  # noncentralities from 5 % to 99 % power (statsmodels: NaN far beyond)
+            d = nc / math.sqrt(n / 2)
+            student = float(sm.power(effect_size=d, nobs1=n, alpha=0.05, ratio=1.0, alternative="two-sided"))
+            assert t_test_power(d, n, welch=False) == pytest.approx(student, abs=1e-9)
+            assert t_test_power(d, n) <= student + 1e-12
+        d_student = float(sm.solve_power(nobs1=n, alpha=0.05, power=0.8, ratio=1.0, alternative="two-sided"))
+        d_welch = detectable_difference(1.0, n)
+        assert d_welch >= d_student
+        assert t_test_power(d_welch, n) == pytest.approx(0.8, abs=1e-8)
+    assert detectable_difference(1.0, 200) == pytest.approx(
+        sm.solve_power(nobs1=200, alpha=0.05, power=0.8, ratio=1.0), rel=1e-3)
+
+
+def test_seeds_needed_against_a_brute_force_loop():
+    from mixnas.study_stats import seeds_needed, t_test_power
+
+    def brute(effect: float) -> int:
+        n = 2
+        while t_test_power(effect, n) < 0.8:
+            n += 1
+        return n
+
+    for effect in (12.0, 6.0, 4.0, 3.0, 2.5, 2.0, 1.7, 1.5, 1.3, 1.2, 1.1, 0.9, 0.6, 0.35):
+        assert seeds_needed(effect, 1.0) == brute(effect), effect
+    # where the Student-t approximation was one short
+    assert [seeds_needed(d, 1.0) for d in (6.0, 2.5, 1.2)] == [3, 5, 13]
+    assert seeds_needed(0.05, 1.0) is None  # about 6,300 seeds: beyond the limit
+    assert seeds_needed(1.0, 0.0) == 2
+
+
+def test_power_line_reads_welchs_numbers():
+    from mixnas.study_stats import power_line
+
+    line = power_line({"a": [80.0, 81.0, 82.0], "b": [80.5, 81.5, 82.5], "c": [math.nan, 83.0, 84.0, 85.0]}, "a")
+    # pooled std 1.00, 3 seeds (the NaN is a missing seed, not a value); Welch at 3 seeds: 3.51 sigma
+    assert "pooled seed std 1.00 and 3 seeds per level, differences below 3.51 points" in line
+    assert "Welch's t-test" in line and "(c, +3.00)" in line and "about 4 seeds per level" in line
+
+
+def test_a_nan_seed_is_a_missing_seed():
+    """A diverged seed reports NaN: it must not turn the level's mean into a NaN that renders as a number."""
+    assert summarise([80.0, math.nan, 82.0]) == summarise([80.0, 82.0])
+    assert summarise([80.0, math.nan, 82.0])[0] == 2
+    assert summarise([math.nan]) == (0, None, None, None, None)
+    assert summarise([np.float32("nan"), 81.0]) == (1, 81.0, None, None, None)
+    assert summarise([math.inf, None, 81.0]) == (1, 81.0, None, None, None)
+    assert welch_p([1.0, 2.0, math.nan, 3.0], [2, 4, 6]) == welch_p([1.0, 2.0, 3.0], [2, 4, 6])
+    rows = {r.label: r for r in level_table({"a": [80.0, 81.0, 82.0], "b": [math.nan]}, baseline="a")}
+    assert rows["b"].n == 0 and rows["b"].mean is None and rows["b"].delta is None
+    assert "| b | 0 | — | — | — |" in to_markdown(list(rows.values()))
+
+
+def test_kendall_tau_leaves_out_levels_without_a_paper_value():
+    measured = {"a": 1.0, "b": 2.0, "c": 3.0, "d": 4.0}
+    expected = kendall_tau({"a": 1.0, "b": 2.0, "c": 3.0}, {"a": 10, "b": 30, "c": 20})
+    assert kendall_tau(measured, {"a": 10, "b": 30, "c": 20, "d": None}) == expected
+    assert kendall_tau(measured, {"a": 10, "b": 30, "c": 20, "d": math.nan}) == expected
+    # a measured NaN (a level without a finished seed) is left out too
+    assert kendall_tau({"a": 1.0, "b": math.nan, "c": 3.0}, {"a": 1, "b": 2, "c": 3}) == \
+        kendall_tau({"a": 1.0, "c": 3.0}, {"a": 1, "c": 3})
+    assert kendall_tau({"a": 1.0, "b": 2.0}, {"a": None, "b": 5}) == (None, None, 1)
