@@ -1,7 +1,10 @@
 """Pareto logic without Ray or Optuna: non-dominated sorting, crowding distance, hypervolume.
 
 Points are sequences of objective values; ``directions`` says per objective ``"min"`` or ``"max"``. Internally
-everything is turned into minimisation (maximised objectives are negated).
+everything is turned into minimisation (maximised objectives are negated), so an infinity keeps its meaning:
++inf is the best value of a maximised objective and the worst of a minimised one, -inf the reverse (as
+Optuna's ``_normalize_value`` does). A missing value (None, or a NaN of any float type) is not an infinity:
+it is the worst value where one is needed (hypervolume), and the point is left out of the front.
 """
 
 from __future__ import annotations
@@ -13,17 +16,19 @@ Point = Sequence[float]
 
 
 def is_missing(v: object) -> bool:
-    """None, or a NaN of any float type (numpy's float32 included)."""
+    """None, or a NaN of any float type (numpy's float32, float16 and longdouble, a 0-d array, a Decimal, a "nan"
+    string read from a file); converted with ``float`` first so that every number type answers the same way."""
     if v is None:
         return True
     try:
-        return math.isnan(v)  # type: ignore[arg-type]
-    except TypeError:
+        return math.isnan(float(v))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
         return False
 
 
 def to_min(points: Sequence[Point], directions: Sequence[str]) -> list[tuple[float, ...]]:
-    """The points as minimisation vectors; NaN / None become +inf (worst)."""
+    """The points as minimisation vectors: a maximised value is negated, infinities included (+inf, the best
+    top-1 imaginable, becomes -inf, the best in minimisation); NaN / None become +inf (worst)."""
     out = []
     for p in points:
         if len(p) != len(directions):
@@ -32,8 +37,10 @@ def to_min(points: Sequence[Point], directions: Sequence[str]) -> list[tuple[flo
         for v, d in zip(p, directions):
             if d not in ("min", "max"):
                 raise ValueError(f"direction must be min or max, found {d!r}")
-            v = math.inf if is_missing(v) else float(v)
-            row.append(v if d == "min" else (-v if math.isfinite(v) else math.inf))
+            if is_missing(v):
+                row.append(math.inf)
+            else:
+                row.append(float(v) if d == "min" else -float(v))
         out.append(tuple(row))
     return out
 
@@ -66,7 +73,11 @@ def non_dominated_sort(points: Sequence[Point], directions: Sequence[str]) -> li
 
 
 def crowding_distance(points: Sequence[Point], directions: Sequence[str]) -> list[float]:
-    """NSGA-II crowding distance of each point within its set (boundary points get +inf)."""
+    """NSGA-II crowding distance of each point within its set: per objective, the boundary points get +inf and
+    the others the gap between their neighbours over the objective's span. An objective on which every point
+    is equal contributes nothing, to every point: it says nothing about spread, and handing +inf to whichever
+    points happen to come first and last by index would rank them by their index. An objective with an
+    infinite value contributes only its two ends (the gaps of the others have no finite scale)."""
     pts = to_min(points, directions)
     n = len(pts)
     if n == 0:
@@ -75,9 +86,11 @@ def crowding_distance(points: Sequence[Point], directions: Sequence[str]) -> lis
     for k in range(len(directions)):
         order = sorted(range(n), key=lambda i: pts[i][k])
         lo, hi = pts[order[0]][k], pts[order[-1]][k]
+        if lo == hi:  # constant objective (an infinite one included)
+            continue
         dist[order[0]] = dist[order[-1]] = math.inf
         span = hi - lo
-        if not math.isfinite(span) or span <= 0:
+        if not math.isfinite(span):
             continue
         for a, i, b in zip(order, order[1:], order[2:]):
             dist[i] += (pts[b][k] - pts[a][k]) / span
@@ -108,10 +121,21 @@ def pareto_front(points: Sequence[Point], directions: Sequence[str]) -> list[int
 
 def hypervolume(points: Sequence[Point], directions: Sequence[str], reference: Point) -> float:
     """Exact hypervolume dominated by ``points`` and bounded by ``reference`` (given in the objectives' own
-    units and directions). Points not strictly better than the reference in every objective add nothing."""
+    units and directions). Points not strictly better than the reference in every objective add nothing,
+    points with a missing (NaN / None) value neither; a point infinitely better than the reference in one
+    objective makes the volume infinite (as Optuna's ``compute_hypervolume``).
+
+    A NaN or None in ``reference`` raises ValueError: it would otherwise become +inf, the worst value, and give
+    an infinite volume. The callers compute the reference themselves (from the runs' worst values, a table's
+    scale, chance accuracy), so a NaN there is a bug upstream, not a user's input."""
+    if len(reference) != len(directions):
+        raise ValueError(f"reference {reference!r} has {len(reference)} values, {len(directions)} directions given")
+    if any(is_missing(v) for v in reference):
+        raise ValueError(f"hypervolume reference point has a missing (NaN/None) value: {reference!r}")
     ref = to_min([reference], directions)[0]
     pts = [p for p in to_min(points, directions) if all(x < r for x, r in zip(p, ref))]
-    return _hv(pts, ref)
+    hv = _hv(pts, ref)
+    return math.inf if math.isnan(hv) else hv  # inf - inf between two infinite points: the volume is infinite
 
 
 def _hv(pts: list[tuple[float, ...]], ref: tuple[float, ...]) -> float:

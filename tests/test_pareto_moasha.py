@@ -105,3 +105,102 @@ def test_equal_values_tie_as_in_rays_asha():
 def test_rung_levels_round_half_up():
     assert rung_levels(1, 2.5, 10) == [1, 3, 6]
     assert rung_levels(2, 1.5, 8) == [2, 3, 5, 7]  # 4.5 -> 5, 6.75 -> 7
+
+
+# -- infinities keep their direction, NaNs of every type are missing, constant objectives carry no crowding -----
+
+
+def test_an_infinity_is_best_or_worst_by_the_objectives_direction():
+    inf = math.inf
+    assert pareto_front([(inf, 10.0), (90.0, 10.0)], MX) == [0]  # +inf top-1 is the best top-1, not the worst
+    assert pareto_front([(-inf, 10.0), (90.0, 10.0)], MX) == [1]  # -inf top-1 is the worst
+    assert pareto_front([(90.0, -inf), (90.0, 10.0)], MX) == [0]  # -inf MACs: the cheapest
+    assert pareto_front([(90.0, inf), (90.0, 10.0)], MX) == [1]
+    assert rank_order([(90.0, 10.0), (inf, 10.0)], MX) == [1, 0]
+    assert hypervolume([(inf, 10.0)], MX, (0.0, 100.0)) == inf
+    assert hypervolume([(-inf, 10.0)], MX, (0.0, 100.0)) == 0.0
+    assert hypervolume([(90.0, -inf), (inf, 5.0)], MX, (0.0, 100.0)) == inf  # never NaN (inf - inf)
+    s = MOASHA(MX, max_t=9, grace=1, eta=3)
+    assert s.on_result("a", 1, (80.0, 10.0)) == CONTINUE
+    assert s.on_result("b", 1, (90.0, 10.0)) == CONTINUE
+    assert s.on_result("inf", 1, (inf, 10.0)) == CONTINUE  # dominates both: it is kept
+
+
+def test_every_float_type_of_nan_is_missing():
+    import numpy as np
+
+    from mixnas.pareto import is_missing
+
+    for nan in (float("nan"), np.float32("nan"), np.float16("nan"), np.longdouble("nan"), np.array(np.nan),
+                np.array(np.nan, dtype=np.float32), "nan"):
+        assert is_missing(nan), repr(nan)
+        assert pareto_front([(nan, 1.0), (0.5, 2.0)], MX) == [1], repr(nan)
+        assert rank_order([(nan, 0.5), (0.5, 2.0)], MX) == [1, 0], repr(nan)
+    assert not is_missing(np.float32(1.0)) and not is_missing(math.inf) and not is_missing("top1")
+
+
+def test_a_nan_in_the_reference_point_is_an_error_not_an_infinite_volume():
+    import numpy as np
+
+    for ref in ((math.nan, 100.0), (0.0, np.float32("nan")), (None, 100.0)):
+        with pytest.raises(ValueError, match="reference"):
+            hypervolume([(90.0, 10.0)], MX, ref)
+    with pytest.raises(ValueError, match="reference"):
+        hypervolume([(90.0, 10.0)], MX, (0.0,))
+
+
+def test_a_constant_objective_adds_no_crowding():
+    # the second objective is the same everywhere: the first alone decides, whatever the points' index order
+    assert crowding_distance([(2, 5), (1, 5), (3, 5)], ("min", "min")) == [1.0, math.inf, math.inf]
+    assert crowding_distance([(1, 1), (1, 1)], ("min", "min")) == [0.0, 0.0]
+    assert crowding_distance([(7, 7)], ("min", "min")) == [0.0]
+    assert crowding_distance([(0, 5), (math.inf, 5), (2, 5)], ("min", "min")) == [math.inf, math.inf, 0.0]
+    # (top-1, MACs, latency) with equal latency: the crowded middle of the front (index 2) ranks last, and at
+    # 2 kept of 3 it stops; before, the constant latency gave it +inf for being last by index
+    rung = [(90.0, 10.0, 1.0), (80.0, 5.0, 1.0), (85.0, 7.0, 1.0)]
+    dirs = ("max", "min", "min")
+    assert rank_order(rung, dirs) == [0, 1, 2]
+    assert [promote(rung, i, dirs, eta=1.5) for i in range(3)] == [True, True, False]
+
+
+def _optuna_loss(points, directions):
+    import numpy as np
+    from optuna.study import StudyDirection
+    from optuna.study._multi_objective import _normalize_value
+
+    sd = [StudyDirection.MAXIMIZE if d == "max" else StudyDirection.MINIMIZE for d in directions]
+    return np.array([[_normalize_value(float(v), d) for v, d in zip(p, sd)] for p in points], dtype=float)
+
+
+@pytest.mark.parametrize("m", [2, 3])
+def test_front_and_hypervolume_agree_with_optuna_on_random_points_with_infinities_and_nans(m):
+    import numpy as np
+    from optuna._hypervolume import compute_hypervolume
+    from optuna.study._multi_objective import _is_pareto_front
+
+    from mixnas.pareto import is_missing
+
+    rng = np.random.default_rng(2026 + m)
+    specials = [math.inf, -math.inf, math.nan, np.float32("nan")]
+    for _ in range(300):
+        n = int(rng.integers(1, 12))
+        directions = tuple(str(d) for d in rng.choice(["min", "max"], size=m))
+        points = [[float(rng.integers(0, 5)) for _ in range(m)] for _ in range(n)]  # small grid: many ties
+        for _ in range(int(rng.integers(0, 4))):
+            points[int(rng.integers(n))][int(rng.integers(m))] = specials[int(rng.integers(len(specials)))]
+        complete = [i for i, p in enumerate(points) if not any(is_missing(v) for v in p)]
+        # the front: Optuna over the complete points (it never holds a NaN value)
+        expected = []
+        if complete:
+            on = _is_pareto_front(_optuna_loss([points[i] for i in complete], directions), False)
+            expected = [i for i, keep in zip(complete, on) if keep]
+        assert pareto_front(points, directions) == expected, (points, directions)
+        # the hypervolume against a finite reference (given in the objectives' own units)
+        reference = [float(rng.integers(-1, 6)) for _ in range(m)]
+        ref = _optuna_loss([reference], directions)[0]
+        loss = _optuna_loss([points[i] for i in complete], directions).reshape(-1, m)
+        loss = loss[(loss < ref).all(axis=1)]
+        with np.errstate(invalid="ignore"):  # Optuna's own inf - inf, which it reads as an infinite volume
+            want = float(compute_hypervolume(loss, ref)) if len(loss) else 0.0
+        got = hypervolume(points, directions, reference)
+        assert got == pytest.approx(want), (points, directions, reference)
