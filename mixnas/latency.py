@@ -9,6 +9,8 @@ Protocol
     * ``warmup`` untimed runs, then timed runs, each timed alone with ``time.perf_counter``; on CUDA
       ``torch.cuda.synchronize()`` is called before each clock read. Timed runs continue until at least
       ``repeats`` runs are done and, if ``min_time_s`` is set, at least that much time has been timed.
+      The synchronisation is of the measured device (``cuda:1`` is waited for even when another device is
+      torch's current one).
     * The result is the median with the interquartile range (``q1``, ``q3``; inclusive quartiles) in
       milliseconds per batch, the number of timed runs, and the settings it was measured under.
 
@@ -110,7 +112,7 @@ def _settings(dev: torch.device, threads: int | None, dtype: str):
 
 
 def _time(fn: Callable[[], Any], dev: torch.device, warmup: int, repeats: int, min_time_s: float) -> list[float]:
-    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
     for _ in range(warmup):
         fn()
     times: list[float] = []

@@ -31,6 +31,9 @@ STATUS_KEY = "mixnas_status"
 CURVE_KEYS = ("epoch", "steps", "train_loss", "train_top1", "val_loss", "val_top1", "lr", "train_time_s",
               "eval_time_s", "epoch_time_s", "images_per_s", "partial")  # EpochMetrics, as kept per epoch
 FINAL_KEYS = ("test_top1", "measured")  # Outcome.info a trial reports once, with its last row
+# Where a trial ran, in every row it reports (kept as the trial's record): node, worker process, its start and
+# latest wall-clock times, the device it trained on and the GPU ids Ray gave it ("" without a GPU share).
+PLACEMENT_KEYS = ("node_id", "pid", "worker_start", "worker_time", "device", "gpu_ids")
 
 
 def init_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
@@ -57,7 +60,8 @@ def trainable(config: dict[str, Any]) -> None:
     t0, started = time.perf_counter(), time.time()
     max_epochs = config["train"]["epochs"]
     costs = config.get("costs", {})
-    where = {"node_id": ray.get_runtime_context().get_node_id(), "pid": os.getpid(), "worker_start": started}
+    where = {"node_id": ray.get_runtime_context().get_node_id(), "pid": os.getpid(), "worker_start": started,
+             **device_info(config)}
 
     def report(row: dict[str, Any]) -> bool:
         done = row.get("epoch", 0) >= max_epochs and row.get("partial", 1.0) >= 1.0
@@ -77,6 +81,14 @@ def trainable(config: dict[str, Any]) -> None:
         tune.report({**where, **extra, STATUS_KEY: outcome.status, "reason": outcome.reason,
                      "trial_wall_s": time.perf_counter() - t0, "worker_time": time.time(),
                      "epoch": len(outcome.curve) + 1})
+
+
+def device_info(config: dict[str, Any]) -> dict[str, str]:
+    """The device a trial trains on (:func:`mixnas.trial.trial_device`) and the GPU ids Ray assigned to its
+    worker, comma-separated (a fractional share names the GPU it shares)."""
+    from mixnas.trial import trial_device
+
+    return {"device": trial_device(config), "gpu_ids": ",".join(str(i) for i in ray.get_gpu_ids())}
 
 
 class MOASHAScheduler(FIFOScheduler):
@@ -238,7 +250,7 @@ def outcome_of(curve: list[dict[str, Any]], last: dict[str, Any], error: bool, r
         outcome = Outcome("stopped", curve, f"stopped by {stopper} after {len(curve)} epochs", wall)
     else:
         outcome = Outcome(str(status or "error"), curve, str(last.get("reason", "no result reported")), wall)
-    outcome.info = {k: last[k] for k in ("node_id", "pid", "worker_start", "worker_time", *FINAL_KEYS) if k in last}
+    outcome.info = {k: last[k] for k in (*PLACEMENT_KEYS, *FINAL_KEYS) if k in last}
     return outcome
 
 
@@ -374,5 +386,5 @@ def cluster_nodes() -> list[str]:
     return [n["NodeManagerAddress"] for n in ray.nodes() if n.get("Alive")]
 
 
-__all__ = ["MOASHAScheduler", "OptunaAskTellSearcher", "TrialCollector", "cluster_nodes", "init_ray", "outcome_of",
-           "run_search", "run_trials", "trainable"]
+__all__ = ["PLACEMENT_KEYS", "MOASHAScheduler", "OptunaAskTellSearcher", "TrialCollector", "cluster_nodes",
+           "device_info", "init_ray", "outcome_of", "run_search", "run_trials", "trainable"]

@@ -111,6 +111,14 @@ def measure_untrained(arch: ArchConfig, data: Any, what: Sequence[str], seed: in
     return out
 
 
+def trial_device(config: dict[str, Any]) -> str:
+    """Where a trial trains: ``cuda`` when it was given a GPU share (``gpu`` > 0) and torch sees a CUDA device
+    (under Ray, the one the trial was placed on: Ray sets ``CUDA_VISIBLE_DEVICES``), else ``cpu``."""
+    import torch
+
+    return "cuda" if float(config.get("gpu") or 0.0) > 0 and torch.cuda.is_available() else "cpu"
+
+
 def run_candidate(config: dict[str, Any], report: Callable[[dict[str, Any]], bool]) -> Outcome:
     """Train one candidate; ``report(row)`` after every epoch returns False to stop (the scheduler's say)."""
     import torch
@@ -139,7 +147,7 @@ def run_candidate(config: dict[str, Any], report: Callable[[dict[str, Any]], boo
         curve.append(row)
         return None if report(row) else "stop"
 
-    device = "cuda" if config.get("gpu", 0.0) > 0 and torch.cuda.is_available() else "cpu"
+    device = trial_device(config)
     ckpt = Path(config["checkpoint_dir"]) / f"trial_{config['number']:05d}.pt" if config.get("checkpoint_dir") else None
     result = train(arch, data, cfg, callback, progress=False, device=device, checkpoint_path=ckpt,
                    final_eval=final_eval)
@@ -182,4 +190,4 @@ class Stopper:
 
 
 __all__ = ["MEASURES", "Candidate", "Outcome", "Stopper", "forget_data", "load_data", "measure_untrained",
-           "run_candidate"]
+           "run_candidate", "trial_device"]

@@ -145,3 +145,14 @@ def test_stage_latencies_restore_threads():
     assert torch.get_num_threads() == before
     assert {r.threads for _, r in rows} == {1 if before != 1 else 2}
     assert [name for name, _ in rows] == ["stem", "stages.0", "head"]
+
+
+def test_cuda_timing_synchronises_the_measured_device(monkeypatch):
+    """On CUDA every clock read waits for the measured device (cuda:1 too, whichever device is current)."""
+    calls = []
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: calls.append(device))
+    times = lat._time(lambda: None, torch.device("cuda", 1), warmup=2, repeats=3, min_time_s=0.0)
+    assert len(times) == 3 and calls == [torch.device("cuda", 1)] * 6  # before and after each timed run
+    calls.clear()
+    lat._time(lambda: None, torch.device("cpu"), warmup=1, repeats=2, min_time_s=0.0)
+    assert calls == []
