@@ -48,9 +48,14 @@ def _run(args: list[str], timeout: float) -> subprocess.CompletedProcess:
             raise MixnasError(f"Chromium did not finish within {timeout:.0f} s") from None
 
 
+def _address(page: str | Path) -> str:
+    return page if isinstance(page, str) and page.startswith(("http://", "https://")) else Path(page).resolve().as_uri()
+
+
 def dump_dom(page: str | Path, budget_ms: int = 10000, timeout: float = 90) -> str:
-    """The DOM of ``page`` (a file) after its scripts ran for ``budget_ms`` of virtual time."""
-    proc = _run([f"--virtual-time-budget={budget_ms}", "--dump-dom", Path(page).resolve().as_uri()], timeout)
+    """The DOM of ``page`` (a file, or an http:// address such as a local server's) after its scripts ran for
+    ``budget_ms`` of virtual time."""
+    proc = _run([f"--virtual-time-budget={budget_ms}", "--dump-dom", _address(page)], timeout)
     if proc.returncode != 0 or not proc.stdout:
         raise MixnasError(f"Chromium failed to render {page} (exit {proc.returncode}): {proc.stderr[-400:]}")
     return proc.stdout

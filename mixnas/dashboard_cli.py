@@ -10,6 +10,7 @@ import argparse
 import functools
 import http.server
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -34,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=8050, help="port for --serve (default 8050; 0: any free port)")
     p.add_argument("--optuna-dashboard", action="store_true",
                    help="with --serve, also start optuna-dashboard on the first run's study storage (port+1; "
-                        "needs `pip install optuna-dashboard`)")
+                        "needs `pip install 'mixnas[dashboard]'`)")
     p.set_defaults(func=cmd_dashboard)
 
 
@@ -60,6 +61,10 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def serve(report: Path, port: int, storage: str | None = None) -> None:
     """Serve the report's folder on 127.0.0.1 (and optuna-dashboard on ``storage``) until interrupted."""
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(report.parent.resolve()))
@@ -73,13 +78,17 @@ def serve(report: Path, port: int, storage: str | None = None) -> None:
     if storage:
         exe = shutil.which("optuna-dashboard")
         if exe is None:
-            print("optuna-dashboard is not installed (pip install optuna-dashboard); serving the report only",
+            print("optuna-dashboard is not installed (pip install 'mixnas[dashboard]'); serving the report only",
                   file=sys.stderr, flush=True)
         else:
-            proc = subprocess.Popen([exe, storage, "--host", "127.0.0.1", "--port", str(bound + 1)])
+            # optuna-dashboard takes a journal file by its path, without mixnas's "journal:" prefix
+            url = storage[len("journal:"):] if storage.startswith("journal:") else storage
+            proc = subprocess.Popen([exe, url, "--host", "127.0.0.1", "--port", str(bound + 1)])
             print(f"optuna-dashboard: http://127.0.0.1:{bound + 1}/", flush=True)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
+    if threading.current_thread() is threading.main_thread():  # `kill` stops optuna-dashboard too, as Ctrl-C does
+        signal.signal(signal.SIGTERM, _interrupt)
     try:
         thread.join()
     finally:

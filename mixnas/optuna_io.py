@@ -94,8 +94,63 @@ def storage_for(url: str) -> Any:
         from optuna.storages.journal import JournalFileBackend
 
         return JournalStorage(JournalFileBackend(url[len("journal:"):]))
-    return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}}
-                                      if url.startswith("sqlite") else None)
+    return _rdb_storage(url)
+
+
+DB_DRIVERS = {"postgresql": "pip install 'mixnas[postgres]' (psycopg 3)",
+              "mysql": "pip install pymysql and write the URL as mysql+pymysql://..."}
+
+
+def engine_url(url: str) -> str:
+    """The URL SQLAlchemy is given: a bare ``postgresql://`` names psycopg 3 (the ``postgres`` extra) where
+    psycopg2 is not installed; SQLAlchemy 2.1 defaults to psycopg 3 anyway, 2.0 to psycopg2."""
+    import importlib.util
+
+    if url.startswith("postgresql://") and importlib.util.find_spec("psycopg2") is None \
+            and importlib.util.find_spec("psycopg") is not None:
+        return "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url
+
+
+def redact(url: str) -> str:
+    """A storage URL without its password, for messages."""
+    head, sep, tail = url.partition("://")
+    if sep and "@" in tail:
+        creds, _, host = tail.rpartition("@")
+        if ":" in creds:
+            return f"{head}://{creds.split(':', 1)[0]}:***@{host}"
+    return url
+
+
+def _rdb_storage(url: str, attempts: int = 6) -> optuna.storages.RDBStorage:
+    """An RDB storage. Several drivers that first touch an empty database at the same moment race to create
+    Optuna's tables, and PostgreSQL's ``CREATE TABLE`` is not atomic against another session's (the loser gets
+    a unique violation on ``pg_type``, or a duplicate table, or a duplicate alembic stamp): such a failed set-up
+    is retried, by which time the winner's tables exist. A missing driver module or an unreachable server is
+    one error line."""
+    import random
+    import time
+
+    import sqlalchemy.exc
+
+    from mixnas.errors import MixnasError
+
+    kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
+    for attempt in range(attempts):
+        try:
+            return optuna.storages.RDBStorage(engine_url(url), engine_kwargs=kwargs)
+        except ImportError:
+            how = DB_DRIVERS.get(url.split(":", 1)[0].split("+", 1)[0], "install the database's Python driver")
+            raise MixnasError(f"--storage {redact(url)}: the database driver is not installed; {how}") from None
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.1 + 0.4 * random.random())  # another driver is creating the tables
+        except sqlalchemy.exc.OperationalError as err:
+            reason = str(getattr(err, "orig", err)).strip().splitlines()
+            raise MixnasError(f"--storage {redact(url)}: cannot open the database: "
+                              f"{reason[0] if reason else type(err).__name__}") from None
+    raise AssertionError("unreachable")
 
 
 def sampler_defaults(kind: str, conditional: bool) -> dict[str, Any]:
@@ -142,27 +197,38 @@ def study_exists(storage: Any, name: str) -> bool:
 
 
 def open_study(storage: Any, name: str, directions: list[str], sampler: optuna.samplers.BaseSampler,
-               resume: bool) -> optuna.Study:
-    """Create the study ``name`` (refused if it exists and ``resume`` is false) or load it (``resume``)."""
+               resume: bool, join: bool = False) -> optuna.Study:
+    """Create the study ``name`` (refused if it exists and ``resume`` is false) or load it (``resume``).
+    ``join``: one of several drivers of one study (Optuna's distributed optimisation): create it, or load it
+    when another driver did (also when both try at the same moment)."""
     from mixnas.errors import MixnasError
 
     quiet()
+    if join:
+        return _check_directions(optuna.create_study(
+            study_name=name, storage=storage, sampler=sampler, load_if_exists=True,
+            directions=["maximize" if d == "max" else "minimize" for d in directions]), directions)
     exists = study_exists(storage, name)
     if exists and not resume:
-        raise MixnasError(f"study {name!r} already exists in the storage; pass --resume to continue it or "
-                          "choose another --study-name / --out")
+        raise MixnasError(f"study {name!r} already exists in the storage; pass --resume to continue it, --join "
+                          "to search it together with other drivers, or choose another --study-name / --out")
     if not exists and resume:
         raise MixnasError(f"--resume: no study {name!r} in the storage")
     if exists:
-        study = optuna.load_study(study_name=name, storage=storage, sampler=sampler)
-        want = [optuna.study.StudyDirection.MAXIMIZE if d == "max" else optuna.study.StudyDirection.MINIMIZE
-                for d in directions]
-        if list(study.directions) != want:
-            raise MixnasError(f"study {name!r} has directions {[d.name.lower() for d in study.directions]}, "
-                              f"the objectives given need {directions}")
-        return study
+        return _check_directions(optuna.load_study(study_name=name, storage=storage, sampler=sampler), directions)
     return optuna.create_study(study_name=name, storage=storage, sampler=sampler, load_if_exists=False,
                                directions=["maximize" if d == "max" else "minimize" for d in directions])
+
+
+def _check_directions(study: optuna.Study, directions: list[str]) -> optuna.Study:
+    from mixnas.errors import MixnasError
+
+    want = [optuna.study.StudyDirection.MAXIMIZE if d == "max" else optuna.study.StudyDirection.MINIMIZE
+            for d in directions]
+    if list(study.directions) != want:
+        raise MixnasError(f"study {study.study_name!r} has directions "
+                          f"{[d.name.lower() for d in study.directions]}, the objectives given need {directions}")
+    return study
 
 
 def load_existing(storage: Any, name: str) -> optuna.Study:

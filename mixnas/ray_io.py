@@ -45,8 +45,8 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
     kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
     if address:
         ray.init(address=address, **kwargs)
-    else:
-        ray.init(num_cpus=num_cpus, **kwargs)
+    else:  # "local": a new Ray of its own, never one found through RAY_ADDRESS or a `ray start` on this machine
+        ray.init(address="local", num_cpus=num_cpus, **kwargs)
     return True
 
 

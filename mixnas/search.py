@@ -16,14 +16,24 @@ with finite objectives; PRUNED (``fidelity`` = epochs reached) when a scheduler 
 ArchConfig dict, digest, seed, fidelity, per-epoch curve, objectives, wall time and code version.
 After each finished trial ``trials.csv`` and ``pareto.yaml`` are rewritten. On ``resume`` the trials a crash
 left RUNNING are failed and their parameters re-queued.
+
+Several drivers may search one study at once (``join``: Optuna's distributed optimisation, each driver with
+its own run folder and Ray, the study in a storage they all reach). Every trial records the ``driver`` that
+asked it (an id kept in the run folder's ``search.yaml``); a joined driver counts only its own trials in
+``--trials``, re-queues only its own on ``resume``, seeds its sampler from ``--seed`` and its id (drivers
+with the same ``--seed`` do not propose the same sequence; training still uses ``--seed``), and before
+training an architecture it looks it up among every driver's finished records (``duplicate_of`` across
+drivers). One that another driver is training at that moment is trained again (a record of its own).
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import math
 import os
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -70,6 +80,7 @@ class SearchSettings:
     storage: str | None = None  # None: sqlite in the run folder
     study_name: str | None = None  # None: the run folder's name
     resume: bool = False
+    join: bool = False  # one of several drivers of one study (needs storage and study_name)
     seed: int = 0
     train: dict[str, Any] = field(default_factory=dict)  # TrainConfig overrides on top of the space's
     max_retries: int = 2  # per trial, when its worker process dies
@@ -181,18 +192,27 @@ class Search:
             self._check_data()
         if s.record:
             self.out.mkdir(parents=True, exist_ok=True)
+        if s.resume and not s.join and self._recorded().get("settings", {}).get("join"):
+            s.join = True  # a driver of a shared study resumes as one
+        if s.join and not (s.storage and s.study_name):
+            raise MixnasError("--join needs --storage (a study every driver reaches: postgresql://..., "
+                              "mysql+pymysql://... or journal:PATH on a shared file system) and --study-name")
         self.study_name = s.study_name or self.out.resolve().name
         self.storage_url = s.storage or f"sqlite:///{(self.out / 'study.db').resolve()}"
         if not s.resume and (self.out / "search.yaml").exists():
             raise MixnasError(f"{self.out}: a search already ran here; pass --resume to continue it or choose "
                               "another --out")
+        self.driver = self._driver_id()
+        # joined drivers seed their samplers apart: the same seed would propose the same architectures
+        self.sampler_seed = s.seed if not s.join else int(hashlib.sha256(
+            f"{s.seed}:{self.driver}".encode()).hexdigest()[:8], 16) % 2**31
         storage = optuna_io.storage_for(self.storage_url)
         self.study = optuna_io.open_study(
             storage, self.study_name, self.directions,
-            optuna_io.make_sampler(sampler, s.seed, conditional=is_conditional(self.space),
+            optuna_io.make_sampler(sampler, self.sampler_seed, conditional=is_conditional(self.space),
                                    grid=grid_of(self.space) if sampler == "grid" else None,
                                    options=s.sampler_options),
-            s.resume)
+            s.resume, join=s.join)
         self.checker: Callable[[ArchConfig], CandidateCheck] | None = None  # None: count (a table sets its own)
         self.write_every_s = 0.0  # outputs after a finished trial at most this often (a replay sets 1 s)
         self._written_at = -math.inf
@@ -213,7 +233,7 @@ class Search:
         self.repeats = 0  # proposals that re-used a recorded architecture: recorded, not counted in --trials
         self.repeat_streak = 0  # ... of them in a row, since the last architecture sent to train
         for t in self.study.get_trials(deepcopy=False):
-            if t.state.name in FINISHED and not t.user_attrs.get("requeued"):
+            if t.state.name in FINISHED and not t.user_attrs.get("requeued") and self._mine(t, counting=True):
                 if t.user_attrs.get("status") in SKIPPED:
                     self.skipped += 1
                 elif "duplicate_of" in t.user_attrs:
@@ -226,6 +246,33 @@ class Search:
             self._requeue_running()
         if s.record:
             self._write_settings()
+
+    def _driver_id(self) -> str:
+        """This driver's id: kept in the run folder's ``search.yaml`` (a resumed driver is the same driver),
+        new otherwise (a run folder from before drivers were recorded gets a new one)."""
+        found = (self._recorded().get("resolved") or {}).get("driver") if self.settings.resume else None
+        return str(found) if found else uuid.uuid4().hex[:12]
+
+    def _recorded(self) -> dict[str, Any]:
+        """The run folder's ``search.yaml`` (empty when there is none)."""
+        meta = self.out / "search.yaml"
+        doc = yaml.safe_load(meta.read_text()) if meta.is_file() else None
+        return doc if isinstance(doc, dict) else {}
+
+    def _mine(self, t: Any, counting: bool = False) -> bool:
+        """Whether a trial belongs to this driver: recorded by it, or (without ``join``) recorded before
+        drivers were (a study of one driver). ``counting``: without ``join``, every trial of the study counts
+        in ``--trials``, as before several drivers could share a study."""
+        driver = t.user_attrs.get("driver")
+        if not self.settings.join:
+            return counting or driver in (None, self.driver)
+        return driver == self.driver
+
+    def _refresh(self) -> None:
+        """Learn the records other drivers finished since (a joined study): repeats of them are re-used."""
+        TS = optuna_io.TrialState
+        for t in self.study.get_trials(deepcopy=False, states=(TS.COMPLETE, TS.PRUNED)):
+            self._remember(t)
 
     def _check_data(self) -> None:
         from mixnas.optuna_io import sample_candidates
@@ -244,6 +291,8 @@ class Search:
     def _requeue_running(self) -> None:
         TS = optuna_io.TrialState
         for t in self.study.get_trials(deepcopy=False, states=(TS.RUNNING,)):
+            if not self._mine(t):  # another driver's trial, training right now
+                continue
             optuna_io.set_attrs(self.study, t._trial_id, {
                 "requeued": True, "status": "failed",
                 "fail_reason": "left RUNNING by a crashed driver; its parameters were re-queued"})
@@ -259,6 +308,7 @@ class Search:
                "resolved": {"dataset": self.dataset, "sampler": self.sampler_name,
                             "objectives": [str(o) for o in self.objectives], "max_epochs": self.max_epochs,
                             "train": self.train_cfg, "study_name": self.study_name, "storage": self.storage_url,
+                            "driver": self.driver, "sampler_seed": self.sampler_seed,
                             "input": {"image_size": self.input.image_size, "in_channels": self.input.in_channels,
                                       "num_classes": self.input.num_classes}},
                "space": self.space.raw if isinstance(self.space.raw, dict) else {},
@@ -328,6 +378,7 @@ class Search:
         constraints = self.space.constraints
         while self.budget_left() > 0:
             trial = self.study.ask()
+            trial.set_user_attr("driver", self.driver)
             trial.set_user_attr("seed", self.settings.seed)
             trial.set_user_attr("code", code_version())
             try:
@@ -369,6 +420,9 @@ class Search:
             self.log(f"trial {trial.number}: infeasible ({why}), not trained")
             return None
         prev = self.by_digest.get(check.digest)
+        if prev is None and self.settings.join and check.digest not in self.training:
+            self._refresh()
+            prev = self.by_digest.get(check.digest)
         if prev is not None:
             self._copy(trial, prev)
             self.repeat_streak += 1
@@ -523,7 +577,9 @@ class Search:
         return (f"trials {done}/{self.settings.trials} done, {running} | complete {c['complete']} "
                 f"pruned {c['pruned']} failed {c['failed']} infeasible {c['infeasible']} re-used {self.repeats} | "
                 f"best top1 {best} | "
-                f"Pareto {len(self.front(trials))} | elapsed {_fmt_time(elapsed)}, left ~{eta}")
+                f"Pareto {len(self.front(trials))} | elapsed {_fmt_time(elapsed)}, left ~{eta}"
+                + (f" | study: {len(trials)} trials from {len({t.user_attrs.get('driver') for t in trials})} "
+                   "drivers" if self.settings.join else ""))
 
     def rows(self, trials: list[Any] | None = None) -> list[dict[str, Any]]:
         rows = []
@@ -536,7 +592,7 @@ class Search:
                 row[o.metric] = obj.get(o.metric, a.get(o.metric, ""))
             row.update({"params": a.get("params", ""), "macs": a.get("macs", ""),
                         "latency_ms": a.get("latency_ms", ""), "wall_time_s": a.get("wall_time_s", ""),
-                        "duplicate_of": a.get("duplicate_of", ""),
+                        "duplicate_of": a.get("duplicate_of", ""), "driver": a.get("driver", ""),
                         "reason": a.get("fail_reason", a.get("reason", ""))})
             for name, cval in sorted(t.constraints.items()) if t.constraints else []:
                 row[f"constraint:{name}"] = round(cval, 6)

@@ -2,7 +2,7 @@
 
 ``mixnas search --space SPACE.yaml [--trials N] [--sampler tpe|nsga2|random|grid|auto] [--scheduler moasha|asha|none]
 [--max-epochs E] [--concurrency K] [--resources cpu=1,gpu=0.25] [--address auto|HOST:PORT] [--storage URL]
-[--study-name NAME] [--out runs/NAME] [--resume] [--seed S]`` runs a multi-objective search through Ray Tune;
+[--study-name NAME] [--join] [--out runs/NAME] [--resume] [--seed S]`` runs a multi-objective search through Ray Tune;
 ``mixnas export RUN --trial N --onnx out.onnx`` exports one of its architectures.
 """
 
@@ -53,6 +53,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--storage", help="Optuna storage URL: sqlite:///..., postgresql://..., or journal:PATH "
                                      "(default: sqlite file study.db in the run folder)")
     p.add_argument("--study-name", help="study name (default: the run folder's name)")
+    p.add_argument("--join", action="store_true", default=None,
+                   help="one of several drivers of one study, each with its own --out (and Ray): create the study "
+                        "or join it; --trials counts this driver's trials; needs --storage every driver reaches and "
+                        "--study-name (see README, Cluster)")
     p.add_argument("--out", help="run folder (default runs/SPACE-sSEED)")
     p.add_argument("--resume", action="store_true", help="continue the study of --out (after a crash, or with a "
                                                           "larger --trials)")
@@ -105,7 +109,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         grace=args.grace, eta=args.eta, concurrency=args.concurrency, resources=parse_resources(args.resources),
         address=args.address, storage=args.storage, study_name=args.study_name, resume=args.resume,
         seed=args.seed, train=train, max_retries=args.retries, common_fidelity_front=args.common_fidelity_front,
-        keep_checkpoints=args.keep_checkpoints, table=args.table)
+        keep_checkpoints=args.keep_checkpoints, table=args.table, join=bool(args.join))
     if args.concurrency < 1:
         raise MixnasError("--concurrency must be at least 1")
     search = Search(settings, log=lambda line: print(line, flush=True), check_data=table is None)
