@@ -39,3 +39,25 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str:
     """A ' (did you mean X?)' hint, or '' when nothing is close."""
     close = difflib.get_close_matches(str(name), list(candidates), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+class DiskFullError(MixnasError):
+    """The disk (or quota) filled while a run folder or a study was being written."""
+
+
+def disk_full_cause(err: BaseException | None) -> BaseException | None:
+    """The error in ``err``'s chain (itself or one it was raised from) that says the disk or quota is full: an
+    ``OSError`` (no space, quota, file too large) or a database's own words for it (SQLite: "database or disk is
+    full"), however deep a library wrapped it; None when there is none."""
+    import errno
+
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            return err
+        text = str(err)
+        if "database or disk is full" in text or "No space left on device" in text:
+            return err
+        err = err.__cause__ or err.__context__
+    return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -93,8 +94,43 @@ def storage_for(url: str) -> Any:
         from optuna.storages import JournalStorage
         from optuna.storages.journal import JournalFileBackend
 
+        _check_journal(Path(url[len("journal:"):]))
         return JournalStorage(JournalFileBackend(url[len("journal:"):]))
     return _rdb_storage(url)
+
+
+def _check_journal(path: Path) -> None:
+    """Refuse a journal file that is not whole: Optuna replays the records it can parse and appends after the
+    rest, so a truncated or damaged file would lose trials silently and then break (AttributeError) on the
+    next write. Every line must be one JSON record; nothing is changed."""
+    import json
+
+    from mixnas.errors import MixnasError
+
+    if not path.exists():
+        return
+    if not path.is_file():
+        raise MixnasError(f"{path}: the journal storage is not a file")
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):  # another driver may be appending this very moment: look again
+        import time
+
+        time.sleep(0.3)
+        again = path.read_bytes()
+        data = again if again.endswith(b"\n") or len(again) != len(data) else data
+    if data and not data.endswith(b"\n"):
+        raise MixnasError(f"{path}:{len(data.splitlines())}: the journal's last record is cut short (the file was "
+                          "truncated, or a write was interrupted); it was left as it is: restore it from a copy, or "
+                          "remove that last line to keep the records before it")
+    for number, line in enumerate(data.splitlines(), 1):
+        try:
+            ok = isinstance(json.loads(line), dict)
+        except ValueError:
+            ok = False
+        if not ok:
+            raise MixnasError(f"{path}:{number}: not an Optuna journal record (one JSON object per line); the "
+                              "journal was left as it is: restore it from a copy, or start a new search in another "
+                              "--out")
 
 
 DB_DRIVERS = {"postgresql": "pip install 'mixnas[postgres]' (psycopg 3)",
@@ -150,6 +186,12 @@ def _rdb_storage(url: str, attempts: int = 6) -> optuna.storages.RDBStorage:
             reason = str(getattr(err, "orig", err)).strip().splitlines()
             raise MixnasError(f"--storage {redact(url)}: cannot open the database: "
                               f"{reason[0] if reason else type(err).__name__}") from None
+        except sqlalchemy.exc.DatabaseError as err:  # a file that is not (or no longer) a whole database
+            reason = str(getattr(err, "orig", err)).strip().splitlines()
+            where = url[len("sqlite:///"):] if url.startswith("sqlite:///") else redact(url)
+            raise MixnasError(f"{where}: not a readable Optuna study database "
+                              f"({reason[0] if reason else type(err).__name__}); it was left as it is: restore it "
+                              "from a copy, or start a new search in another --out") from None
     raise AssertionError("unreachable")
 
 

@@ -43,11 +43,11 @@ import yaml
 
 from mixnas import optuna_io
 from mixnas.checks import CandidateCheck, check_candidate
-from mixnas.config import ArchConfig, InputSpec
+from mixnas.config import ArchConfig
 from mixnas.errors import MixnasError
 from mixnas.pareto import pareto_front
 from mixnas.provenance import code_version
-from mixnas.space import InvalidCandidate, MixerNode, Objective, Space, load_space, parse_objectives
+from mixnas.space import InvalidCandidate, LaunchPlan, MixerNode, Space, launch_check, load_space
 from mixnas.trial import Candidate, Outcome, Stopper, forget_data, load_data, run_candidate  # noqa: F401 (re-exported)
 
 METRICS = ("top1", "macs", "params", "latency_ms")
@@ -141,55 +141,47 @@ def _fmt_time(seconds: float) -> str:
         f"{seconds // 60}:{seconds % 60:02d}"
 
 
+def prelaunch(settings: SearchSettings, space: Space) -> tuple[LaunchPlan, str]:
+    """Everything a search checks before it creates anything: the space's task through
+    :func:`mixnas.space.launch_check` (the very function ``mixnas space check`` runs), then the search's own
+    settings. Returns the plan and the sampler's name; ``mixnas search --dry-run`` stops here."""
+    from mixnas.errors import UnknownNameError
+
+    s = settings
+    train = {**s.train, **({"epochs": s.max_epochs} if s.max_epochs is not None else {})}
+    plan = launch_check(space, dataset=s.dataset, objectives=s.objectives, train=train, seed=s.seed)
+    if s.scheduler not in SCHEDULERS:
+        raise UnknownNameError("scheduler", s.scheduler, SCHEDULERS)
+    sampler = ("tpe" if is_conditional(space) else "nsga2") if s.sampler == "auto" else s.sampler
+    if sampler not in optuna_io.SAMPLERS:
+        raise UnknownNameError("sampler", sampler, optuna_io.SAMPLERS + ("auto",))
+    if sampler == "grid":
+        grid_of(space)
+    if s.trials < 1:
+        raise MixnasError("--trials must be at least 1")
+    return plan, sampler
+
+
 class Search:
     """The study and its bookkeeping (see the module docstring)."""
 
     def __init__(self, settings: SearchSettings, space: Space | None = None,
                  log: Callable[[str], None] | None = None, check_data: bool = False):
-        from mixnas.data import get_dataset
-        from mixnas.train import TrainConfig
-
         self.settings = s = settings
         self.space = space or load_space(s.space)
         self.out = Path(s.out)
         self.log_fn = log
-        task = self.space.task
-        self.dataset = s.dataset or task.dataset
-        spec = get_dataset(self.dataset)
-        self.objectives: tuple[Objective, ...] = (parse_objectives(
-            s.objectives.split(","), lambda msg: MixnasError(f"--objectives: {msg}")) if s.objectives
-            else task.objectives)
-        for o in self.objectives:
-            if o.metric not in METRICS:
-                raise MixnasError(f"--objectives: unknown metric {o.metric!r}; known: {', '.join(METRICS)}")
+        plan, self.sampler_name = prelaunch(s, self.space)
+        sampler = self.sampler_name
+        self.dataset, self.objectives, self.input = plan.dataset, plan.objectives, plan.input
         self.directions = [o.direction for o in self.objectives]
-        if s.scheduler not in SCHEDULERS:
-            from mixnas.errors import UnknownNameError
-
-            raise UnknownNameError("scheduler", s.scheduler, SCHEDULERS)
-        sampler = s.sampler
-        if sampler == "auto":
-            sampler = "tpe" if is_conditional(self.space) else "nsga2"
-        if sampler not in optuna_io.SAMPLERS:
-            from mixnas.errors import UnknownNameError
-
-            raise UnknownNameError("sampler", sampler, optuna_io.SAMPLERS + ("auto",))
-        self.sampler_name = sampler
-        if s.trials < 1:
-            raise MixnasError("--trials must be at least 1")
-        train = {**dict(task.train), **s.train}
-        if s.max_epochs is not None:
-            train["epochs"] = s.max_epochs
-        train["seed"] = s.seed
-        self.train_cfg = TrainConfig.from_dict(train, where="train config").to_dict()
-        self.max_epochs = self.train_cfg["epochs"]
-        self.input = InputSpec(task.image_size, spec.in_channels if s.dataset else task.in_channels,
-                               task.num_classes)
+        self.train_cfg, self.max_epochs = plan.train, plan.train["epochs"]
         self.need_latency = any(o.metric == "latency_ms" for o in self.objectives)
         self.threads = max(1, int(s.resources.get("cpu", 1)))
 
         if check_data:  # a missing dataset fails here, before any study or folder exists
             self._check_data()
+        self._lock = None
         if s.record:
             self.out.mkdir(parents=True, exist_ok=True)
         if s.resume and not s.join and self._recorded().get("settings", {}).get("join"):
@@ -242,6 +234,8 @@ class Search:
                     self.counted += 1
             self._remember(t)
         self.counted_at_start = self.counted
+        if s.record:  # before anything is changed: the study (re-queues) and the run folder's files
+            self._lock = lock_run_folder(self.out)
         if s.resume:
             self._requeue_running()
         if s.record:
@@ -608,11 +602,15 @@ class Search:
         for r in rows:
             keys += [k for k in r if k not in keys]
         tmp = self.out / "trials.csv.tmp"
-        with open(tmp, "w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=keys)
-            w.writeheader()
-            w.writerows(rows)
-        os.replace(tmp, self.out / "trials.csv")
+        try:
+            with open(tmp, "w", newline="") as fh:
+                w = csv.DictWriter(fh, fieldnames=keys)
+                w.writeheader()
+                w.writerows(rows)
+            os.replace(tmp, self.out / "trials.csv")
+        except OSError:
+            tmp.unlink(missing_ok=True)  # trials.csv keeps its last complete version
+            raise
         front = self.front(trials)
         if [t.number for t in front] != self._written_front or not (self.out / "pareto.yaml").exists():
             self._write_front(front)
@@ -647,10 +645,18 @@ class Search:
         self._written_front = [t.number for t in front]
 
     def close(self) -> None:
-        """Write the outputs once more (records told without training since the last finished trial)."""
+        """Write the outputs once more (records told without training since the last finished trial), then
+        release the run folder."""
         if self.settings.record:
             self.write_outputs()
             self.log(self.progress())
+        self.release()
+
+    def release(self) -> None:
+        """Let another driver have the run folder (also done by the OS when this process ends, however)."""
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
 
     def summary(self) -> str:
         front = self.front()
@@ -720,10 +726,42 @@ def _plain(obj: Any) -> Any:
     return str(obj)
 
 
+LOCK_FILE = ".mixnas.lock"
+
+
+def lock_run_folder(out: Path) -> Any:
+    """Hold ``out``'s lock for as long as this driver runs: a second driver on the same run folder (two
+    ``--resume`` at once) would interleave its trials and outputs with the first's, so it is refused. An
+    advisory ``flock`` on a file in the folder: the OS drops it when the holder dies, even by ``kill -9``, so a
+    crash never leaves a stale lock behind."""
+    import fcntl
+
+    fh = open(out / LOCK_FILE, "a+")  # noqa: SIM115 - held open until release()
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.seek(0)
+        holder = fh.read().strip() or "unknown"
+        fh.close()
+        raise MixnasError(f"{out}: another mixnas driver is running on this run folder ({holder}); wait for it "
+                          "to end, or stop it, before resuming; two drivers on one run folder would interleave "
+                          "their trials") from None
+    fh.seek(0)
+    fh.truncate()
+    fh.write(f"pid {os.getpid()} on {os.uname().nodename} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+    fh.flush()
+    return fh
+
+
 def _atomic_write(path: Path, text: str) -> None:
+    """Write through a temporary file: a reader (or a full disk) never sees half a file."""
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 class LocalRunner:

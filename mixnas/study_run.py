@@ -35,9 +35,14 @@ def read_result(run_dir: Path, key: str) -> dict[str, Any] | None:
     if not p.is_file():
         return None
     try:
-        return json.loads(p.read_text())
-    except json.JSONDecodeError:
-        return None  # a torn file cannot happen (atomic writes), but a hand-edited one is re-run
+        rec = json.loads(p.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as err:  # atomic writes never tear a file: this one was damaged or edited
+        raise MixnasError(f"{p}: not a readable result file ({type(err).__name__}: {str(err)[:120]}); it was left "
+                          "as it is: restore it, or delete it to train that trial again") from None
+    if not isinstance(rec, dict) or "status" not in rec:
+        raise MixnasError(f"{p}: not a result file (expected a JSON object with a 'status'); it was left as it "
+                          "is: restore it, or delete it to train that trial again")
+    return rec
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
@@ -99,14 +104,26 @@ def run_study(study: Study, run_dir: str | Path, *, resume: bool = False, data_d
     cluster at ``address``), as many at once as the study's ``resources`` allow; ``"local"`` (or a ``body``,
     the tests' stand-in for training) runs them one after another in this process. Either way each result
     file is written the moment its trial ends."""
-    from mixnas.complexity import complexity
-
     if runner not in ("ray", "local"):
         raise MixnasError(f"unknown study runner {runner!r}; allowed: ray, local")
     run_dir = Path(run_dir)
     if (run_dir / "study.yaml").exists() and not resume:
         raise MixnasError(f"{run_dir}: already holds a study run; pass --resume to continue it")
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+    from mixnas.search import lock_run_folder
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lock = lock_run_folder(run_dir)  # a second `study run --resume` on this folder is refused, not interleaved
+    try:
+        return _run_study(study, run_dir, resume, data_dir, body, log, runner, address)
+    finally:
+        lock.close()
+
+
+def _run_study(study: Study, run_dir: Path, resume: bool, data_dir: str | None, body: Callable | None,
+               log: Callable[[str], None], runner: str, address: str | None) -> list[dict[str, Any]]:
+    from mixnas.complexity import complexity
+
     trials = materialise(study, run_dir)
     todo = [t for t in trials if (read_result(run_dir, t.key) or {}).get("status") != "completed"]
     done = len(trials) - len(todo)

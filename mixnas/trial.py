@@ -119,6 +119,21 @@ def trial_device(config: dict[str, Any]) -> str:
     return "cuda" if float(config.get("gpu") or 0.0) > 0 and torch.cuda.is_available() else "cpu"
 
 
+def _killed_after(report: Callable[[dict[str, Any]], bool], epoch: int, marker: str) -> Callable:
+    """Fault injection for the tests: the worker process is killed with SIGKILL right after it reported
+    ``epoch`` (once: ``marker`` records that it happened), as the OOM killer or a lost node would."""
+    import signal
+
+    def wrapped(row: dict[str, Any]) -> bool:
+        go_on = report(row)
+        if int(row.get("epoch", 0)) >= epoch and not os.path.exists(marker):
+            Path(marker).write_text(f"killed after epoch {row.get('epoch')}\n")
+            time.sleep(0.5)  # let the report reach the driver first: the kill lands mid-trial
+            os.kill(os.getpid(), signal.SIGKILL)
+        return go_on
+    return wrapped
+
+
 def run_candidate(config: dict[str, Any], report: Callable[[dict[str, Any]], bool]) -> Outcome:
     """Train one candidate; ``report(row)`` after every epoch returns False to stop (the scheduler's say)."""
     import torch
@@ -135,6 +150,9 @@ def run_candidate(config: dict[str, Any], report: Callable[[dict[str, Any]], boo
     if die.startswith(config["digest"] + ":") and not os.path.exists(die.split(":", 1)[1]):
         Path(die.split(":", 1)[1]).write_text("died once\n")
         os._exit(1)  # the worker process dies
+    kill = os.environ.get("MIXNAS_TEST_KILL_AT_EPOCH", "")  # "DIGEST:EPOCH:MARKER_FILE": SIGKILL mid-trial
+    if kill.startswith(config["digest"] + ":"):
+        report = _killed_after(report, int(kill.split(":")[1]), kill.split(":", 2)[2])
     if os.environ.get("MIXNAS_TEST_NAN_DIGEST") == config["digest"]:
         row = {"epoch": 1, "val_top1": math.nan, "partial": 1.0}
         report(row)

@@ -140,6 +140,7 @@ def test_resume_fails_and_requeues_running(tmp_path):
     s = make(tmp_path, trials=5, scheduler="none")
     cand = s.next_candidate()  # the "crash": asked, never told
     assert cand is not None and states(s) == ["RUNNING"]
+    s.release()  # the crashed driver's process is gone, and the OS with it drops the run folder's lock
     s2 = make(tmp_path, trials=5, scheduler="none", resume=True)
     first = s2.trials()[0]
     assert first.state.name == "FAIL" and first.user_attrs["requeued"]

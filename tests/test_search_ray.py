@@ -11,6 +11,7 @@ ray = pytest.importorskip("ray")
 
 NAN_DIGEST = "a5f6ebd8f9c949bc"  # stem 8, depth 1, ratio 1 of the tiny space
 DIE_DIGEST = "9d49f6cb80ded68f"  # stem 8, depth 1, ratio 2
+KILL_DIGEST = "6ba1dfa790c7f33c"  # stem 16, depth 2, ratio 1: its worker is SIGKILLed after epoch 1
 
 
 @pytest.fixture(scope="module")
@@ -18,10 +19,11 @@ def ray_session(tmp_path_factory):
     marker = tmp_path_factory.mktemp("die") / "died"
     os.environ["MIXNAS_TEST_NAN_DIGEST"] = NAN_DIGEST  # the workers inherit the driver's environment
     os.environ["MIXNAS_TEST_DIE_ONCE"] = f"{DIE_DIGEST}:{marker}"
+    os.environ["MIXNAS_TEST_KILL_AT_EPOCH"] = f"{KILL_DIGEST}:1:{marker.parent / 'killed'}"
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     yield marker
     ray.shutdown()
-    for var in ("MIXNAS_TEST_NAN_DIGEST", "MIXNAS_TEST_DIE_ONCE"):
+    for var in ("MIXNAS_TEST_NAN_DIGEST", "MIXNAS_TEST_DIE_ONCE", "MIXNAS_TEST_KILL_AT_EPOCH"):
         os.environ.pop(var, None)
 
 
@@ -72,6 +74,29 @@ def test_search_through_ray_on_digits(ray_session, tmp_path):
             assert t.user_attrs["worker_time"] > t.user_attrs["worker_start"] > 0 and t.user_attrs["pid"] > 0
     gaps = slot_gaps(trials)
     assert gaps and all(g >= 0 for g in gaps)
+
+
+def test_a_worker_killed_mid_trial_is_retried(ray_session, tmp_path):
+    """SIGKILL of a Ray worker after its trial reported epoch 1 of 3: Tune restarts the trial (up to
+    --retries), the record's curve has each epoch once, and the search completes with every trial told."""
+    from mixnas.ray_io import run_search
+    from mixnas.search import Search, SearchSettings
+
+    killed = ray_session.parent / "killed"
+    space = write_space(tmp_path, "1G")
+    search = Search(SearchSettings(space=str(space), out=str(tmp_path / "run"), trials=3, max_epochs=3,
+                                   sampler="random", scheduler="none", concurrency=1, seed=4))
+    search.study.enqueue_trial({"arch.stem.dim": 16, "arch.stages.depth": 2,
+                                "arch.stages.channel_mixer.mlp.channel_hidden_dim": 1})
+    run_search(search)
+    assert killed.exists() and "epoch 1" in killed.read_text()  # the worker was killed mid-trial
+    trials = search.trials()
+    assert not [t for t in trials if t.state.name in ("RUNNING", "WAITING")]
+    victim = [t for t in trials if t.user_attrs.get("digest") == KILL_DIGEST and "duplicate_of" not in t.user_attrs]
+    assert len(victim) == 1 and victim[0].state.name == "COMPLETE"
+    assert [row["epoch"] for row in victim[0].user_attrs["curve"]] == [1, 2, 3]  # restarted, not appended
+    counted = [t for t in trials if "duplicate_of" not in t.user_attrs and not t.user_attrs.get("requeued")]
+    assert len(counted) == 3 and all(t.state.name == "COMPLETE" for t in counted)
 
 
 def test_moasha_scheduler_wrapper_decisions():
