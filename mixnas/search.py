@@ -382,6 +382,7 @@ class Search:
                 for k, v in {"status": "invalid", "fidelity": 0, "fail_reason": f"invalid: {err.error}"}.items():
                     trial.set_user_attr(k, v)
                 self._tell(trial, "PRUNED", kind="skipped")
+                self.log(f"trial {trial.number}: invalid ({err.error}), not trained")
                 continue
             self.proposed[trial.number] = trial
             return trial, arch
