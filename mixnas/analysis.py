@@ -23,6 +23,7 @@ fidelity; their top-1 is not comparable and they appear only in the Pareto plots
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from bisect import bisect_right
@@ -31,11 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from mixnas import optuna_io
 from mixnas.errors import MixnasError
 from mixnas.pareto import hypervolume, pareto_front
+from mixnas.yamlio import LocatedError, exists, is_dir, is_file, load_located
 
 METRICS = ("top1", "macs", "params", "latency_ms")
 LABELS = {"top1": "top-1 (%)", "macs": "MACs", "params": "parameters", "latency_ms": "latency (ms)",
@@ -85,50 +85,180 @@ def storage_url_of(run: Path, doc: dict[str, Any]) -> str:
     """The study's storage: the run folder's own ``study.db`` when the search used the default storage (so
     a copied or moved run folder reads its own copy), else the ``--storage`` it was given."""
     settings = doc.get("settings") or {}
-    if not settings.get("storage") and (run / "study.db").is_file():
+    if not settings.get("storage") and is_file(run / "study.db"):
         return f"sqlite:///{(run / 'study.db').resolve()}"
     return str((doc.get("resolved") or {}).get("storage", ""))
+
+
+def read_run_record(path: str | Path) -> dict[str, Any]:
+    """A run folder's ``search.yaml``, checked for what the readers of a run use (the study's name and
+    storage, the objectives, the fidelity); the file is untrusted: a mistake is one line naming the file,
+    the line and the YAML path."""
+    run = Path(path)
+    if not is_dir(run):
+        raise MixnasError(f"{run}: no such run folder" + (" (it is a file; give the run folder)" if exists(run)
+                                                          else ""))
+    meta = run / "search.yaml"
+    if not exists(meta):
+        raise MixnasError(f"{meta}: no such file: {run} is not a search run folder")
+    doc = load_located(meta, "the search record, search.yaml")
+    if not isinstance(doc, dict) or not isinstance(doc.get("resolved"), dict):
+        raise LocatedError((str(meta), 1), "resolved", "a search.yaml written by mixnas search is a mapping with a "
+                                                       "'resolved' mapping (the settings the search ran with)")
+    res = doc["resolved"]
+
+    def fail(key: str, message: str, node: Any = res) -> LocatedError:
+        loc = node.loc(key) if hasattr(node, "loc") else None
+        return LocatedError(loc or (str(meta), 1), f"resolved.{key}", message)
+
+    if not isinstance(res.get("study_name"), str) or not res["study_name"]:
+        raise fail("study_name", "expected the study's name (text)")
+    objs = res.get("objectives")
+    if not isinstance(objs, list) or not objs:
+        raise fail("objectives", "expected a list such as [top1:max, macs:min]")
+    for i, o in enumerate(objs):
+        metric, _, direction = str(o).partition(":")
+        if not isinstance(o, str) or metric not in DIRECTIONS or direction != DIRECTIONS[metric] \
+                or sum(str(x).split(":")[0] == metric for x in objs) > 1:
+            raise fail(i, f"{str(o)[:40]!r} is not an objective of a search; allowed: "
+                          + ", ".join(f"{m}:{d}" for m, d in DIRECTIONS.items()) + " (each once)", objs)
+    if res.get("max_epochs") is not None and (isinstance(res["max_epochs"], bool)
+                                              or not isinstance(res["max_epochs"], int) or res["max_epochs"] < 0):
+        raise fail("max_epochs", "expected a non-negative integer")
+    if "storage" in res and not isinstance(res["storage"], str):
+        raise fail("storage", "expected a storage URL (sqlite:///..., journal:PATH, postgresql://...)")
+    for key in ("settings", "space"):
+        if doc.get(key) is not None and not isinstance(doc[key], dict):
+            raise LocatedError(doc.loc(key), key, "expected a mapping")
+    if isinstance(doc.get("settings"), dict) and doc["settings"].get("storage") is not None \
+            and not isinstance(doc["settings"]["storage"], str):
+        raise LocatedError(doc["settings"].loc("storage"), "settings.storage", "expected a storage URL or null")
+    return doc
+
+
+def open_run_study(run: Path, doc: dict[str, Any]) -> tuple[str, str, list[Any]]:
+    """``(storage url, where, trials)`` of a run's study; ``where`` names the database file (or the URL) in
+    messages. The database is untrusted too: a file that is not a study of that name, or that Optuna cannot
+    read, is one error line naming it."""
+    url = storage_url_of(run, doc)
+    name = doc["resolved"]["study_name"]
+    meta = run / "search.yaml"
+    if url.startswith("sqlite:///"):
+        where = url[len("sqlite:///"):]
+        _check_sqlite(Path(where))
+    elif url.startswith("journal:"):
+        where = url[len("journal:"):]
+        if not is_file(where):
+            raise MixnasError(f"{where}: the study's journal file is missing (not a file; recorded in {meta})")
+    elif url.split("://", 1)[0].split("+", 1)[0] in ("postgresql", "mysql"):
+        head, _, tail = url.partition("://")
+        where = f"{head}://{tail.rpartition('@')[2]}"  # no credentials in messages
+    else:
+        raise MixnasError(f"{meta}: resolved.storage: {url[:60]!r} is not a study storage; allowed: "
+                          "sqlite:///FILE, journal:FILE, postgresql://..., mysql+DRIVER://...")
+    try:
+        study = optuna_io.load_existing(optuna_io.storage_for(url), name)
+        trials = study.get_trials(deepcopy=False)
+    except MixnasError as err:
+        raise MixnasError(f"{where}: {err}") from None
+    except Exception as err:  # noqa: BLE001 - Optuna / SQLAlchemy on a damaged database: many error types
+        first = (str(err).strip().splitlines() or [""])[0][:200]
+        raise MixnasError(f"{where}: cannot read study {name!r}: {type(err).__name__}: {first}") from None
+    return url, where, trials
+
+
+def _check_sqlite(path: Path) -> None:
+    """A study database must be an SQLite file with Optuna's tables; it is opened read-only here, so that
+    reading a run never writes to it (Optuna would create its tables in an empty file)."""
+    import sqlite3
+
+    if not is_file(path):
+        raise MixnasError(f"{path}: the study database is missing (expected an SQLite file written by mixnas "
+                          "search)" + (": it is a directory" if is_dir(path) else ""))
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            tables = {row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            con.close()
+    except (sqlite3.Error, ValueError) as err:  # a damaged file: also names that are not UTF-8
+        raise MixnasError(f"{path}: not a readable SQLite study database ({type(err).__name__}: "
+                          f"{str(err)[:100]})") from None
+    missing = {"studies", "trials", "trial_values", "trial_user_attributes", "version_info"} - tables
+    if missing:
+        raise MixnasError(f"{path}: not an Optuna study database (no table {', '.join(sorted(missing))})")
 
 
 def load_run(path: str | Path) -> Run:
     """Read a run folder (``search.yaml`` and its study); :class:`MixnasError` when it is not one."""
     run = Path(path)
-    meta = run / "search.yaml"
-    if not run.is_dir():
-        raise MixnasError(f"{run}: no such run folder")
-    if not meta.is_file():
-        raise MixnasError(f"{run}: not a search run folder (no search.yaml)")
-    try:
-        doc = yaml.safe_load(meta.read_text()) or {}
-        resolved = doc["resolved"]
-        name, objectives = resolved["study_name"], [str(o) for o in resolved["objectives"]]
-    except (yaml.YAMLError, KeyError, TypeError) as err:
-        raise MixnasError(f"{meta}: not a search.yaml written by mixnas search ({type(err).__name__}: {err})") from None
-    url = storage_url_of(run, doc)
-    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).is_file():
-        raise MixnasError(f"{run}: its study storage {url} does not exist")
-    try:
-        study = optuna_io.load_existing(optuna_io.storage_for(url), name)
-    except MixnasError as err:
-        raise MixnasError(f"{run}: {err}") from None
-    trials = study.get_trials(deepcopy=False)
+    doc = read_run_record(run)
+    resolved = doc["resolved"]
+    name, objectives = resolved["study_name"], [str(o) for o in resolved["objectives"]]
+    url, where, trials = open_run_study(run, doc)
     objs = [(o.split(":")[0], o.split(":")[1]) for o in objectives]
     space = ((doc.get("space") or {}).get("name")) or Path(str((doc.get("settings") or {}).get("space", ""))).stem
-    records = trial_records(trials, objs)
+    records = trial_records(trials, objs, where)
     classify(records, objs)
-    return Run(name=run.resolve().name, path=run, space=str(space), objectives=objs,
+    return Run(name=run.resolve().name, path=run, space=str(space)[:200], objectives=objs,
                max_epochs=int(resolved.get("max_epochs") or 0), records=records, trials=trials,
                storage_url=url, study_name=name)
 
 
-def trial_records(trials: Sequence[Any], objectives: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+# What a trial's user attributes may hold (None allowed for each): the dashboard reads these.
+ATTR_KINDS: dict[str, tuple[type, ...]] = {
+    "status": (str,), "digest": (str,), "fail_reason": (str,), "reason": (str,), "invalid": (str,),
+    "fidelity": (int, float), "wall_time_s": (int, float), "params": (int, float), "macs": (int, float),
+    "latency_ms": (int, float), "duplicate_of": (int,), "seed": (int,), "objectives": (dict,), "arch": (dict,)}
+
+
+def checked_attrs(t: Any, where: str) -> dict[str, Any]:
+    """A trial's user attributes, each the kind the readers expect (a damaged record is one error line)."""
+    from mixnas.config import ArchConfig
+    from mixnas.errors import ArchError
+
+    a = dict(t.user_attrs)
+
+    def bad(key: str, allowed: str) -> MixnasError:
+        return MixnasError(f"{where}: trial {t.number}: user attribute {key!r}: expected {allowed}, found "
+                           f"{json.dumps(a.get(key), default=str)[:60]}")
+
+    for key, kinds in ATTR_KINDS.items():
+        v = a.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, kinds)):
+            raise bad(key, " or ".join(k.__name__ for k in kinds) + " or null")
+    for v in (a.get("objectives") or {}).values():
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+            raise bad("objectives", "a mapping of metrics to numbers")
+    if a.get("arch") is not None:
+        try:
+            a["arch"] = ArchConfig.from_dict(a["arch"]).to_dict()
+        except ArchError as err:
+            raise MixnasError(f"{where}: trial {t.number}: user attribute 'arch': {err}") from None
+    try:
+        constraints = t.constraints  # Optuna keeps them among the system attributes
+    except Exception:  # noqa: BLE001 - whatever Optuna makes of a damaged attribute
+        constraints = None
+    if not isinstance(constraints, dict) or not all(
+            isinstance(c, (int, float)) and not isinstance(c, bool) for c in constraints.values()):
+        raise MixnasError(f"{where}: trial {t.number}: its constraint values must be numbers, found "
+                          f"{json.dumps(t.system_attrs, default=str)[:80]}")
+    for v in (t.values or []):
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise MixnasError(f"{where}: trial {t.number}: objective values must be numbers, found {v!r:.40}")
+    return a
+
+
+def trial_records(trials: Sequence[Any], objectives: Sequence[tuple[str, str]],
+                  where: str = "the study") -> list[dict[str, Any]]:
     """Plain records of FrozenTrials: state, status, metrics, times (seconds from the first trial's start),
-    the architecture, its features and a one-line summary."""
+    the architecture, its features and a one-line summary. ``where`` names the study's storage in the
+    message about a damaged record."""
     starts = [t.datetime_start for t in trials if t.datetime_start is not None]
     t0 = min(starts) if starts else None
     out = []
     for t in sorted(trials, key=lambda t: t.number):
-        a = t.user_attrs
+        a = checked_attrs(t, where)
         obj = a.get("objectives") or {}
         arch = a.get("arch")
         rec = {"number": t.number, "state": t.state.name, "status": a.get("status", ""),
@@ -140,7 +270,7 @@ def trial_records(trials: Sequence[Any], objectives: Sequence[tuple[str, str]]) 
             rec[m] = float(v) if _finite(v) else None
         if t.state.name == "COMPLETE" and t.values is not None:  # the told values are authoritative
             for (m, _), v in zip(objectives, t.values):
-                rec[m] = float(v)
+                rec[m] = float(v) if _finite(v) else None
         rec["start_s"] = (t.datetime_start - t0).total_seconds() if t0 and t.datetime_start else None
         rec["end_s"] = (t.datetime_complete - t0).total_seconds() if t0 and t.datetime_complete else None
         rec["features"] = arch_features(arch) if isinstance(arch, dict) else {}
@@ -511,8 +641,11 @@ def importances(run: Run, metric: str = "top1", min_trials: int = 4, seed: int =
                   and len({repr(t.params[p]) for t in sub}) > 1]
         if len(sub) < min_trials or not params:
             continue
-        imp = {p: float(v) for p, v in optuna_io.param_importances(
-            sub, [d for _, d in run.objectives], params, index, seed=seed).items()}
+        try:
+            imp = {p: float(v) for p, v in optuna_io.param_importances(
+                sub, [d for _, d in run.objectives], params, index, seed=seed).items()}
+        except (RuntimeError, ValueError):  # fANOVA on trials of one value ("zero total variance"): no ranking
+            continue
         out.append({"subset": _subset_label(subset, trials), "n": len(sub), "of": len(trials),
                     "importances": dict(sorted(imp.items(), key=lambda kv: -kv[1]))})
     return out

@@ -220,13 +220,16 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_space_check(args: argparse.Namespace) -> int:
-    from mixnas.space import describe_space, load_space
+    from mixnas.space import describe_space, invalid_share, launch_check, load_space
 
+    if args.draws < 0:
+        raise MixnasError(f"--draws must not be negative, found {args.draws}")
     space = load_space(args.file)
-    print(f"{args.file}: space {space.name!r} is valid")
+    plan = launch_check(space)  # what `mixnas search` checks before launch, the same function
+    print(f"{args.file}: space {space.name!r} is valid (and passes the search's pre-launch checks)")
     t = space.task
-    print(f"task: {t.dataset}, {t.in_channels}x{t.image_size}x{t.image_size}, {t.num_classes} classes, "
-          f"objectives {', '.join(map(str, t.objectives))}")
+    print(f"task: {plan.dataset}, {t.in_channels}x{t.image_size}x{t.image_size}, {t.num_classes} classes, "
+          f"objectives {', '.join(map(str, plan.objectives))}, {plan.train['epochs']} epochs")
     c = space.constraints
     budgets = [f"{k} {human(v) if k != 'max_latency_ms' else v}" for k, v in
                (("max_params", c.max_params), ("max_macs", c.max_macs), ("max_latency_ms", c.max_latency_ms))
@@ -244,6 +247,16 @@ def cmd_space_check(args: argparse.Namespace) -> int:
     size = space.size()
     print(f"\nspace size: {size:,} parameter assignments" if size is not None
           else "\nspace size: continuous (a float range is searched)")
+    if args.draws:
+        report = invalid_share(space, args.draws, args.seed)
+        print(f"invalid draws: {report.invalid} of {report.draws} uniform random draws (seed {args.seed}, "
+              f"{100 * report.share:.1f} %) break a validity rule; a search records them and trains none")
+        for _key, n, example in report.reasons[:5]:
+            print(f"  {n:>5}  {example}")
+        if report.causes:
+            print("  caused by (parameter values; invalid draws / draws with them):")
+            for values, inv, n in report.causes:
+                print(f"  {inv:>5} / {n:<5} " + ", ".join(f"{k} = {v}" for k, v in values.items()))
     return 0
 
 
@@ -331,8 +344,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     space = sub.add_parser("space", help="check and sample YAML search spaces")
     ssub = space.add_subparsers(dest="space_command", required=True, metavar="ACTION")
-    p = ssub.add_parser("check", help="validate a space file and print its parameters and size")
+    p = ssub.add_parser("check", help="validate a space file as a search would before launch; print its "
+                                      "parameters, size and share of invalid draws")
     p.add_argument("file")
+    p.add_argument("--draws", type=int, default=400,
+                   help="uniform random draws for the share of invalid candidates (default 400; 0: skip)")
+    p.add_argument("--seed", type=int, default=0, help="seed of those draws (default 0)")
     p.set_defaults(func=cmd_space_check)
     p = ssub.add_parser("sample", help="print N valid candidates and write them as ArchConfig YAML files")
     p.add_argument("file")

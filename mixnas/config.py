@@ -31,13 +31,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import yaml
 
-from mixnas.errors import ArchError, MixnasError, did_you_mean
+from mixnas.errors import ArchError, did_you_mean
 from mixnas.registry import MixerContext, get_mixer
 
 LAYOUTS = ("isotropic", "pyramid")
@@ -48,6 +49,11 @@ STEM_ACTS = ("none", "relu")
 TOKEN_NORMS = ("same",) + NORMS
 POOLS = ("mean", "cls")
 POS_EMBEDS = ("none", "learned")
+# The largest value of each integer field (the space language's bounds where it has them): a file is
+# untrusted input, and an integer past these builds nothing a machine can hold (or overflows torch's C types).
+LIMITS = {"input.image_size": 4096, "input.in_channels": 1024, "input.num_classes": 1_000_000,
+          "stem.patch_size": 1024, "stem.dim": 8192, "stem.kernel_size": 1024, "stem.padding": 1024,
+          "depth": 64, "dim": 8192}
 
 
 @dataclass(frozen=True)
@@ -212,13 +218,11 @@ class ArchConfig:
 
     @classmethod
     def from_yaml(cls, text: str, where: str = "") -> ArchConfig:
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as err:
-            raise MixnasError(f"{where or '<yaml>'}: not valid YAML: {err}") from None
-        if not isinstance(data, Mapping):
-            raise MixnasError(f"{where or '<yaml>'}: expected a mapping describing an ArchConfig")
-        return cls.from_dict(data, where)
+        """Parse an ArchConfig YAML document (safely: :mod:`mixnas.yamlio`); a mistake names ``where``, the
+        line and the dotted path: ``my_arch.yaml:7: stages[0].token_mixer.num_heads: ...``."""
+        from mixnas.yamlio import loads_located
+
+        return arch_from_data(loads_located(text, where or "<yaml>"), where or "<yaml>")
 
     def digest(self) -> str:
         """A stable 16-hex-digit hash of the architecture (the ``name`` label is not part of it)."""
@@ -248,27 +252,35 @@ def _plain(obj: Any) -> dict[str, Any]:
 # -- validation -------------------------------------------------------------------------------------------
 
 
-def _check_int(value: Any, path: str, minimum: int = 1) -> None:
+def _check_int(value: Any, path: str, minimum: int = 1, limit: str | None = None) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ArchError(path, f"expected an integer, found {value!r}")
+        raise ArchError(path, f"expected an integer, found {_brief(value)}")
     if value < minimum:
         raise ArchError(path, f"must be at least {minimum}, found {value}")
+    maximum = LIMITS[limit or path]
+    if value > maximum:
+        raise ArchError(path, f"must be at most {maximum}, found {_brief(value)}")
+
+
+def _brief(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:40]}... ({type(value).__name__})"
 
 
 def _check_choice(value: Any, path: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
-        raise ArchError(path, f"{value!r} is not allowed{did_you_mean(value, allowed)}; "
+        raise ArchError(path, f"{_brief(value)} is not allowed{did_you_mean(value, allowed)}; "
                               f"allowed: {', '.join(allowed)}")
 
 
 def _check_bool(value: Any, path: str) -> None:
     if not isinstance(value, bool):
-        raise ArchError(path, f"expected true or false, found {value!r}")
+        raise ArchError(path, f"expected true or false, found {_brief(value)}")
 
 
 def _check_rate(value: Any, path: str) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
-        raise ArchError(path, f"expected a rate in [0, 1), found {value!r}")
+        raise ArchError(path, f"expected a rate in [0, 1), found {_brief(value)}")
 
 
 def _validate(arch: ArchConfig) -> None:
@@ -287,7 +299,7 @@ def _validate(arch: ArchConfig) -> None:
     _check_bool(arch.class_token, "class_token")
     _check_bool(arch.cross_stage_fusion, "cross_stage_fusion")
     if not isinstance(arch.name, str):
-        raise ArchError("name", f"expected a string, found {arch.name!r}")
+        raise ArchError("name", f"expected a string, found {_brief(arch.name)}")
     _check_choice(arch.layout, "layout", LAYOUTS)
     _check_choice(arch.pos_embed, "pos_embed", POS_EMBEDS)
     _check_choice(arch.head.norm, "head.norm", NORMS)
@@ -311,15 +323,15 @@ def _validate(arch: ArchConfig) -> None:
     side = stem.out_side(inp.image_size)
     for i, stage in enumerate(arch.stages):
         path = f"stages[{i}]"
-        _check_int(stage.depth, f"{path}.depth")
-        _check_int(stage.dim, f"{path}.dim")
+        _check_int(stage.depth, f"{path}.depth", limit="depth")
+        _check_int(stage.dim, f"{path}.dim", limit="dim")
         _check_choice(stage.downsample, f"{path}.downsample", DOWNSAMPLES)
         _check_choice(stage.norm, f"{path}.norm", NORMS)
         _check_choice(stage.token_norm, f"{path}.token_norm", TOKEN_NORMS)
         _check_rate(stage.drop_path, f"{path}.drop_path")
         if (isinstance(stage.layer_scale, bool) or not isinstance(stage.layer_scale, (int, float))
-                or stage.layer_scale < 0):
-            raise ArchError(f"{path}.layer_scale", f"expected a number >= 0, found {stage.layer_scale!r}")
+                or not 0 <= stage.layer_scale <= 1e6):
+            raise ArchError(f"{path}.layer_scale", f"expected a number from 0 to 1e6, found {_brief(stage.layer_scale)}")
         if arch.layout == "isotropic":
             if stage.downsample != "none":
                 raise ArchError(f"{path}.downsample", "an isotropic layout keeps one resolution; use 'none' "
@@ -359,7 +371,7 @@ def _resolve_stage(arch: ArchConfig, i: int) -> StageSpec:
     for role, spec in (("token", stage.token_mixer), ("channel", stage.channel_mixer)):
         path = f"stages[{i}].{role}_mixer"
         if not isinstance(spec, MixerSpec):
-            raise ArchError(path, f"expected a mixer spec, found {spec!r}")
+            raise ArchError(path, f"expected a mixer spec, found {_brief(spec)}")
         family = get_mixer(role, spec.name) if _is_registered(role, spec.name) else None
         if family is None:
             from mixnas.registry import mixer_families
@@ -406,8 +418,10 @@ def _mixer_from(data: Any, path: str) -> MixerSpec:
 
 
 def _from_dict(data: Mapping[str, Any], where: str) -> ArchConfig:
-    prefix = f"{where}: " if where else ""
     try:
+        if not isinstance(data, Mapping):
+            found = "nothing" if data is None else "a list" if isinstance(data, list) else type(data).__name__
+            raise ArchError("", f"expected a mapping describing an ArchConfig, found {found}")
         top = _section(ArchConfig, data, "")
         if "stages" not in top:
             raise ArchError("stages", "missing: list the stages")
@@ -431,6 +445,41 @@ def _from_dict(data: Mapping[str, Any], where: str) -> ArchConfig:
             top["name"] = ""
         return ArchConfig(stages=tuple(stages), **top)
     except ArchError as err:
-        if prefix:
+        if where:
             raise ArchError(f"{where}: {err.path}" if err.path else where, err.message) from None
         raise
+
+
+def arch_from_data(data: Any, where: str, ypath: str = "") -> ArchConfig:
+    """An ArchConfig from data read out of the file ``where`` (a :mod:`mixnas.yamlio` tree, whose lines are
+    known) at the YAML path ``ypath`` within it: a mistake is reported as ``where:line: ypath.path: message``,
+    the line being the deepest one of the path that the file spells out."""
+    try:
+        return _from_dict(data, "")
+    except ArchError as err:
+        line = line_of(data, err.path)
+        full = ".".join(p for p in (ypath, err.path) if p).replace(".[", "[")
+        place = f"{where}:{line}" if line else where
+        raise ArchError(f"{place}: {full}" if full else place, err.message) from None
+
+
+def line_of(data: Any, path: str) -> int | None:
+    """The line of the dotted path ``stages[1].token_mixer.num_heads`` in a :mod:`mixnas.yamlio` tree: the
+    deepest part of the path present in the file (a defaulted parameter points at its mixer)."""
+    node, line = data, None
+    start = getattr(data, "start", None)
+    if start:
+        line = start[1]
+    for seg in re.findall(r"\[(\d+)\]|([^.\[\]]+)", path):
+        key: Any = int(seg[0]) if seg[0] else seg[1]
+        if isinstance(node, Mapping) and not isinstance(key, int) and key in node:
+            pass
+        elif isinstance(node, list) and isinstance(key, int) and key < len(node):
+            pass
+        else:
+            break
+        loc = node.loc(key) if hasattr(node, "loc") else None
+        if loc:
+            line = loc[1]
+        node = node[key]
+    return line

@@ -8,10 +8,11 @@ architecture (an image size the patch size does not divide is an :class:`~mixnas
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from torch import nn
 
-from mixnas.config import ArchConfig
+from mixnas.config import ArchConfig, arch_from_data
 from mixnas.errors import ArchError, MixnasError
 from mixnas.network import build_model
 from mixnas.registry import get_named_model
@@ -26,57 +27,73 @@ def split_ref(ref: str) -> tuple[str, str | None]:
 
 
 def looks_like_file(ref: str) -> bool:
+    from mixnas.yamlio import exists
+
     path, _ = split_ref(ref)
-    return path.endswith(YAML_SUFFIXES) or "/" in path or Path(path).is_file()
+    return path.endswith(YAML_SUFFIXES) or "/" in path or exists(path)
 
 
 def load_arch_entries(path: str | Path) -> list[tuple[str, ArchConfig, dict]] | None:
     """The architectures of a collection file (``pareto.yaml`` of a search: a ``pareto:`` list of entries with
     an ``arch``), as ``(entry label, ArchConfig, the entry's other fields)``; None for a single-ArchConfig file."""
-    import yaml
+    return _arch_file(path)[1]
+
+
+def _arch_file(path: str | Path) -> tuple[Any, list[tuple[str, ArchConfig, dict]] | None]:
+    """The parsed file (an untrusted YAML file, read by :mod:`mixnas.yamlio`) and its entries when it is a
+    collection (else None)."""
+    from mixnas.yamlio import load_located
 
     path = Path(path)
-    if not path.is_file():
-        raise MixnasError(f"{path}: no such architecture file")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise MixnasError(f"{path}: not valid YAML: {err}") from None
+    data = load_located(path, "an ArchConfig YAML")
     if not isinstance(data, dict) or "pareto" not in data:
-        return None
-    if not isinstance(data["pareto"], list):
-        raise MixnasError(f"{path}: pareto: expected a list of entries, each with an `arch` mapping")
+        return data, None
+    entries = data["pareto"]
+    if not isinstance(entries, list):
+        raise MixnasError(f"{path}:{_line(data, 'pareto')}: pareto: expected a list of entries, each with an "
+                          "`arch` mapping")
     out = []
-    for i, entry in enumerate(data["pareto"]):
+    for i, entry in enumerate(entries):
         if not isinstance(entry, dict) or not isinstance(entry.get("arch"), dict):
-            raise MixnasError(f"{path}: pareto[{i}]: expected a mapping with an `arch` mapping")
+            raise MixnasError(f"{path}:{_line(entries, i)}: pareto[{i}]: expected a mapping with an `arch` mapping")
         label = str(entry.get("trial", i))
-        arch = ArchConfig.from_dict(entry["arch"], where=f"{path}: pareto[{i}].arch")
+        arch = arch_from_data(entry["arch"], str(path), f"pareto[{i}].arch")
         out.append((label, arch, {k: v for k, v in entry.items() if k != "arch"}))
-    return out
+    return data, out
+
+
+def _line(node: Any, key: Any) -> int:
+    loc = node.loc(key) if hasattr(node, "loc") else None
+    return loc[1] if loc else 1
 
 
 def load_arch_file(path: str | Path) -> ArchConfig:
-    """Read an ArchConfig YAML file; errors name the file and the dotted path inside it.
+    """Read an ArchConfig YAML file; errors name the file, the line and the dotted path inside it.
 
     ``FILE#ENTRY`` picks one architecture of a collection (a search's ``pareto.yaml``; ENTRY is the trial
     number); a collection of exactly one entry needs no ``#ENTRY``."""
     ref, entry = split_ref(str(path))
-    entries = load_arch_entries(ref)
+    data, entries = _arch_file(ref)
     if entries is None:
         if entry is not None:
             raise MixnasError(f"{ref}: #{entry}: this file holds one ArchConfig, not a collection")
-        return ArchConfig.from_yaml(Path(ref).read_text(), where=ref)
+        if not isinstance(data, dict):
+            what = "nothing" if data is None else "a list" if isinstance(data, list) else type(data).__name__
+            raise MixnasError(f"{ref}:1: expected a mapping describing an ArchConfig (layout, input, stem, stages, "
+                              f"head, ...), found {what}")
+        return arch_from_data(data, ref)
     labels = [label for label, _, _ in entries]
     if entry is None:
         if len(entries) == 1:
             return entries[0][1]
-        raise MixnasError(f"{ref}: holds {len(entries)} architectures (trials {', '.join(labels) or 'none'}); "
+        raise MixnasError(f"{ref}: holds {len(entries)} architectures (trials {', '.join(labels[:20]) or 'none'}"
+                          f"{', ...' if len(labels) > 20 else ''}); "
                           f"pick one as {ref}#TRIAL")
     for label, arch, _ in entries:
         if label == entry:
             return arch
-    raise MixnasError(f"{ref}: no entry #{entry}; entries: {', '.join(labels) or 'none'}")
+    raise MixnasError(f"{ref}: no entry #{entry}; entries: {', '.join(labels[:20]) or 'none'}"
+                      f"{', ...' if len(labels) > 20 else ''}")
 
 
 def resolve_arch(ref: str | ArchConfig, *, image_size: int | None = None, in_channels: int | None = None,

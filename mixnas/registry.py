@@ -20,6 +20,7 @@ spatial mixers view it as NCHW in ``channels_last`` memory format at no copy. Sp
 from __future__ import annotations
 
 import importlib
+import math
 import numbers
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -52,6 +53,10 @@ class MixerContext:
 
 
 Default = Any  # a value, or a callable (MixerContext) -> value for width-dependent defaults
+# Bounds of a declared parameter without its own maximum (widths, counts, ratios): a file is untrusted input,
+# and a value past these builds nothing a machine can hold.
+INT_BOUND = 65536
+FLOAT_BOUND = 1e6
 
 
 @dataclass(frozen=True)
@@ -73,18 +78,22 @@ class Param:
         """Return ``value`` coerced to the declared type, or raise an :class:`ArchError` at ``path``."""
         if self.kind is bool:
             if not isinstance(value, bool):
-                raise ArchError(path, f"expected true or false, found {value!r}")
+                raise ArchError(path, f"expected true or false, found {value!r:.60}")
         elif self.kind is int:
             if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-                raise ArchError(path, f"expected an integer, found {value!r}")
+                raise ArchError(path, f"expected an integer, found {value!r:.60}")
             value = int(value)  # numpy integers from samplers become plain ints (stable digests)
+            if self.max is None and abs(value) > INT_BOUND:
+                raise ArchError(path, f"{value!r:.40} is out of range; allowed: integers up to {INT_BOUND}")
         elif self.kind is float:
             if isinstance(value, bool) or not isinstance(value, numbers.Real):
-                raise ArchError(path, f"expected a number, found {value!r}")
+                raise ArchError(path, f"expected a number, found {value!r:.60}")
             value = float(value)
+            if not math.isfinite(value) or (self.max is None and abs(value) > FLOAT_BOUND):
+                raise ArchError(path, f"{value!r} is out of range; allowed: finite numbers up to {FLOAT_BOUND:g}")
         elif self.kind is str:
             if not isinstance(value, str):
-                raise ArchError(path, f"expected a string, found {value!r}")
+                raise ArchError(path, f"expected a string, found {value!r:.60}")
         if self.choices is not None and value not in self.choices:
             allowed = ", ".join(map(str, self.choices))
             raise ArchError(path, f"{value!r} is not allowed{did_you_mean(value, map(str, self.choices))}; "

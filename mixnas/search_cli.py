@@ -380,6 +380,6 @@ def _trial_attrs(run: Path, number: int) -> dict:
         if t.number == number:
             attrs = checked_attrs(t, where)
             if attrs.get("arch") is None:
-                raise MixnasError(f"{run}: trial {number} has no architecture (invalid candidate)")
+                raise MixnasError(f"{where}: trial {number} has no architecture (an invalid candidate)")
             return {**attrs, "state": t.state.name}
     raise MixnasError(f"{run}: no trial {number}")

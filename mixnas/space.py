@@ -37,7 +37,7 @@ from __future__ import annotations
 import math
 import random
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,7 +59,9 @@ from mixnas.errors import ArchError, MixnasError, did_you_mean
 from mixnas.registry import MixerContext, MixerFamily, Param, mixer_families
 from mixnas.yamlio import Loc, LocatedError, LocDict, LocList, load_extended
 
-OBJECTIVES = {"top1": "max", "top5": "max", "macs": "min", "params": "min", "latency_ms": "min"}
+# The metrics a search's trials report (validation top-1 from training; params, MACs and latency from the
+# cheap checks), with the direction each is optimised in: an objective outside them would fail every trial.
+OBJECTIVES = {"top1": "max", "macs": "min", "params": "min", "latency_ms": "min"}
 TRAIN_KEYS = ("epochs", "batch_size", "lr", "weight_decay", "warmup_epochs", "label_smoothing", "fraction",
               "bf16", "max_minutes", "grad_clip", "val_fraction", "adamw")
 STAGE_FIELDS = ("depth", "dim", "norm", "drop_path", "downsample", "token_mixer", "channel_mixer")
@@ -83,17 +85,21 @@ class Domain:
     def suggest(self, trial: Any, name: str) -> Any:
         raise NotImplementedError
 
-    def values(self) -> tuple[Any, ...] | None:
-        """All values if the domain is finite (``None`` if continuous)."""
+    def values(self) -> Sequence[Any] | None:
+        """All values if the domain is finite (``None`` if continuous); an int range is a lazy ``range``."""
         raise NotImplementedError
+
+    def count(self) -> int | None:
+        """How many values the domain holds (``None`` if continuous)."""
+        vals = self.values()
+        return None if vals is None else len(vals)
 
     def contains(self, value: Any) -> bool:
         raise NotImplementedError
 
     @property
     def fixed(self) -> bool:
-        vals = self.values()
-        return vals is not None and len(vals) == 1
+        return self.count() == 1
 
     def describe(self) -> str:
         raise NotImplementedError
@@ -146,8 +152,11 @@ class IntRange(Domain):
             return self.low
         return trial.suggest_int(name, self.low, self.high, step=self.step, log=self.log)
 
-    def values(self) -> tuple[Any, ...]:
-        return tuple(range(self.low, self.high + 1, self.step))
+    def values(self) -> range:
+        return range(self.low, self.high + 1, self.step)
+
+    def count(self) -> int:
+        return (self.high - self.low) // self.step + 1
 
     def contains(self, value: Any) -> bool:
         return (isinstance(value, int) and not isinstance(value, bool) and self.low <= value <= self.high
@@ -241,6 +250,7 @@ def _is_number(v: Any) -> bool:
 
 
 DOMAIN_KEYS = ("choice", "int", "float", "ratio", "step", "log", "value")
+MAX_INT_VALUES = 1_000_000  # an int range lists its values lazily, but grids and probes walk them
 
 
 def _parse_domain(ctx: _Ctx, raw: Any, path: str, loc: Loc | None, check: Callable[[Any, str], Any] | None,
@@ -317,6 +327,9 @@ def _parse_domain(ctx: _Ctx, raw: Any, path: str, loc: Loc | None, check: Callab
             raise ctx.fail(hloc, f"{path}.{head}", f"a log range needs low > 0, found {low}")
         if isinstance(dom, IntRange) and (high - low) % dom.step:
             raise ctx.fail(hloc, f"{path}.{head}", f"high - low ({high - low}) is not a multiple of step {dom.step}")
+        if isinstance(dom, IntRange) and dom.count() > MAX_INT_VALUES:
+            raise ctx.fail(hloc, f"{path}.{head}", f"the range holds {dom.count():,} values; allowed: at most "
+                                                   f"{MAX_INT_VALUES:,} (use a step, or log: true over a smaller range)")
         return _checked(ctx, dom, path, hloc, check), False
     if isinstance(raw, list):
         raise ctx.fail(loc, path, "a list is not a domain; write {choice: [...]}")
@@ -327,7 +340,7 @@ def _checked(ctx: _Ctx, dom: Domain, path: str, loc: Loc | None, check: Callable
     if check is None:
         return dom
     vals = dom.values()
-    probes = vals if vals is not None else (dom.low, dom.high)
+    probes = vals if vals is not None and (len(vals) <= 1000 or not isinstance(dom, IntRange)) else (dom.low, dom.high)
     for v in probes:
         try:
             check(v, path)
@@ -427,8 +440,7 @@ class MixerNode:
 
 
 def _slot_size(slot: Slot) -> int | None:
-    vals = slot.domain.values()
-    return None if vals is None else len(vals)
+    return slot.domain.count()
 
 
 @dataclass
@@ -1015,6 +1027,124 @@ def candidate_grid_size(space: Space) -> int | None:
     return space.size()
 
 
-__all__ = ["Constraints", "Domain", "InvalidCandidate", "Objective", "Space", "Task", "describe_space",
-           "load_space", "parse_objectives"]
+# -- before launch: what a search checks, and which draws are invalid ---------------------------------------
+
+
+@dataclass(frozen=True)
+class LaunchPlan:
+    """What a search of a space would run: the dataset, the objectives, the training recipe and the input."""
+
+    dataset: str
+    objectives: tuple[Objective, ...]
+    train: dict[str, Any]  # a TrainConfig dict, seed included
+    input: InputSpec
+
+
+def launch_check(space: Space, *, dataset: str | None = None, objectives: str | None = None,
+                 train: Mapping[str, Any] | None = None, seed: int = 0) -> LaunchPlan:
+    """Everything about a space's task that a search checks before launch: the dataset is registered, every
+    objective is a metric trials report, and the training recipe (``task.train``, then ``train`` overrides)
+    is a valid ``TrainConfig``. ``mixnas space check`` and ``mixnas search`` (:func:`mixnas.search.prelaunch`)
+    both call it, so the check rejects whatever the search would. A mistake in the space is located at its
+    line; one in an override (``dataset``, ``objectives``, ``train``: the search's flags) names the flag."""
+    from mixnas.data import get_dataset
+    from mixnas.train import TrainConfig
+
+    task = space.task
+
+    def located(key: str, message: str) -> LocatedError:
+        return LocatedError(space.locs.get(key) or space.locs.get("task") or (space.path, 0), key, message)
+
+    name = dataset or task.dataset
+    try:
+        spec = get_dataset(name)
+    except MixnasError as err:
+        if dataset:
+            raise MixnasError(f"--dataset: {err}") from None
+        raise located("task.dataset", str(err)) from None
+    if objectives:
+        chosen = parse_objectives(objectives.split(","), lambda m: MixnasError(f"--objectives: {m}"))
+    else:
+        chosen = task.objectives
+    for o in chosen:
+        if o.metric not in OBJECTIVES:  # parse_objectives allows only these; a Task built in code may not
+            raise located("task.objectives", f"{o.metric!r} is not a metric trials report; allowed: "
+                                             f"{', '.join(OBJECTIVES)}")
+    overrides = dict(train or {})
+    recipe = {**dict(task.train), **overrides, "seed": seed}
+    try:
+        cfg = TrainConfig.from_dict(recipe, where="train config").to_dict()
+    except MixnasError as err:
+        text = str(err).removeprefix("train config: ")
+        key = text.split(" ", 1)[0]
+        space_train = dict(task.train)
+        # the search passes the space's own values on as settings too: one equal to the space's is the space's
+        if key in space_train and overrides.get(key, space_train[key]) == space_train[key]:
+            raise located(f"task.train.{key}", text.split(" ", 1)[1] if " " in text else text) from None
+        raise
+    inp = InputSpec(task.image_size, spec.in_channels if dataset else task.in_channels, task.num_classes)
+    return LaunchPlan(name, tuple(chosen), cfg, inp)
+
+
+@dataclass
+class InvalidShare:
+    """Which of a space's uniform random draws break a validity rule, and why (``mixnas space check``)."""
+
+    draws: int
+    invalid: int
+    reasons: list[tuple[str, int, str]]  # (the rule's ArchConfig path and message pattern, draws, an example)
+    causes: list[tuple[dict[str, Any], int, int]]  # (parameter values, invalid draws with them, draws with them)
+
+    @property
+    def share(self) -> float:
+        return self.invalid / self.draws if self.draws else 0.0
+
+
+def invalid_share(space: Space, draws: int = 400, seed: int = 0) -> InvalidShare:
+    """Draw ``draws`` candidates uniformly (seeded) and explain the invalid ones: the validity rules they break
+    (grouped by ArchConfig path and message, numbers generalised) and the parameter values, or pairs of
+    values, that make a draw invalid (nearly) every time they occur; failing that, the values most
+    over-represented among the invalid draws."""
+    import re
+
+    rng = random.Random(seed)
+    rows: list[tuple[dict[str, Any], ArchError | None]] = []
+    for _ in range(draws):
+        params, _arch, err = space.sample_random(rng)
+        rows.append((params, err))
+    bad = [(p, e) for p, e in rows if e is not None]
+    groups: Counter[str] = Counter()
+    example: dict[str, str] = {}
+    for _, err in bad:
+        key = f"{re.sub(r'[0-9]+', 'N', err.path)}: {re.sub(r'[0-9]+', 'N', err.message)}"
+        groups[key] += 1
+        example.setdefault(key, f"{err.path}: {err.message}")
+    reasons = [(key, n, example[key]) for key, n in groups.most_common()]
+    causes: list[tuple[dict[str, Any], int, int]] = []
+    if bad:
+        stats: dict[tuple, list[int]] = {}  # (param, repr(value)) or a pair of them -> [invalid, draws]
+        for params, err in rows:
+            pairs = sorted((k, repr(v)) for k, v in params.items())
+            combos = [(p,) for p in pairs] + [(a, b) for i, a in enumerate(pairs) for b in pairs[i + 1:]]
+            for c in combos:
+                seen = stats.setdefault(c, [0, 0])
+                seen[0] += err is not None
+                seen[1] += 1
+        values = {(k, repr(v)): v for params, _ in rows for k, v in params.items()}
+        enough = max(10, draws // 40)  # draws a value (pair) must appear in to be called a cause
+        always = [c for c, (inv, n) in stats.items() if n >= enough and inv >= 0.9 * n]
+        # keep the smallest combinations: a pair only when neither of its values alone explains it
+        singles = {c[0] for c in always if len(c) == 1}
+        chosen = [c for c in always if len(c) == 1 or not (set(c) & singles)]
+        if not chosen:
+            overall = len(bad) / draws
+            chosen = sorted((c for c, (inv, n) in stats.items() if len(c) == 1 and n >= enough
+                             and inv / n >= 1.5 * overall), key=lambda c: -stats[c][0] / stats[c][1])[:5]
+        chosen.sort(key=lambda c: (-stats[c][0], len(c)))
+        causes = [({k: values[(k, r)] for k, r in c}, *stats[c]) for c in chosen[:8]]
+    return InvalidShare(draws, len(bad), reasons, causes)
+
+
+__all__ = ["Constraints", "Domain", "InvalidCandidate", "InvalidShare", "LaunchPlan", "Objective", "Space", "Task",
+           "describe_space", "invalid_share", "launch_check", "load_space", "parse_objectives"]
 

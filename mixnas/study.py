@@ -266,9 +266,11 @@ def _check_keys(node: LocDict, allowed: tuple[str, ...], path: str) -> None:
 
 
 def _find_base(ref: str, source: Path | None) -> str:
+    from mixnas.yamlio import exists
+
     if source is not None and not Path(ref).is_absolute():
         candidate = source.parent / ref
-        if candidate.is_file():
+        if exists(candidate):
             return str(candidate)
     return ref
 
@@ -456,6 +458,11 @@ def parse_study(data: Any, source: Path | None) -> Study:
         try:
             _resolve_level(study, level)
         except (ArchError, MixnasError) as err:
+            text = str(err).split(": ", 1)[-1]  # "train config: KEY must be ..." from the recipe
+            key = text.split(" ", 1)[0]
+            if str(err).startswith(("train (", "train config: ")) and key in train and not any(
+                    p == f"train.{key}" for f in factors for p in f.paths):
+                raise _err(train, key, f"train.{key}", text) from None
             culprit = next((f for f in factors for p in f.paths if not p.startswith("train.")
                             for where, _, _ in _expand(base_dict, p, sections=True) if where in str(err)), None)
             node, key = (factors_node, culprit.name) if culprit else (data, "factors")

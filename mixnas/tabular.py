@@ -34,6 +34,7 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import math
 import os
 import random
 import time
@@ -71,14 +72,9 @@ class BuildSettings:
     train: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields on top of the space's task.train
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "noise_seeds", "long_factor", "threads"):
-            if int(getattr(self, name)) < 1:
-                raise MixnasError(f"bench build: --{name.replace('_', '-')} must be at least 1")
-        for name in ("noise_archs", "long_archs", "seed"):
-            if int(getattr(self, name)) < 0:
-                raise MixnasError(f"bench build: --{name.replace('_', '-')} must not be negative")
-        if not 0.0 < float(self.fraction) <= 1.0:
-            raise MixnasError(f"bench build: --fraction must be in (0, 1], found {self.fraction}")
+        problem = settings_problem(asdict(self))
+        if problem is not None:
+            raise MixnasError(f"bench build: --{problem[0].replace('_', '-')} {problem[1]}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -87,6 +83,30 @@ class BuildSettings:
     def from_dict(cls, data: dict[str, Any]) -> BuildSettings:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+# The range of each integer build setting: a table folder is untrusted input (its build.yaml), and the card
+# loops over epochs and long-run epochs.
+SETTING_BOUNDS = {"epochs": (1, 1000), "noise_archs": (0, 10**6), "noise_seeds": (1, 1000), "long_archs": (0, 10**6),
+                  "long_factor": (1, 20), "seed": (0, 2**31 - 1), "threads": (1, 1024)}
+
+
+def settings_problem(data: Any) -> tuple[str, str] | None:
+    """The first build setting in ``data`` that is out of range: ``(name, what is allowed)``, or None."""
+    for name, (lo, hi) in SETTING_BOUNDS.items():
+        v = data.get(name)
+        if name in data and (isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi):
+            word = "at least 1" if lo == 1 and v == 0 else "not negative" if isinstance(v, int) and v < 0 else \
+                f"an integer from {lo} to {hi}"
+            return name, f"must be {word}, found {v!r:.40}"
+    v = data.get("fraction")
+    if "fraction" in data and (isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 < v <= 1.0):
+        return "fraction", f"must be in (0, 1], found {v!r:.40}"
+    if "space" in data and not isinstance(data["space"], str):
+        return "space", f"must be a file path, found {type(data['space']).__name__}"
+    if "train" in data and not isinstance(data["train"], dict):
+        return "train", f"must be a mapping of TrainConfig fields, found {type(data['train']).__name__}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -160,20 +180,34 @@ def write_plan(out: Path, jobs: list[Job]) -> None:
 # -- the table file: gzip members appended one record at a time ---------------------------------------------
 
 
+MAX_MEMBER_BYTES = 16 << 20  # one record decompressed (a record is a few kB)
+MAX_TABLE_BYTES = 512 << 20  # the whole table decompressed (the shipped one is about 3 MB)
+
+
 def read_records(path: Path) -> tuple[list[dict[str, Any]], int]:
     """The records of a table file and the byte offset where its last complete gzip member ends (a torn
-    member after it, from a crash mid-append, is dropped)."""
-    data = path.read_bytes()
+    member after it, from a crash mid-append, is dropped). The file is untrusted: a member that is not gzip
+    after the first, one that decompresses past :data:`MAX_MEMBER_BYTES`, a record that is not a JSON
+    object with a ``key``, are one error line naming the file and the record."""
+    from mixnas.yamlio import read_bytes
+
+    data = read_bytes(path, "a mixnas-bench table, gzip", max_bytes=MAX_TABLE_BYTES)
     records: list[dict[str, Any]] = []
-    pos = good = 0
+    pos = good = total = 0
     while pos < len(data):
         d = zlib.decompressobj(wbits=31)
         try:
-            text = d.decompress(data[pos:])
+            text = d.decompress(data[pos:], MAX_MEMBER_BYTES)
         except zlib.error as err:
             if good == 0 and not records:
                 raise MixnasError(f"{path}: not a mixnas-bench table (gzip: {err})") from None
             break
+        if d.unconsumed_tail:
+            raise MixnasError(f"{path}: record {len(records) + 1} decompresses to more than "
+                              f"{MAX_MEMBER_BYTES >> 20} MB; a record is a few kB")
+        total += len(text)
+        if total > MAX_TABLE_BYTES:
+            raise MixnasError(f"{path}: decompresses to more than {MAX_TABLE_BYTES >> 20} MB; not a mixnas-bench table")
         if not d.eof:
             break  # a torn last member
         used = len(data) - pos - len(d.unused_data)
@@ -181,8 +215,9 @@ def read_records(path: Path) -> tuple[list[dict[str, Any]], int]:
             if line.strip():
                 try:
                     rec = json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise MixnasError(f"{path}: record {len(records) + 1}: not JSON ({err.msg})") from None
+                except (json.JSONDecodeError, RecursionError, ValueError) as err:
+                    why = err.msg if isinstance(err, json.JSONDecodeError) else "nested too deeply or a number out of range"
+                    raise MixnasError(f"{path}: record {len(records) + 1}: not JSON ({why})") from None
                 if not isinstance(rec, dict) or "key" not in rec:
                     raise MixnasError(f"{path}: record {len(records) + 1}: expected an object with a 'key'")
                 records.append(rec)
@@ -205,30 +240,97 @@ def append_record(path: Path, record: dict[str, Any]) -> None:
         os.fsync(fh.fileno())
 
 
+def _number(v: Any, finite: bool = True) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and (not finite or math.isfinite(v))
+
+
+def _check_record(r: dict[str, Any], path: Path, i: int) -> None:
+    """A record must have the shape the table's readers use (the card, a replayed search); a file edited or
+    damaged by hand is one error line naming the record and the field."""
+
+    def bad(what: str, allowed: str) -> MixnasError:
+        found = r
+        for part in what.split("."):
+            found = found.get(part) if isinstance(found, dict) else None
+        return MixnasError(f"{path}: record {i} ({str(r.get('key'))[:60]}): {what}: expected {allowed}, found "
+                           f"{json.dumps(found, default=str)[:60]}")
+
+    for name in ("key", "digest", "status"):
+        if not isinstance(r.get(name), str):
+            raise bad(name, "text")
+    if r.get("setting") not in SETTINGS:
+        raise bad("setting", f"one of {', '.join(SETTINGS)}")
+    seed = r.get("seed")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**31:
+        raise bad("seed", "an integer from 0 to 2**31 - 1")
+    for name in ("params", "macs"):
+        if not _number(r.get(name)) or r[name] < 0:
+            raise bad(name, "a non-negative number")
+    if r.get("wall_time_s") is not None and not _number(r["wall_time_s"]):
+        raise bad("wall_time_s", "a finite number or null")
+    arch = r.get("arch")
+    stages = arch.get("stages") if isinstance(arch, dict) else None
+    if not isinstance(stages, list) or not stages or not all(
+            isinstance(st, dict) and isinstance(st.get("token_mixer"), dict)
+            and isinstance(st["token_mixer"].get("name"), str) for st in stages):
+        raise bad("arch", "an ArchConfig mapping (stages, each with a token_mixer and its name)")
+    if not isinstance(r.get("train"), dict):
+        raise bad("train", "a TrainConfig mapping")
+    if r["setting"] == "table":
+        for name in ("fraction", "val_fraction"):
+            v = r["train"].get(name)
+            if not _number(v) or not 0 < v <= 1:
+                raise bad(f"train.{name}", "a number in (0, 1]")
+    curve = r.get("curve")
+    if curve is None and r["status"] != "completed":
+        curve = []
+    if not isinstance(curve, list) or not all(isinstance(row, dict) for row in curve):
+        raise bad("curve", "a list of per-epoch mappings")
+    for row in curve:
+        for k in CURVE_KEYS:
+            if k in row and row[k] is not None and not _number(row[k], finite=False):
+                raise bad("curve", f"numbers for {k}")
+    measured = r.get("measured")
+    if measured is not None:
+        if not isinstance(measured, dict):
+            raise bad("measured", "a mapping (latency_ms, proxies) or null")
+        if measured.get("latency_ms") is not None and not _number(measured["latency_ms"]):
+            raise bad("measured.latency_ms", "a finite number or null")
+        proxies = measured.get("proxies")
+        if proxies is not None and not (isinstance(proxies, dict) and all(
+                v is None or _number(v, finite=False) for v in proxies.values())):
+            raise bad("measured.proxies", "a mapping of proxy names to numbers")
+
+
 class Table:
     """A benchmark table read into memory: ``records`` (the last one per key), the build's settings and
     space, and look-ups by digest."""
 
     def __init__(self, path: str | Path):
+        from mixnas.yamlio import LocatedError, is_dir, is_file, load_located
+
         p = Path(path)
-        self.dir = p if p.is_dir() else p.parent
-        self.file = self.dir / TABLE_FILE if p.is_dir() else p
-        if not self.file.is_file():
+        self.dir = p if is_dir(p) else p.parent
+        self.file = self.dir / TABLE_FILE if is_dir(p) else p
+        if not is_file(self.file):
             raise MixnasError(f"{path}: no mixnas-bench table here (expected {TABLE_FILE}; build one with "
                               "`mixnas bench build SPACE --out DIR`)")
         build = self.dir / BUILD_FILE
-        if not build.is_file():
+        if not is_file(build) and not is_dir(build):
             raise MixnasError(f"{self.dir}: {BUILD_FILE} is missing beside {self.file.name}")
-        try:
-            self.build = yaml.safe_load(build.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise MixnasError(f"{build}: not valid YAML ({err})") from None
-        if not isinstance(self.build, dict) or "settings" not in self.build:
-            raise MixnasError(f"{build}: expected a mapping with 'settings'")
-        self.settings = BuildSettings.from_dict(self.build["settings"])
+        self.build = load_located(build, "the table's build settings, build.yaml") or {}
+        if not isinstance(self.build, dict) or not isinstance(self.build.get("settings"), dict):
+            raise LocatedError((str(build), 1), "", "expected a mapping with a 'settings' mapping (the build's "
+                                                    "settings, as `mixnas bench build` writes them)")
+        settings = self.build["settings"]
+        problem = settings_problem(settings)
+        if problem is not None:
+            raise LocatedError(settings.loc(problem[0]), f"settings.{problem[0]}", problem[1])
+        self.settings = BuildSettings.from_dict(settings)
         records, _ = read_records(self.file)
         last: dict[str, dict[str, Any]] = {}
-        for r in records:
+        for i, r in enumerate(records, 1):
+            _check_record(r, self.file, i)
             last[r["key"]] = r
         self.records = list(last.values())
         self._by: dict[tuple[str, str, int], dict[str, Any]] = {

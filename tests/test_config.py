@@ -213,11 +213,95 @@ def test_missing_stages_is_reported():
         ArchConfig.from_dict(data)
 
 
-def test_from_yaml_errors_start_with_the_file_name():
+def test_from_yaml_errors_start_with_the_file_name_and_line():
     text = "stem: {patch_size: 4, dim: 64}\nstages:\n- {depth: 1, dim: 64, token_mixer: mixr, channel_mixer: mlp}\n"
     with pytest.raises(ArchError) as info:
         ArchConfig.from_yaml(text, where="my_arch.yaml")
-    assert str(info.value).startswith("my_arch.yaml: stages[0].token_mixer.name: unknown token mixer 'mixr'")
+    assert str(info.value).startswith("my_arch.yaml:3: stages[0].token_mixer.name: unknown token mixer 'mixr'")
+
+
+ARCH_FILE = """\
+name: located
+layout: isotropic
+input: {image_size: 32, in_channels: 3, num_classes: 10}
+stem:
+  patch_size: 4
+  dim: 64
+stages:
+  - depth: 2
+    dim: 64
+    token_mixer:
+      name: attention
+      num_heads: 4
+    channel_mixer: mlp
+head: {pool: mean}
+"""
+
+
+@pytest.mark.parametrize("old, new, line, path, fragment", [
+    ("num_heads: 4", "num_heads: 5", 12, "stages[0].token_mixer.num_heads", "not divisible by num_heads=5"),
+    ("num_heads: 4", "num_headz: 4", 12, "stages[0].token_mixer.num_headz", "unknown parameter"),
+    ("    dim: 64\n    token", "    dim: 65\n    token", 9, "stages[0].dim", "isotropic layout keeps one width"),
+    ("patch_size: 4", "patch_size: 5", 5, "stem.patch_size", "does not divide the image size 32"),
+    ("  - depth: 2", "  - depth: 0", 8, "stages[0].depth", "must be at least 1"),
+    ("  - depth: 2", "  - depth: 100000", 8, "stages[0].depth", "must be at most 64"),
+    ("name: attention", "name: attentoin", 11, "stages[0].token_mixer.name", "did you mean 'attention'"),
+    ("channel_mixer: mlp", "channel_mixer: mpl", 13, "stages[0].channel_mixer.name", "unknown channel mixer"),
+    ("head: {pool: mean}", "head: {pool: cls}", 14, "head.pool", "needs class_token"),
+    ("head: {pool: mean}", "heads: {pool: mean}", 14, "heads", "unknown key (did you mean 'head'?)"),
+    ("num_heads: 4", "num_heads: 4\n      dropout: .nan", 12, "stages[0].token_mixer.num_heads", "finite"),
+])
+def test_arch_file_errors_are_located_by_line(tmp_path, old, new, line, path, fragment):
+    """A mistake in an ArchConfig file names the file, the line and the dotted path, as a space's do."""
+    from mixnas.models import load_arch_file
+
+    f = tmp_path / "located.yaml"
+    f.write_text(ARCH_FILE.replace(old, new, 1))
+    with pytest.raises(MixnasError) as info:
+        load_arch_file(f)
+    message = str(info.value)
+    assert "\n" not in message
+    if fragment == "finite":  # refused by the reader, at the value's line
+        assert message.startswith(f"{f}:13: ") and "not a finite number" in message, message
+        return
+    assert message.startswith(f"{f}:{line}: {path}: "), message
+    assert fragment in message
+
+
+def test_arch_file_entry_of_a_collection_is_located(tmp_path):
+    """``pareto.yaml#N``: the error names the entry's YAML path and its line in the collection."""
+    from mixnas.models import load_arch_file
+
+    arch = "\n".join("    " + line for line in ARCH_FILE.replace("num_heads: 4", "num_heads: 3").splitlines())
+    f = tmp_path / "pareto.yaml"
+    f.write_text(f"study: s\npareto:\n- trial: 7\n  arch:\n{arch}\n")
+    with pytest.raises(MixnasError) as info:
+        load_arch_file(f"{f}#7")
+    assert str(info.value).startswith(f"{f}:16: pareto[0].arch.stages[0].token_mixer.num_heads: "), str(info.value)
+
+
+def test_arch_file_cli_gives_one_located_line(tmp_path, capsys):
+    from mixnas.cli import main
+
+    f = tmp_path / "located.yaml"
+    f.write_text(ARCH_FILE.replace("num_heads: 4", "num_heads: 5"))
+    assert main(["inspect", str(f)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{f}:12: stages[0].token_mixer.num_heads: " in err
+
+
+@pytest.mark.parametrize("value, fragment", [
+    ("1.0e+400", "not a finite number"), (".nan", "not a finite number"), ("9" * 30, "out of range"),
+    ("9" * 5000, "out of range"), ("100000", "must be at most 8192"), ("-3", "must be at least 1"),
+])
+def test_numbers_out_of_range_are_refused_at_their_line(tmp_path, value, fragment):
+    from mixnas.models import load_arch_file
+
+    f = tmp_path / "a.yaml"
+    f.write_text(ARCH_FILE.replace("  dim: 64", f"  dim: {value}", 1))
+    with pytest.raises(MixnasError, match=fragment) as info:
+        load_arch_file(f)
+    assert str(info.value).startswith(f"{f}:6: "), str(info.value)
 
 
 def test_direct_construction_is_validated_too():
@@ -235,7 +319,7 @@ def test_direct_construction_is_validated_too():
     "name: !!python/object:collections.OrderedDict {}\nstages: []\n",
 ])
 def test_yaml_with_a_python_tag_is_refused(text):
-    with pytest.raises(MixnasError, match="not valid YAML"):
+    with pytest.raises(MixnasError, match="tag not allowed"):
         ArchConfig.from_yaml(text, where="evil.yaml")
 
 

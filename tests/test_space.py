@@ -133,7 +133,7 @@ def test_extends_composes_spaces(tmp_path):
     space = load_space(tmp_path / "child.yaml")
     assert space.name == "child"
     assert all(a.stem.dim == 48 for _, a, _ in sample_candidates(space, 5, 0) if a is not None)
-    assert space.globals_["stem.patch_size"].domain.values() == (2, 4)
+    assert tuple(space.globals_["stem.patch_size"].domain.values()) == (2, 4)
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
@@ -148,3 +148,106 @@ def test_shipped_space_samples_200_valid_candidates_and_some_build(path):
         x = torch.randn(2, arch.input.in_channels, arch.input.image_size, arch.input.image_size)
         with torch.no_grad():
             assert model(x).shape == (2, arch.input.num_classes)
+
+
+# -- `space check` rejects what the search would reject before launch ------------------------------------------
+
+@pytest.mark.parametrize("old, new, line, path, fragment", [
+    ("task: {dataset: digits,", "task: {dataset: imagenet,", 2, "task.dataset", "unknown dataset 'imagenet'"),
+    ("num_classes: 10}", "num_classes: 10, objectives: [top5:max, macs:min]}", 2, "task.objectives",
+     "unknown metric 'top5' (did you mean 'top1'?)"),
+    ("num_classes: 10}", "num_classes: 10, objectives: [top1:max, accuracy:max]}", 2, "task.objectives",
+     "unknown metric 'accuracy'"),
+    ("num_classes: 10}", "num_classes: 10,\n       train: {epochs: 0}}", 3, "task.train.epochs",
+     "must be a positive integer"),
+    ("num_classes: 10}", "num_classes: 10,\n       train: {fraction: 2}}", 3, "task.train.fraction",
+     "must be in (0, 1]"),
+    ("num_classes: 10}", "num_classes: 10,\n       train: {adamw: turbo}}", 3, "task.train.adamw", "must be null"),
+])
+def test_space_check_and_search_dry_run_reject_the_same_task_mistakes(tmp_path, capsys, old, new, line, path,
+                                                                       fragment):
+    """The check and the search's pre-launch validation are one function (`mixnas.space.launch_check`):
+    a dataset the registry lacks, an objective trials never report, a recipe TrainConfig refuses are
+    refused by both, at the space's line."""
+    from mixnas.cli import main
+
+    f = tmp_path / "small.yaml"
+    f.write_text(SMALL.replace(old, new, 1))
+    answers = []
+    for argv in (["space", "check", str(f), "--draws", "0"],
+                 ["search", "--space", str(f), "--dry-run", "--out", str(tmp_path / "run")]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1
+        answers.append(err.split("error: ", 1)[1])
+    assert answers[0] == answers[1]
+    assert answers[0].startswith(f"{f}:{line}: {path}: "), answers[0]
+    assert fragment in answers[0]
+    assert not (tmp_path / "run").exists()
+
+
+def test_space_check_and_search_dry_run_pass_together(tmp_path, capsys):
+    from mixnas.cli import main
+
+    f = tmp_path / "small.yaml"
+    f.write_text(SMALL)
+    assert main(["space", "check", str(f), "--draws", "50"]) == 0
+    assert "passes the search's pre-launch checks" in capsys.readouterr().out
+    assert main(["search", "--space", str(f), "--dry-run", "--out", str(tmp_path / "run")]) == 0
+    out = capsys.readouterr().out
+    assert "dataset digits" in out and "nothing was written or trained" in out
+    assert not (tmp_path / "run").exists()
+
+
+def test_launch_check_names_the_flag_of_an_override(small):
+    from mixnas.space import launch_check
+
+    with pytest.raises(MixnasError, match=r"^--dataset: unknown dataset 'cifar11'"):
+        launch_check(small, dataset="cifar11")
+    with pytest.raises(MixnasError, match=r"^--objectives: unknown metric 'top5'"):
+        launch_check(small, objectives="top5:max")
+    with pytest.raises(MixnasError, match=r"^train config: epochs must be a positive integer"):
+        launch_check(small, train={"epochs": -1})
+    plan = launch_check(small, dataset="mnist", objectives="top1:max,params:min", train={"epochs": 2}, seed=3)
+    assert (plan.dataset, [str(o) for o in plan.objectives]) == ("mnist", ["top1:max", "params:min"])
+    assert plan.train["epochs"] == 2 and plan.train["seed"] == 3
+
+
+def test_strip_space_invalid_share_and_its_cause():
+    """About 1 in 6 of the shipped Strip space's draws are invalid by construction: a strip of width 5 on the
+    1x1 token grid that patch size 4 leaves the last stage (32 / 4 / 2^3 = 1; widths up to 3 fit)."""
+    from mixnas.space import invalid_share
+
+    report = invalid_share(load_space(ROOT / "search_spaces" / "strip_mlp.yaml"), draws=400, seed=0)
+    assert 0.12 < report.share < 0.24, report.share
+    key, n, example = report.reasons[0]
+    assert n == report.invalid and example.startswith("stages[3].token_mixer.strip_width: 5 reaches 2 rows away")
+    values, invalid, draws = report.causes[0]
+    assert values == {"arch.stages.token_mixer.strip.strip_width": 5, "arch.stem.patch_size": 4}
+    assert invalid == draws == report.invalid
+
+
+def test_space_check_prints_the_invalid_share(capsys):
+    from mixnas.cli import main
+
+    assert main(["space", "check", str(ROOT / "search_spaces" / "strip_mlp.yaml"), "--draws", "200"]) == 0
+    out = capsys.readouterr().out
+    assert "invalid draws: " in out and " of 200 uniform random draws (seed 0, " in out
+    assert "arch.stages.token_mixer.strip.strip_width = 5, arch.stem.patch_size = 4" in out
+
+
+def test_a_space_without_invalid_draws_says_so(small, capsys):
+    from mixnas.space import invalid_share
+
+    report = invalid_share(small, draws=50, seed=1)
+    assert (report.invalid, report.reasons, report.causes) == (0, [], [])
+
+
+def test_huge_int_range_is_refused_not_listed(tmp_path):
+    f = tmp_path / "s.yaml"
+    f.write_text(SMALL.replace("depth: {int: [1, 3]}", "depth: {int: [1, 9000000000000]}"))
+    with pytest.raises(MixnasError, match=r"s\.yaml:8: arch\.stages\.depth\.int: the range holds 9,000,000,000,000 values; allowed: at most"):
+        load_space(f)
+    f.write_text(SMALL.replace("depth: {int: [1, 3]}", "depth: {int: [1, 100000]}"))
+    with pytest.raises(MixnasError, match=r"s\.yaml:8: arch\.stages\.depth: 100000 is above the maximum 64"):
+        load_space(f)
