@@ -11,7 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from mixnas import __version__
 from mixnas.errors import MixnasError
@@ -318,8 +318,45 @@ def _short(params: dict) -> str:
 # -- entry point --------------------------------------------------------------------------------------------
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with a "did you mean" for a mistyped subcommand, choice or flag (argparse 3.11 has none); its
+    subcommands' parsers are of this class too (``add_subparsers`` takes the parent's class)."""
+
+    def error(self, message: str) -> NoReturn:
+        import re
+
+        from mixnas.errors import did_you_mean
+
+        choice = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if choice:
+            options = re.findall(r"'([^']*)'", choice.group(2)) or [c.strip() for c in choice.group(2).split(",")]
+            message += did_you_mean(choice.group(1), options)
+        unknown = re.match(r"unrecognized arguments: (.*)", message)
+        if unknown:
+            flags = [a for a in unknown.group(1).split() if a.startswith("-")]
+            hints = [f"{f}{did_you_mean(f.split('=', 1)[0], self._known_flags())}" for f in flags]
+            if any("did you mean" in h for h in hints):
+                message = "unrecognized arguments: " + "; ".join(hints)
+        super().error(message)
+
+    def _known_flags(self) -> list[str]:
+        """The flags of the subcommand being parsed (argparse reports unknown flags on the top parser)."""
+        parser, argv = self, sys.argv[1:] if self._argv is None else self._argv
+        for token in argv:
+            subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+            if subs and token in subs[0].choices:
+                parser = subs[0].choices[token]
+        return [o for a in parser._actions for o in a.option_strings]
+
+    _argv: list[str] | None = None
+
+    def parse_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> argparse.Namespace:
+        self._argv = list(args) if args is not None else None
+        return super().parse_args(args, namespace)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mixnas", description="Design-space exploration and NAS for vision MLPs.")
+    parser = Parser(prog="mixnas", description="Design-space exploration and NAS for vision MLPs.")
     parser.add_argument("--version", action="version", version=f"mixnas {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
