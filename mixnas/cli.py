@@ -57,8 +57,10 @@ def pct(x: float | None) -> str:
 # -- commands -----------------------------------------------------------------------------------------------
 
 
-def model_rows(names: Sequence[str] | None = None, on_row: Callable[[dict], None] | None = None) -> list[dict]:
-    """Reported vs measured params / MACs for named models (a pure data function; printing is separate)."""
+def model_rows(names: Sequence[str] | None = None, on_row: Callable[[dict], None] | None = None,
+               on_start: Callable[[str], None] | None = None) -> list[dict]:
+    """Reported vs measured params / MACs for named models (a pure data function; printing is separate).
+    ``on_start(name)`` before each model is counted, ``on_row(row)`` after."""
     from mixnas.complexity import complexity
     from mixnas.registry import named_models
 
@@ -66,6 +68,8 @@ def model_rows(names: Sequence[str] | None = None, on_row: Callable[[dict], None
     rows = []
     for name in names or sorted(models):
         m = models[name]
+        if on_start:
+            on_start(name)
         cost = complexity(m.make())
         params_rel = rel_diff(cost.params, m.reported.params)
         macs_rel = rel_diff(cost.macs, m.reported.macs)
@@ -85,8 +89,8 @@ def cmd_models(args: argparse.Namespace) -> int:
     names = sorted(n for n, m in named_models().items() if not args.family or m.family == args.family)
     if not names:
         raise MixnasError(f"no named model of family {args.family!r}")
-    progress = _progress(len(names), "counting") if not args.json else None
-    rows = model_rows(names, on_row=progress)
+    progress = _Progress(len(names), "counting params and MACs (fvcore; cached after the first time)")
+    rows = model_rows(names, on_row=progress.done, on_start=progress.start)
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -104,17 +108,29 @@ def _fmt_count(n: int | None) -> str:
     return "—" if n is None else f"{n:,}"
 
 
-def _progress(total: int, what: str) -> Callable[[dict], None] | None:
-    if not sys.stderr.isatty():
-        return None
-    done = [0]
+class _Progress:
+    """Progress on stderr while named models are counted (the first count of all of them takes about 20 s;
+    later ones read the cache): on a terminal, one line rewritten with the model being counted; elsewhere
+    (a log, a pipe) one line at the start, so that the wait is explained without filling the log."""
 
-    def tick(row: dict) -> None:
-        done[0] += 1
-        end = "\n" if done[0] == total else ""
-        print(f"\r{what} {done[0]}/{total} {row.get('name', '')[:30]:<30}", end=end, file=sys.stderr, flush=True)
+    def __init__(self, total: int, what: str, stream: Any = None):
+        self.total, self.what, self.count = total, what, 0
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.started = False
 
-    return tick
+    def start(self, name: str) -> None:
+        if self.tty:
+            print(f"\r{self.what}: {self.count + 1}/{self.total} {name[:30]:<30}", end="", file=self.stream,
+                  flush=True)
+        elif not self.started:
+            print(f"{self.what}: {self.total} models ...", file=self.stream, flush=True)
+        self.started = True
+
+    def done(self, row: dict) -> None:
+        self.count += 1
+        if self.tty and self.count == self.total:
+            print(f"\r{self.what}: {self.total}/{self.total} done{' ' * 30}", file=self.stream, flush=True)
 
 
 def inspect_rows(arch, latency: dict | None = None) -> list[dict]:

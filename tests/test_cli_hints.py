@@ -28,3 +28,27 @@ def test_nothing_close_gets_no_suggestion(capsys):
     with pytest.raises(SystemExit):
         main(["zzzzzz"])
     assert "did you mean" not in capsys.readouterr().err
+
+
+def test_models_shows_progress_while_it_counts(capsys):
+    """The first count of every named model takes about 20 s: it is never silent (one line in a log, a
+    line rewritten with the model being counted on a terminal)."""
+    import io
+
+    from mixnas.cli import _Progress, model_rows
+
+    main(["models", "--family", "mixer"])
+    out = capsys.readouterr()
+    assert "counting params and MACs" in out.err and "models ..." in out.err and "mixer_b16_224" in out.out
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    term = Terminal()
+    bar = _Progress(2, "counting", stream=term)
+    seen = []
+    model_rows(["mixer_s16_224", "mixer_b16_224"], on_row=bar.done,
+               on_start=lambda name: (bar.start(name), seen.append(term.getvalue())))
+    assert "counting: 1/2 mixer_s16_224" in seen[0]  # shown before the count, not after it
+    assert "counting: 2/2 mixer_b16_224" in seen[1] and term.getvalue().endswith("done" + " " * 30 + "\n")
