@@ -71,7 +71,9 @@ def cmd_card(args: argparse.Namespace) -> int:
     from mixnas.tabular import Table
     from mixnas.tabular_stats import write_card
 
-    path = write_card(Table(args.table), args.out)
+    table = Table(args.table)
+    table.space()  # the table's space.yaml is read (and checked) before the statistics are computed
+    path = write_card(table, args.out)
     print(path.read_text())
     return 0
 

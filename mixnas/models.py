@@ -42,9 +42,11 @@ def load_arch_entries(path: str | Path) -> list[tuple[str, ArchConfig, dict]] | 
 def _arch_file(path: str | Path) -> tuple[Any, list[tuple[str, ArchConfig, dict]] | None]:
     """The parsed file (an untrusted YAML file, read by :mod:`mixnas.yamlio`) and its entries when it is a
     collection (else None)."""
-    from mixnas.yamlio import load_located
+    from mixnas.yamlio import exists, load_located
 
     path = Path(path)
+    if not exists(path):
+        raise MixnasError(f"{path}: no such architecture file")
     data = load_located(path, "an ArchConfig YAML")
     if not isinstance(data, dict) or "pareto" not in data:
         return data, None

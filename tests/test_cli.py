@@ -91,7 +91,7 @@ def test_bad_yaml_names_file_and_path(tmp_path):
                     "channel_mixer: mlp}\n")
     proc = run_cli("inspect", str(path))
     assert proc.returncode == 2
-    assert f"{path}: stages[0].token_mixer.token_hiden_dim" in proc.stderr
+    assert f"{path}:5: stages[0].token_mixer.token_hiden_dim" in proc.stderr  # the file, its line, the path
     assert "did you mean 'token_hidden_dim'" in proc.stderr
 
 
