@@ -5,6 +5,11 @@ returned and builds a figure; :func:`build_report` lays them out in one HTML fil
 (inline, or as ``plotly.min.js`` beside the report), a sortable trials table linking every trial to its
 ArchConfig YAML, and a small script that records JavaScript errors and which figures drew into
 ``#report-status`` (read by the browser test, :mod:`mixnas.browser`).
+
+The summary table's numbers are :func:`run_summary`: :func:`mixnas.search.trial_counts`, the function the
+search console's progress line and summary print, so the two always agree. Axes name their units (MACs and
+parameters are plotted in millions), log axes label every tick in full (:func:`log_axis`), parameter paths
+read as :func:`param_label` makes them, and metrics or table columns that no trial has are left out.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import html
 import json
 import math
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,8 +30,9 @@ from plotly.subplots import make_subplots
 from mixnas import analysis as A
 from mixnas import optuna_io
 from mixnas.errors import MixnasError
+from mixnas.search import trial_counts
 
-STYLE = {  # category -> marker; pareto points also get the front's line
+STYLE = {  # category -> marker (sizes in pixels, 2-D and 3-D alike); pareto points also get the front's line
     "pareto": {"color": "#d62728", "symbol": "circle", "size": 11, "line": {"color": "black", "width": 1}},
     "dominated": {"color": "#1f77b4", "symbol": "circle", "size": 8, "opacity": 0.8},
     "pruned": {"color": "#9e9e9e", "symbol": "circle-open", "size": 8},
@@ -34,16 +41,86 @@ STYLE = {  # category -> marker; pareto points also get the front's line
 }
 RUN_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
 TEMPLATE = "plotly_white"
+FONT = {"size": 13}  # every figure's base font (plotly's default is 12)
+AXIS_FONT = {"size": 15}  # axis titles of the 3-D scene (they are drawn smaller in perspective)
+TICK_FONT = {"size": 12}
+METRICS = ("top1", "macs", "params", "latency_ms")
+NAMES = {"top1": "top-1", "macs": "MACs", "params": "parameters", "latency_ms": "latency"}  # in titles
+AXES = {"top1": "top-1 (%)", "macs": "MACs (M)", "params": "parameters (M)", "latency_ms": "latency (ms)"}
+SCALE = {"macs": 1e-6, "params": 1e-6}  # plotted in millions, as the axis titles say
+# 3-D markers are drawn as font glyphs, larger than 2-D markers of the same size; "x" is the emoji U+274C
+# (a box, or a colour emoji that ignores the marker's colour, in many fonts), so infeasible ones are "+" there.
+STYLE_3D = {"pareto": {"size": 7}, "dominated": {"size": 5}, "pruned": {"size": 5},
+            "infeasible": {"size": 6, "symbol": "cross"}, "failed": {"size": 5}}
+CAMERA_3D = {"eye": {"x": 1.5, "y": 1.5, "z": 0.75}, "center": {"x": 0, "y": 0, "z": -0.2}}
 
 
-def _hover(records: Sequence[dict[str, Any]]) -> tuple[list[list[Any]], str]:
-    custom = [[r["number"], r.get("digest", ""), r["summary"], r["category"], r.get("fidelity"),
-               _fmt(r.get("top1")), _fmt(r.get("macs")), _fmt(r.get("params")), _fmt(r.get("latency_ms"))]
-              for r in records]
+def _hover(records: Sequence[dict[str, Any]], shown: Sequence[str] = METRICS) -> tuple[list[list[Any]], str]:
+    """Hover text: trial, state, fidelity, digest, the ``shown`` metrics (those measured), the architecture."""
+    custom = [[r["number"], r.get("digest", ""), r["summary"], r["category"], r.get("fidelity")]
+              + [_fmt(r.get(m)) for m in shown] for r in records]
+    unit = {"latency_ms": " ms", "top1": " %"}
+    values = " | ".join(f"{NAMES[m]} %{{customdata[{5 + i}]}}{unit.get(m, '')}" for i, m in enumerate(shown))
     template = ("trial %{customdata[0]} (%{customdata[3]}, %{customdata[4]} epochs)<br>digest %{customdata[1]}"
-                "<br>top-1 %{customdata[5]} | MACs %{customdata[6]} | params %{customdata[7]}"
-                " | latency %{customdata[8]} ms<br>%{customdata[2]}<extra></extra>")
+                + (f"<br>{values}" if values else "") + "<br>%{customdata[2]}<extra></extra>")
     return custom, template
+
+
+def _shown(records: Sequence[dict[str, Any]]) -> list[str]:
+    """The metrics some of ``records`` have (an unmeasured latency is left out of hover text)."""
+    return [m for m in METRICS if any(_finite(r.get(m)) for r in records)]
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _v(r: dict[str, Any], m: str) -> Any:
+    """A record's metric as plotted (MACs and parameters in millions)."""
+    v = r.get(m)
+    return v * SCALE[m] if m in SCALE and _finite(v) else v
+
+
+def log_axis(values: Sequence[Any]) -> dict[str, Any]:
+    """A log axis over ``values`` whose every tick label is a full number. When the axis spans a decade or
+    more plotly puts ticks at 1, 2, ..., 9 per decade labelled by the digit alone (0.02, 0.03 read ``2``,
+    ``3``); here they are 1, 2, 5 per decade (every power of ten beyond 4 decades), labelled in full. On a
+    shorter axis (data within 3/4 of a decade, plus plotly's padding) plotly's own ticks are full numbers."""
+    pos = [float(v) for v in values if _finite(v) and v > 0]
+    span = math.log10(max(pos) / min(pos)) if pos else 0.0
+    ticks = {"dtick": 1} if span > 4 else {"dtick": "D2"} if span >= 0.75 else {}
+    return {"type": "log", "tickformat": "~g", **ticks}
+
+
+def _style(fig: go.Figure, **layout: Any) -> go.Figure:
+    """The report's look: template, base font, titles a little larger."""
+    fig.update_layout(template=TEMPLATE, font=FONT, title_font={"size": 16}, **layout)
+    return fig
+
+
+def param_label(path: str) -> str:
+    """A search-space parameter path or an architecture feature as a readable label:
+    ``arch.stages.token_mixer.strip.strip_width`` -> ``token mixer · strip · strip width``,
+    ``arch.stages[1].depth`` -> ``stage 2 · depth``, ``arch.stem.dim`` -> ``stem · dim``, ``depth[0]`` ->
+    ``depth (stage 1)``, ``channel_ratio`` -> ``channel ratio``. The ``arch.`` prefix goes, and so does
+    ``stages`` when the parameter applies to every stage."""
+    parts = []
+    for seg in path.removeprefix("arch.").split("."):
+        m = re.fullmatch(r"(\w+)\[(\d+)\]", seg)
+        if seg == "stages" or not seg:
+            continue
+        if m and m.group(1) == "stages":
+            parts.append(f"stage {int(m.group(2)) + 1}")
+        elif m:
+            parts.append(f"{m.group(1).replace('_', ' ')} (stage {int(m.group(2)) + 1})")
+        else:
+            parts.append(seg.replace("_", " "))
+    return " · ".join(parts) or path
+
+
+def _param_labels_in(text: str) -> str:
+    """Every ``arch.`` parameter path inside ``text`` (a subset's description) as :func:`param_label`."""
+    return re.sub(r"arch\.[\w.\[\]]*\w\]?", lambda m: param_label(m.group(0)), text)
 
 
 def _fmt(v: Any) -> str:
@@ -51,76 +128,86 @@ def _fmt(v: Any) -> str:
         return "-"
     if isinstance(v, (int, float)) and abs(v) >= 1e5:
         return f"{v / 1e6:.3g}M"
+    if isinstance(v, float) and abs(v) >= 1e3:
+        return f"{v:.0f}"
     return f"{v:.4g}" if isinstance(v, float) else str(v)
-
-
-def _label(m: str) -> str:
-    return A.LABELS.get(m, m)
 
 
 def pareto_figure(points: dict[str, Any], title: str = "") -> go.Figure:
     """2-D (``metrics = [y, x]``) or 3-D (``[z, x, y]``) Pareto plot of :func:`mixnas.analysis.pareto_points`:
-    the front (joined by a line in 2-D), dominated, pruned, infeasible and failed trials in distinct markers."""
+    the front (joined by a line in 2-D), dominated, pruned, infeasible and failed trials in distinct markers.
+    MACs and parameters are plotted in millions; axis titles name the unit (``MACs (M)``, ``latency (ms)``)."""
     metrics = points["metrics"]
     fig = go.Figure()
     three = len(metrics) == 3
     known = [r["top1"] for c in ("front", "dominated", "pruned") for r in points.get(c) or []]
     floor = (min(known) - 0.05 * ((max(known) - min(known)) or 10.0)) if known else 0.0
+    shown = _shown([r for c in ("front", "dominated", "pruned", "infeasible", "failed") for r in points.get(c) or []])
     for cat in ("dominated", "pruned", "infeasible", "failed", "front"):
         rs = points.get(cat) or []
         if not rs:
             continue
+        custom, template = _hover(rs, shown)
         if cat in ("infeasible", "failed"):  # no top-1: a row at the bottom, by their costs
             rs = [{**r, metrics[0]: floor} for r in rs]
         style = dict(STYLE["pareto" if cat == "front" else cat])
+        if three:
+            style.update(STYLE_3D["pareto" if cat == "front" else cat])
         opacity = style.pop("opacity", 1.0)
-        custom, template = _hover(rs)
         name = {"front": "Pareto front", "dominated": "dominated", "pruned": "pruned (lower fidelity)",
                 "infeasible": "infeasible (not trained, top-1 unknown)", "failed": "failed (top-1 unknown)"}[cat]
         if three:
-            style["size"] = style["size"] * 0.6
-            fig.add_trace(go.Scatter3d(x=[r[metrics[1]] for r in rs], y=[r[metrics[2]] for r in rs],
-                                       z=[r[metrics[0]] for r in rs], mode="markers", name=name, marker=style,
+            fig.add_trace(go.Scatter3d(x=[_v(r, metrics[1]) for r in rs], y=[_v(r, metrics[2]) for r in rs],
+                                       z=[_v(r, metrics[0]) for r in rs], mode="markers", name=name, marker=style,
                                        opacity=opacity, customdata=custom, hovertemplate=template))
         else:
-            fig.add_trace(go.Scatter(x=[r[metrics[1]] for r in rs], y=[r[metrics[0]] for r in rs],
+            fig.add_trace(go.Scatter(x=[_v(r, metrics[1]) for r in rs], y=[_v(r, metrics[0]) for r in rs],
                                      mode="lines+markers" if cat == "front" else "markers", name=name,
                                      marker=style, opacity=opacity, customdata=custom, hovertemplate=template,
                                      line={"shape": "hv", "color": STYLE["pareto"]["color"]} if cat == "front" else None))
+    title = title or f"{NAMES[metrics[0]]} vs {' and '.join(NAMES[m] for m in metrics[1:])}"
+
+    def plotted(m: str) -> list[Any]:
+        return [_v(r, m) for c in ("front", "dominated", "pruned", "infeasible", "failed") for r in points.get(c) or []]
+
     if three:
-        fig.update_layout(scene={"xaxis": {"title": {"text": _label(metrics[1])}, "type": "log"},
-                                 "yaxis": {"title": {"text": _label(metrics[2])}, "type": "log"},
-                                 "zaxis": {"title": {"text": _label(metrics[0])}}})
+        def axis(m: str) -> dict[str, Any]:
+            return {"title": {"text": AXES[m], "font": AXIS_FONT}, "tickfont": TICK_FONT,
+                    **({"type": "linear"} if m == "top1" else log_axis(plotted(m)))}
+
+        _style(fig, title=title, height=620, margin={"l": 10, "r": 10, "t": 60, "b": 50},
+               legend={"orientation": "h", "y": 0, "x": 0.5, "xanchor": "center", "yanchor": "top"},
+               scene={"xaxis": axis(metrics[1]), "yaxis": axis(metrics[2]), "zaxis": axis(metrics[0]),
+                      "aspectmode": "cube", "camera": CAMERA_3D})
     else:
-        fig.update_xaxes(title_text=_label(metrics[1]), type="log" if metrics[1] != "top1" else None)
-        fig.update_yaxes(title_text=_label(metrics[0]))
-    fig.update_layout(title=title or f"{_label(metrics[0])} vs {' and '.join(_label(m) for m in metrics[1:])}",
-                      template=TEMPLATE, height=460, legend={"orientation": "h", "y": -0.2})
+        fig.update_xaxes(title_text=AXES[metrics[1]], **(log_axis(plotted(metrics[1])) if metrics[1] != "top1" else {}))
+        fig.update_yaxes(title_text=AXES[metrics[0]])
+        _style(fig, title=title, height=460, legend={"orientation": "h", "y": -0.2})
     return fig
 
 
 def pareto_overlay_figure(points_per_run: dict[str, dict[str, Any]]) -> go.Figure:
     """The COMPLETE trials of several runs in one 2-D plot, each run's front as a line."""
     fig = go.Figure()
+    y, x = next(iter(points_per_run.values()))["metrics"] if points_per_run else ("top1", "macs")
+    shown = _shown([r for p in points_per_run.values() for c in ("front", "dominated") for r in p[c]])
     for k, (label, points) in enumerate(points_per_run.items()):
-        y, x = points["metrics"]
         color = RUN_COLORS[k % len(RUN_COLORS)]
         for cat, mode, size in (("dominated", "markers", 7), ("front", "lines+markers", 10)):
             rs = points[cat]
             if not rs:
                 continue
-            custom, template = _hover(rs)
-            fig.add_trace(go.Scatter(x=[r[x] for r in rs], y=[r[y] for r in rs], mode=mode, customdata=custom,
-                                     hovertemplate=template, name=f"{label}: {'front' if cat == 'front' else 'dominated'}",
+            custom, template = _hover(rs, shown)
+            fig.add_trace(go.Scatter(x=[_v(r, x) for r in rs], y=[_v(r, y) for r in rs], mode=mode,
+                                     customdata=custom, hovertemplate=template,
+                                     name=f"{label}: {'front' if cat == 'front' else 'dominated'}",
                                      legendgroup=label, line={"shape": "hv", "color": color},
                                      marker={"color": color, "size": size,
                                              "symbol": "circle" if cat == "front" else "circle-open"}))
-    y, x = next(iter(points_per_run.values()))["metrics"] if points_per_run else ("top1", "macs")
-    fig.update_xaxes(title_text=_label(x), type="log")
-    fig.update_yaxes(title_text=_label(y))
-    fig.update_layout(title=f"Fronts side by side: {_label(y)} vs {_label(x)} (COMPLETE trials)",
-                      template=TEMPLATE, height=480)
-    return fig
+    fig.update_xaxes(title_text=AXES[x], **log_axis([_v(r, x) for p in points_per_run.values()
+                                                     for c in ("front", "dominated") for r in p[c]]))
+    fig.update_yaxes(title_text=AXES[y])
+    return _style(fig, title=f"Fronts side by side: {NAMES[y]} vs {NAMES[x]} (COMPLETE trials)", height=480)
 
 
 def hv_figure(histories: dict[str, dict[str, list[float]]]) -> go.Figure:
@@ -136,37 +223,41 @@ def hv_figure(histories: dict[str, dict[str, list[float]]]) -> go.Figure:
     fig.update_xaxes(title_text="trials finished", row=1, col=1)
     fig.update_xaxes(title_text="minutes since the first trial started", row=1, col=2)
     fig.update_yaxes(title_text="hypervolume (normalised)", rangemode="tozero")
-    fig.update_layout(title="Hypervolume of the COMPLETE front", template=TEMPLATE, height=400)
+    _style(fig, title="Hypervolume of the COMPLETE front", height=400)
     return fig
 
 
 def parallel_figure(data: dict[str, Any], title: str = "") -> go.Figure:
     """Parallel coordinates of :func:`mixnas.analysis.parallel_dims`, lines coloured by top-1."""
-    dims = [{"label": d["label"], "values": d["values"], "tickvals": d["tickvals"], "ticktext": d["ticktext"],
+    dims = [{"label": param_label(d["label"]), "values": d["values"], "tickvals": d["tickvals"], "ticktext": d["ticktext"],
              "range": [-0.3, max(d["tickvals"]) + 0.3]} for d in data["dims"]]
     fig = go.Figure(go.Parcoords(line={"color": data["color"], "colorscale": "Viridis", "showscale": True,
                                        "colorbar": {"title": {"text": "top-1"}}}, dimensions=dims))
-    fig.update_layout(title=title or "Architecture parameters of COMPLETE trials, coloured by top-1",
-                      template=TEMPLATE, height=440, margin={"l": 60, "r": 60, "t": 90})
+    _style(fig, title=title or "Architecture parameters of COMPLETE trials, coloured by top-1", height=440,
+           margin={"l": 60, "r": 60, "t": 90})
     return fig
 
 
 def importance_figure(groups: list[dict[str, Any]], title: str = "") -> go.Figure:
-    """Horizontal bars of :func:`mixnas.analysis.importances`, one colour per subset of trials."""
+    """Horizontal bars of :func:`mixnas.analysis.importances`, one colour per subset of trials; parameters
+    are labelled by :func:`param_label` (``[k]`` names the subset when there are several)."""
     fig = go.Figure()
     rows = 0
     for k, g in enumerate(groups):
         items = list(g["importances"].items())[::-1]
         rows += len(items)
-        fig.add_trace(go.Bar(x=[v for _, v in items], y=[f"{p} [{k + 1}]" for p, _ in items], orientation="h",
-                             name=f"[{k + 1}] {g['subset']} ({g['n']} of {g['of']} trials)",
-                             marker={"color": RUN_COLORS[k % len(RUN_COLORS)]},
-                             hovertemplate="%{y}: %{x:.3f}<extra></extra>"))
+        tag = f" [{k + 1}]" if len(groups) > 1 else ""
+        fig.add_trace(go.Bar(x=[v for _, v in items], y=[param_label(p) + tag for p, _ in items], orientation="h",
+                             name=f"{tag.strip()} {_param_labels_in(g['subset'])} ({g['n']} of {g['of']} trials)".strip(),
+                             marker={"color": RUN_COLORS[k % len(RUN_COLORS)]}, customdata=[p for p, _ in items],
+                             hovertemplate="%{y}: %{x:.3f}<br>%{customdata}<extra></extra>"))
     fig.update_xaxes(title_text="fANOVA importance for top-1 (share within the subset)")
-    fig.update_layout(title=title or "Parameter importance (Optuna fANOVA, per subset where the parameters exist)",
-                      template=TEMPLATE, height=max(320, 130 + 22 * rows), legend={"orientation": "h", "y": -0.15},
-                      margin={"l": 300})
-    return fig
+    fig.update_yaxes(automargin=True)
+    # the legend below the axis title: one line per subset (they wrap in a narrow cell), placed in pixels
+    top, bottom, plot = 70, 75 + 24 * len(groups), max(160, 26 * rows + 20)
+    return _style(fig, title=title or "Parameter importance (Optuna fANOVA, per subset where the parameters exist)",
+                  height=top + plot + bottom, margin={"t": top, "b": bottom}, showlegend=True,
+                  legend={"orientation": "h", "y": -62 / plot, "yanchor": "top", "x": 0})
 
 
 def edf_figure(raw: dict[str, Any], normalised: dict[str, Any] | None) -> go.Figure:
@@ -190,8 +281,8 @@ def edf_figure(raw: dict[str, Any], normalised: dict[str, Any] | None) -> go.Fig
         fig.update_xaxes(title_text="error = 100 - top-1 (%)", row=1, col=col)
     fig.update_yaxes(title_text="fraction of models with error <= x", range=[0, 1.02])
     note = normalised["note"] if normalised else ""
-    fig.update_layout(title="Design-space error EDFs, 95 % bootstrap bands" + (f"<br><sub>{note}</sub>" if note else ""),
-                      template=TEMPLATE, height=440)
+    _style(fig, title="Design-space error EDFs, 95 % bootstrap bands" + (f"<br><sub>{note}</sub>" if note else ""),
+           height=440)
     return fig
 
 
@@ -217,7 +308,7 @@ def trends_figure(trends: dict[str, dict[str, Any]], title: str = "", cols: int 
     the interquartile range (box) and the mean (line)."""
     names = list(trends)
     rows = max(1, math.ceil(len(names) / cols))
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=names or ["no varying feature"],
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[param_label(n) for n in names] or ["no varying feature"],
                         vertical_spacing=min(0.12, 0.5 / rows), horizontal_spacing=0.06)
     for k, name in enumerate(names):
         t = trends[name]
@@ -225,7 +316,7 @@ def trends_figure(trends: dict[str, dict[str, Any]], title: str = "", cols: int 
         xs = [str(v) for v in t["values"]]
         fig.add_trace(go.Box(x=[x for x, pts in zip(xs, t["points"]) for _ in pts],
                              y=[p for pts in t["points"] for p in pts], boxpoints="all", jitter=0.4, pointpos=0,
-                             marker={"size": 4, "color": "#1f77b4"}, line={"width": 1}, showlegend=False,
+                             marker={"size": 5, "color": "#1f77b4"}, line={"width": 1}, showlegend=False,
                              name=name), row=r, col=c)
         fig.add_trace(go.Scatter(x=xs, y=t["mean"], mode="lines+markers", line={"color": "#d62728"},
                                  marker={"size": 5}, showlegend=k == 0, name="mean", legendgroup="mean",
@@ -233,9 +324,8 @@ def trends_figure(trends: dict[str, dict[str, Any]], title: str = "", cols: int 
                       row=r, col=c)
         fig.update_xaxes(type="category", row=r, col=c)
     fig.update_yaxes(title_text="top-1 (%)", col=1)
-    fig.update_layout(title=title or "Top-1 against each architecture feature (COMPLETE trials)", template=TEMPLATE,
-                      height=260 * rows + 80, margin={"t": 90})
-    return fig
+    return _style(fig, title=title or "Top-1 against each architecture feature (COMPLETE trials)",
+                  height=260 * rows + 80, margin={"t": 90})
 
 
 # -- the report ------------------------------------------------------------------------------------------------
@@ -352,12 +442,12 @@ def build_report(runs: Sequence[A.Run], out: str | Path, js: str = "inline", n_b
     costs = [m for m in ("macs", "params", "latency_ms") if any(r.measured(m) for r in runs)]
     for cost in costs:
         rep.side_by_side([rep.figure(pareto_figure(A.pareto_points(r, ["top1", cost]),
-                                                   f"{lab}: top-1 vs {_label(cost)}"))
+                                                   f"{lab}: top-1 vs {NAMES[cost]}"))
                           for r, lab in zip(runs, labels)])
     if len(costs) >= 2:
         third = "latency_ms" if "latency_ms" in costs else costs[1]
         rep.side_by_side([rep.figure(pareto_figure(A.pareto_points(r, ["top1", "macs", third]),
-                                                   f"{lab}: top-1 vs MACs and {_label(third)} (3-D)"))
+                                                   f"{lab}: top-1 vs MACs and {NAMES[third]} (3-D)"))
                           for r, lab in zip(runs, labels)])
     if several:
         rep.add(rep.figure(pareto_overlay_figure({lab: A.pareto_points(r, ["top1", "macs"])
@@ -453,8 +543,7 @@ def build_report(runs: Sequence[A.Run], out: str | Path, js: str = "inline", n_b
 
 
 def _titled(fig: go.Figure, title: str) -> go.Figure:
-    fig.update_layout(title=title, height=max(360, fig.layout.height or 0))
-    return fig
+    return _style(fig, title=title, height=max(360, fig.layout.height or 0))
 
 
 def _or_note(rep: Report, make: Any, note: str) -> str:
@@ -470,19 +559,55 @@ def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
+def run_summary(run: A.Run) -> dict[str, Any]:
+    """The numbers of the report's summary table for ``run``: its space, objectives and epochs, and
+    :func:`mixnas.search.trial_counts` of its study, the function the search console's progress line and
+    summary print (so ``trained``, ``complete``, ``reused``, ``infeasible``, ``invalid``, ``requeued``,
+    ``pareto`` and ``best_top1`` agree with what ``mixnas search`` printed)."""
+    return {"space": run.space, "objectives": [f"{m}:{d}" for m, d in run.objectives], "epochs": run.max_epochs,
+            **trial_counts(run.trials, run.metrics, run.directions)}
+
+
+SUMMARY_COLUMNS = [  # (key, header); requeued / running / waiting only when some run has any
+    ("trials", "trials"), ("trained", "trained"), ("complete", "COMPLETE"), ("pruned", "pruned"),
+    ("failed", "failed"), ("reused", "re-used"), ("infeasible", "infeasible"), ("invalid", "invalid"),
+    ("requeued", "re-queued"), ("running", "running"), ("waiting", "waiting"), ("pareto", "Pareto"),
+    ("best_top1", "best top-1 (%)")]
+
+
+def _count(key: str, v: Any) -> str:
+    """A summary cell as the console writes it (best top-1 with two decimals, ``-`` when there is none)."""
+    return "-" if v is None else f"{v:.2f}" if key == "best_top1" else str(v)
+
+
 def _summary_table(runs: Sequence[A.Run], labels: Sequence[str]) -> str:
-    head = ("<tr><th>run</th><th>space</th><th>objectives</th><th>epochs</th><th>trials</th><th>COMPLETE</th>"
-            "<th>Pareto</th><th>pruned</th><th>infeasible / invalid</th><th>failed</th><th>best top-1</th></tr>")
+    data = [run_summary(r) for r in runs]
+    cols = [(k, h) for k, h in SUMMARY_COLUMNS if k not in ("requeued", "running", "waiting") or any(d[k] for d in data)]
+    head = ("<tr><th>run</th><th>space</th><th>objectives</th><th>epochs</th>"
+            + "".join(f"<th>{h}</th>" for _, h in cols) + "</tr>")
     body = []
-    for r, lab in zip(runs, labels):
-        c = {k: sum(1 for x in r.records if x["category"] == k) for k in A.CATEGORIES}
-        best = max((x["top1"] for x in r.complete() if x.get("top1") is not None), default=None)
-        body.append(f"<tr><td>{html.escape(lab)}</td><td>{html.escape(r.space)}</td>"
-                    f"<td>{html.escape(', '.join(f'{m}:{d}' for m, d in r.objectives))}</td><td>{r.max_epochs}</td>"
-                    f"<td>{len(r.records)}</td><td>{c['pareto'] + c['dominated']}</td><td>{c['pareto']}</td>"
-                    f"<td>{c['pruned']}</td><td>{c['infeasible']} / {c['invalid']}</td><td>{c['failed']}</td>"
-                    f"<td>{_fmt(best)}</td></tr>")
-    return f'<table class="trials"><thead>{head}</thead><tbody>{"".join(body)}</tbody></table>'
+    for d, lab in zip(data, labels):
+        body.append(f"<tr><td>{html.escape(lab)}</td><td>{html.escape(d['space'])}</td>"
+                    f"<td>{html.escape(', '.join(d['objectives']))}</td><td>{d['epochs']}</td>"
+                    + "".join(f'<td data-k="{k}">{_count(k, d[k])}</td>' for k, _ in cols)
+                    + "</tr>")
+    return (f'<table class="trials summary"><thead>{head}</thead><tbody>{"".join(body)}</tbody></table>'
+            '<p class="note">The counts of <code>mixnas search</code>\'s progress line and summary: trained = '
+            "COMPLETE + pruned + failed, the architectures trained (what <code>--trials</code> counts); re-used "
+            "repeats, infeasible and invalid candidates (never trained) and trials re-queued after a crash are "
+            "recorded but not counted; Pareto: the front of COMPLETE trials, one per architecture.</p>")
+
+
+TRIAL_COLUMNS = ["number", "category", "status", "top1", "macs", "params", "latency_ms", "fidelity", "wall_time_s",
+                 "digest", "architecture", "reason"]
+HEADERS = {"number": "trial", "top1": "top-1 (%)", "macs": "MACs (M)", "params": "params (M)",
+           "latency_ms": "latency (ms)", "fidelity": "epochs", "wall_time_s": "wall time (s)"}
+
+
+def table_columns(rows: Sequence[dict[str, Any]], cols: Sequence[str] = TRIAL_COLUMNS) -> list[str]:
+    """The columns of ``cols`` that some row fills (an unmeasured latency, reasons when no trial has one,
+    are left out); ``architecture`` (each row's link) always stays."""
+    return [c for c in cols if c == "architecture" or any(r.get(c) not in (None, "") for r in rows)]
 
 
 def _trials_table(run: A.Run, base: Path, trial_dir: Path) -> str:
@@ -490,11 +615,11 @@ def _trials_table(run: A.Run, base: Path, trial_dir: Path) -> str:
 
     from mixnas.config import ArchConfig
 
-    cols = ["number", "category", "status", "top1", "macs", "params", "latency_ms", "fidelity", "wall_time_s",
-            "digest", "architecture", "reason"]
-    head = "".join(f'<th onclick="sortTable(this)">{c}</th>' for c in cols)
+    rows = A.table_rows(run)
+    cols = table_columns(rows)
+    head = "".join(f'<th data-c="{c}" onclick="sortTable(this)">{HEADERS.get(c, c)}</th>' for c in cols)
     body = []
-    for row in A.table_rows(run):
+    for row in rows:
         link = ""
         target = row["pareto_file"]
         if target is not None and not Path(target).resolve().is_relative_to(base.resolve()):
@@ -522,7 +647,8 @@ def _trials_table(run: A.Run, base: Path, trial_dir: Path) -> str:
             v = row.get(c)
             sv = "" if v is None or v == "" else (repr(float(v)) if isinstance(v, float) else str(v))
             cls = ' class="l"' if c in ("category", "status", "digest", "reason") else ""
-            cells.append(f'<td{cls} data-v="{html.escape(sv)}">{html.escape(_fmt(v) if v not in (None, "") else "")}</td>')
+            shown = "" if v in (None, "") else f"{v * SCALE[c]:.3g}" if c in SCALE and _finite(v) else _fmt(v)
+            cells.append(f'<td{cls} data-v="{html.escape(sv)}">{html.escape(shown)}</td>')
         body.append(f'<tr class="{row["category"]}">' + "".join(cells) + "</tr>")
     return (f'<table class="trials" data-run="{html.escape(run.name)}"><thead><tr>{head}</tr></thead>'
             f"<tbody>{''.join(body)}</tbody></table>")

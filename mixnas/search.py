@@ -34,7 +34,7 @@ import math
 import os
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -512,13 +512,7 @@ class Search:
 
     def front(self, trials: list[Any] | None = None) -> list[Any]:
         """The Pareto-optimal COMPLETE trials (full fidelity), one per digest."""
-        done, seen = [], set()
-        for t in trials if trials is not None else self.trials():
-            if t.state.name == "COMPLETE" and t.user_attrs.get("digest") not in seen:
-                seen.add(t.user_attrs.get("digest"))
-                done.append(t)
-        idx = pareto_front([list(t.values) for t in done], self.directions)
-        return [done[i] for i in idx]
+        return front_trials(trials if trials is not None else self.trials(), self.directions)
 
     def common_fidelity_front(self, trials: list[Any] | None = None) -> tuple[int, list[tuple[Any, list[float]]]]:
         """The front at the highest fidelity every trained trial reached (COMPLETE and PRUNED alike):
@@ -541,38 +535,22 @@ class Search:
         idx = pareto_front([v for _, v in points], self.directions)
         return f, [points[i] for i in idx]
 
-    def counts(self, trials: list[Any] | None = None) -> dict[str, int]:
-        c = {"complete": 0, "pruned": 0, "failed": 0, "infeasible": 0, "running": 0}
-        for t in trials if trials is not None else self.trials():
-            status = t.user_attrs.get("status")
-            if t.state.name == "RUNNING":
-                c["running"] += 1
-            elif status in ("infeasible", "invalid"):
-                c["infeasible"] += 1
-            elif t.state.name == "COMPLETE":
-                c["complete"] += 1
-            elif t.state.name == "PRUNED":
-                c["pruned"] += 1
-            elif t.state.name == "FAIL" and not t.user_attrs.get("requeued"):
-                c["failed"] += 1
-        return c
+    def counts(self, trials: list[Any] | None = None) -> dict[str, Any]:
+        """:func:`trial_counts` of the study (what the progress line, the summary and the dashboard show)."""
+        return trial_counts(trials if trials is not None else self.trials(), [o.metric for o in self.objectives],
+                            self.directions)
 
     def progress(self) -> str:
         trials = self.trials()
         c = self.counts(trials)
-        done = self.counted
-        top1 = [t.user_attrs.get("objectives", {}).get("top1") for t in trials if t.state.name == "COMPLETE"]
-        top1 = [v for v in top1 if _finite(v)]
+        done = self.counted  # this driver's architectures trained (the study's, without --join: c["trained"])
         elapsed = time.time() - self.started
         left = max(0, self.settings.trials - done)
         rate = (done - self.counted_at_start) / elapsed if elapsed > 0 else 0.0
         eta = _fmt_time(left / rate) if rate > 0 and self.finished_here else "?"
-        best = f"{max(top1):.2f}" if top1 else "-"
         running = f"{len(self.live) - len(self.ready)} running" + (f", {len(self.ready)} ready" if self.ready else "")
-        return (f"trials {done}/{self.settings.trials} done, {running} | complete {c['complete']} "
-                f"pruned {c['pruned']} failed {c['failed']} infeasible {c['infeasible']} re-used {self.repeats} | "
-                f"best top1 {best} | "
-                f"Pareto {len(self.front(trials))} | elapsed {_fmt_time(elapsed)}, left ~{eta}"
+        return (f"trials {done}/{self.settings.trials} done, {running} | {counts_text(c)} | "
+                f"elapsed {_fmt_time(elapsed)}, left ~{eta}"
                 + (f" | study: {len(trials)} trials from {len({t.user_attrs.get('driver') for t in trials})} "
                    "drivers" if self.settings.join else ""))
 
@@ -660,17 +638,86 @@ class Search:
             self._lock = None
 
     def summary(self) -> str:
-        front = self.front()
-        lines = [f"Pareto front: {len(front)} architectures (complete trials, {self.max_epochs} epochs)"]
+        trials = self.trials()
+        front = self.front(trials)
+        lines = [f"trials: {counts_text(self.counts(trials), trained=True)}",
+                 f"Pareto front: {len(front)} architectures (complete trials, {self.max_epochs} epochs)"]
         lines.append("  trial  " + "  ".join(f"{o.metric:>12}" for o in self.objectives) + "  digest")
         for t in sorted(front, key=lambda t: t.values[0]):
             lines.append(f"  {t.number:5d}  " + "  ".join(f"{_short(v):>12}" for v in t.values)
                          + f"  {t.user_attrs['digest']}")
-        overhead = overhead_line(self.trials())
+        overhead = overhead_line(trials)
         if overhead:
             lines.append(overhead)
         lines.append(f"written: {self.out / 'trials.csv'}, {self.out / 'pareto.yaml'}")
         return "\n".join(lines)
+
+
+def front_trials(trials: Sequence[Any], directions: Sequence[str]) -> list[Any]:
+    """The Pareto-optimal COMPLETE trials (full fidelity) over their told values, one per digest (the first
+    trial of each architecture). A trial with fewer values than ``directions`` (a study read against another
+    record's objectives) has a missing value and is left out, as a NaN one is."""
+    done, seen = [], set()
+    for t in trials:
+        if t.state.name == "COMPLETE" and t.values is not None and t.user_attrs.get("digest") not in seen:
+            seen.add(t.user_attrs.get("digest"))
+            done.append(t)
+    n = len(directions)
+    idx = pareto_front([[t.values[i] if i < len(t.values) else None for i in range(n)] for t in done], list(directions))
+    return [done[i] for i in idx]
+
+
+COUNT_KEYS = ("trials", "trained", "complete", "pruned", "failed", "reused", "infeasible", "invalid", "requeued",
+              "running", "waiting", "pareto", "best_top1")
+
+
+def trial_counts(trials: Sequence[Any], metrics: Sequence[str], directions: Sequence[str]) -> dict[str, Any]:
+    """The numbers of a study that the search console (progress line, summary) and the dashboard both show,
+    from its trials alone: ``trials`` (every record), ``trained`` = ``complete + pruned + failed`` (the
+    architectures trained, what ``--trials`` counts: re-used repeats, infeasible and invalid candidates and
+    re-queued trials are recorded but not trained), ``reused`` (finished records that re-used a recorded
+    architecture's result, ``duplicate_of``, whatever its state; a repeat that waited for a trial that failed
+    included), ``infeasible``, ``invalid``, ``requeued`` (left RUNNING by a crashed driver, failed and their
+    parameters queued again), ``running``, ``waiting`` (queued, not yet asked), ``pareto`` (the size of
+    :func:`front_trials`) and ``best_top1`` (the best told top-1 of a COMPLETE trial; None when top-1 is not
+    an objective or nothing completed). Every record is in exactly one of ``trained``, ``reused``,
+    ``infeasible``, ``invalid``, ``requeued``, ``running`` and ``waiting``."""
+    c: dict[str, Any] = {k: 0 for k in COUNT_KEYS}
+    top1: list[float] = []
+    k = list(metrics).index("top1") if "top1" in metrics else None
+    for t in trials:
+        a, state = t.user_attrs, t.state.name
+        c["trials"] += 1
+        if state == "RUNNING":
+            c["running"] += 1
+        elif state not in FINISHED:
+            c["waiting"] += 1
+        elif a.get("status") in SKIPPED:
+            c[a["status"]] += 1
+        elif state == "FAIL" and a.get("requeued"):
+            c["requeued"] += 1
+        elif a.get("duplicate_of") is not None:
+            c["reused"] += 1
+        else:
+            c["trained"] += 1
+            c[{"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed"}[state]] += 1
+        if state == "COMPLETE" and k is not None and t.values is not None and k < len(t.values) \
+                and _finite(t.values[k]):
+            top1.append(float(t.values[k]))
+    c["pareto"] = len(front_trials(trials, directions))
+    c["best_top1"] = max(top1) if top1 else None
+    return c
+
+
+def counts_text(c: dict[str, Any], trained: bool = False) -> str:
+    """:func:`trial_counts` as the console writes it: ``complete 26 pruned 45 failed 0 infeasible 0 invalid 0
+    re-used 12 | best top1 80.02 | Pareto 11`` (``requeued N`` when there are any; ``trained``: led by ``N
+    trained``)."""
+    best = f"{c['best_top1']:.2f}" if c["best_top1"] is not None else "-"
+    return ((f"{c['trained']} trained | " if trained else "")
+            + f"complete {c['complete']} pruned {c['pruned']} failed {c['failed']} infeasible {c['infeasible']} "
+            f"invalid {c['invalid']} re-used {c['reused']}" + (f" requeued {c['requeued']}" if c["requeued"] else "")
+            + f" | best top1 {best} | Pareto {c['pareto']}")
 
 
 def slot_gaps(trials: list[Any]) -> list[float]:

@@ -73,7 +73,7 @@ def test_figure_functions_build_the_expected_traces(runs):
     edf = D.figure_json(D.edf_figure(A.design_space_edfs([run], n_boot=20), None))
     assert [t["fill"] if "fill" in t else "line" for t in edf["data"]] == ["toself", "line"]
     par = D.figure_json(D.parallel_figure(A.parallel_dims(run)))
-    assert par["data"][0]["type"] == "parcoords" and {d["label"] for d in par["data"][0]["dimensions"]} >= {"stem_dim"}
+    assert par["data"][0]["type"] == "parcoords" and {d["label"] for d in par["data"][0]["dimensions"]} >= {"stem dim"}
     imp = D.figure_json(D.importance_figure(A.importances(run)))
     assert imp["data"][0]["type"] == "bar" and imp["data"][0]["orientation"] == "h"
     trends = A.param_trends(run)
@@ -159,3 +159,157 @@ def test_report_renders_in_headless_chromium(runs, tmp_path):
     assert dom.count('class="main-svg"') >= info["figures"]
     png = browser.screenshot(out, tmp_path / "both.png", width=1200, height=1600)
     assert _png_colours(png) > 200  # not blank: plots, text and colour scales drew
+
+
+# -- the console's counts, legibility, empty columns ---------------------------------------------------------------
+
+COUNTS = re.compile(r"(?:trials (?P<done>\d+)/\d+ done, (?P<running>\d+) running|trials: (?P<trained>\d+) trained) \| "
+                    r"complete (?P<complete>\d+) pruned (?P<pruned>\d+) failed (?P<failed>\d+) "
+                    r"infeasible (?P<infeasible>\d+) invalid (?P<invalid>\d+) re-used (?P<reused>\d+)"
+                    r"(?: requeued (?P<requeued>\d+))? \| best top1 (?P<best_top1>[\d.]+|-) \| Pareto (?P<pareto>\d+)")
+
+
+def _console_numbers(line: str) -> dict[str, object]:
+    """The numbers of a console progress line (``trials 14/14 done, 0 running | complete ...``) or of the
+    summary's counts line (``trials: 14 trained | complete ...``)."""
+    m = COUNTS.search(line)
+    assert m, f"not a progress or summary line: {line}"
+    got: dict[str, object] = {k: int(v) for k, v in m.groupdict().items() if v is not None and k != "best_top1"}
+    got["trained"] = got.pop("done", got.get("trained"))
+    got.pop("running", None)
+    got.setdefault("requeued", 0)
+    got["best_top1"] = None if m["best_top1"] == "-" else float(m["best_top1"])
+    return got
+
+
+def test_dashboard_counts_are_the_consoles(tmp_path):
+    """A run with every kind of record (infeasible candidates under a low max_macs, invalid ones of a patch
+    size that does not divide the image, re-used repeats, failed trials of NaN top-1, pruned ones, and a trial
+    re-queued after a crash): the dashboard's summary numbers are the console's, from the last progress line
+    and the summary the search printed."""
+    space = write_space(tmp_path, "0.09M", "mixed")
+    space.write_text(space.read_text().replace("patch_size: 4,", "patch_size: {choice: [4, 5]},"))  # 5: invalid
+    out = tmp_path / "run"
+    lines: list[str] = []
+    settings = SearchSettings(space=str(space), out=str(out), trials=10, sampler="random", scheduler="moasha", seed=4)
+    search = Search(settings, log=lines.append)
+    LocalRunner(search, fake_body(nan_dims=(8,))).run()
+    # a crash leaves one trial RUNNING; the resumed search fails and re-queues it, then trains 4 more
+    search = Search(SearchSettings(**{**settings.to_dict(), "resume": True}), log=lines.append)
+    stuck = search.study.ask()
+    stuck.suggest_categorical("arch.stem.dim", [8, 16, 24])
+    stuck.suggest_categorical("arch.stem.patch_size", [4, 5])
+    search.release()
+    search = Search(SearchSettings(**{**settings.to_dict(), "resume": True, "trials": 14}), log=lines.append)
+    LocalRunner(search, fake_body(nan_dims=(8,))).run()
+    summary = search.summary()
+
+    console = _console_numbers(lines[-1])
+    assert console["best_top1"] is not None
+    assert _console_numbers(summary.splitlines()[0]) == console
+    assert f"Pareto front: {console['pareto']} architectures" in summary
+
+    data = D.run_summary(A.load_run(out))
+    for key, value in console.items():
+        assert data[key] == (value if key != "best_top1" else pytest.approx(value, abs=0.005)), key
+    # every kind of record is there, and they add up
+    assert min(data[k] for k in ("complete", "pruned", "failed", "infeasible", "invalid", "reused", "requeued")) >= 1
+    assert data["trained"] == data["complete"] + data["pruned"] + data["failed"] == search.counted == 14
+    assert data["trials"] == sum(data[k] for k in ("trained", "reused", "infeasible", "invalid", "requeued",
+                                                   "running", "waiting"))
+    run = A.load_run(out)
+    assert data["pareto"] == sum(r["category"] == "pareto" for r in run.records) == len(search.front())
+
+    # the HTML summary table shows these numbers
+    page_out = tmp_path / "r.html"
+    D.build_report([run], page_out, n_boot=20)
+    table = re.search(r'<table class="trials summary">(.*?)</table>', page_out.read_text(), re.S).group(1)
+    cells = dict(re.findall(r'<td data-k="(\w+)">([^<]*)</td>', table))
+    for key in ("trained", "complete", "pruned", "failed", "reused", "infeasible", "invalid", "requeued", "pareto"):
+        assert cells[key] == str(data[key]), key
+    assert cells["best_top1"] == f"{console['best_top1']:.2f}" == f"{data['best_top1']:.2f}"
+
+
+@pytest.mark.parametrize("path, label", [
+    ("arch.stages.token_mixer.strip.strip_width", "token mixer · strip · strip width"),
+    ("arch.stages.token_mixer", "token mixer"),
+    ("arch.stages.depth", "depth"),
+    ("arch.stages[1].depth", "stage 2 · depth"),
+    ("arch.stem.patch_size", "stem · patch size"),
+    ("arch.stages.channel_mixer.mlp.channel_hidden_dim", "channel mixer · mlp · channel hidden dim"),
+    ("depth[0]", "depth (stage 1)"),
+    ("stem_dim", "stem dim"),
+    ("layout", "layout"),
+])
+def test_param_label(path, label):
+    assert D.param_label(path) == label
+
+
+def test_importance_labels_are_readable(tmp_path):
+    space = write_space(tmp_path, "10M", "mixed")
+    out = tmp_path / "run"
+    LocalRunner(Search(SearchSettings(space=str(space), out=str(out), trials=14, sampler="random",
+                                      scheduler="none", seed=3)), noisy_body()).run()
+    groups = A.importances(A.load_run(out))
+    assert len(groups) >= 2 and any("arch.stages.token_mixer = " in g["subset"] for g in groups)
+    fig = D.figure_json(D.importance_figure(groups))
+    labels = [y for t in fig["data"] for y in t["y"]]
+    assert labels and not any("arch." in y or "_" in y for y in labels)
+    assert any(y.startswith("token mixer · strip · strip width [") for y in labels)
+    names = [t["name"] for t in fig["data"]]
+    assert not any("arch." in n for n in names) and any("token mixer = " in n for n in names)
+    assert fig["layout"]["font"]["size"] >= 12 and fig["layout"]["yaxis"]["automargin"] is True
+    one = D.figure_json(D.importance_figure(groups[:1]))  # one subset: no [k] tags
+    assert not any("[" in y for y in one["data"][0]["y"])
+
+
+def test_3d_pareto_is_legible(runs):
+    run = A.load_run(runs["mixer"])
+    fig = D.figure_json(D.pareto_figure(A.pareto_points(run, ["top1", "macs", "params"])))
+    scene = fig["layout"]["scene"]
+    assert [scene[a]["title"]["text"] for a in ("xaxis", "yaxis", "zaxis")] == ["MACs (M)", "parameters (M)",
+                                                                                 "top-1 (%)"]
+    for a in ("xaxis", "yaxis", "zaxis"):
+        assert scene[a]["title"]["font"]["size"] >= 14 and scene[a]["tickfont"]["size"] >= 12
+    assert scene["xaxis"]["type"] == "log" and scene["zaxis"]["type"] == "linear"
+    assert scene["aspectmode"] == "cube" and scene["camera"]["eye"]["z"] < scene["camera"]["eye"]["x"]
+    assert fig["layout"]["font"]["size"] >= 13 and fig["layout"]["height"] >= 560
+    # 3-D markers are font glyphs, drawn larger than 2-D ones: 5 to 7 px read like 2-D's 8 to 11 (screenshot)
+    sizes = {t["name"]: t["marker"]["size"] for t in fig["data"]}
+    assert sizes["Pareto front"] == max(sizes.values()) >= 7 and min(sizes.values()) >= 5
+    strip = D.figure_json(D.pareto_figure(A.pareto_points(A.load_run(runs["strip"]), ["top1", "macs", "params"])))
+    symbols = {t["name"].split(" ")[0]: t["marker"]["symbol"] for t in strip["data"]}
+    assert symbols["infeasible"] == "cross"  # "x" is the emoji U+274C in 3-D: a box without an emoji font
+    front = next(t for t in fig["data"] if t["name"] == "Pareto front")
+    macs = [r["macs"] for r in A.pareto_points(run, ["top1", "macs", "params"])["front"]]
+    assert front["x"] == pytest.approx([m / 1e6 for m in macs])  # plotted in millions, as the title says
+    two = D.figure_json(D.pareto_figure(A.pareto_points(run, ["top1", "macs"])))
+    assert two["layout"]["xaxis"]["title"]["text"] == "MACs (M)" and two["layout"]["yaxis"]["title"]["text"] == "top-1 (%)"
+
+
+def test_unmeasured_latency_is_hidden(runs, tmp_path):
+    run = A.load_run(runs["mixer"])
+    assert not run.measured("latency_ms")
+    out = tmp_path / "r.html"
+    D.build_report([run], out, n_boot=20)
+    page = out.read_text()
+    table = page.split('data-run="run_mixer"')[1].split("</table>")[0]
+    heads = re.findall(r'<th data-c="(\w+)" onclick="sortTable\(this\)">([^<]+)</th>', table)
+    assert "latency_ms" not in dict(heads) and {"top1", "macs", "params", "architecture"} <= set(dict(heads))
+    assert dict(heads)["macs"] == "MACs (M)" and "latency" not in table
+    figures = [fig for fig in re.findall(r'Plotly\.newPlot\(\s*"fig\d+",\s*(\[.*?\]),\s*(\{.*?\}),\s*\{"displaylogo"',
+                                         page, re.S)]
+    assert figures and not any("latency" in layout for _, layout in figures)  # no latency axis or title
+    assert not any("latency" in data for data, _ in figures)  # nor in hover text
+    assert D.table_columns([{"number": 1, "latency_ms": None, "reason": ""}]) == ["number", "architecture"]
+
+
+@pytest.mark.parametrize("values, dtick", [
+    ([0.015, 0.05, 0.13], "D2"),  # about a decade: 1, 2, 5 per decade, not 1..9 labelled by their digit
+    ([0.02, 0.04, 0.08], None),  # under a decade: plotly's own full-number ticks
+    ([1.0, 50.0, 1e6], 1),  # many decades: powers of ten
+    ([], None),
+])
+def test_log_axis_labels_full_numbers(values, dtick):
+    axis = D.log_axis(values + [None, float("nan")])
+    assert axis["type"] == "log" and axis["tickformat"] == "~g" and axis.get("dtick") == dtick
