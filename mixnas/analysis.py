@@ -162,7 +162,7 @@ def open_run_study(run: Path, doc: dict[str, Any]) -> tuple[str, str, list[Any]]
     except MixnasError as err:
         raise MixnasError(f"{where}: {err}") from None
     except Exception as err:  # noqa: BLE001 - Optuna / SQLAlchemy on a damaged database: many error types
-        first = (str(err).strip().splitlines() or [""])[0][:200]
+        first = " ".join((str(err).strip().splitlines() or [""])[0].split())[:200]
         raise MixnasError(f"{where}: cannot read study {name!r}: {type(err).__name__}: {first}") from None
     return url, where, trials
 
@@ -183,7 +183,7 @@ def _check_sqlite(path: Path) -> None:
             con.close()
     except (sqlite3.Error, ValueError) as err:  # a damaged file: also names that are not UTF-8
         raise MixnasError(f"{path}: not a readable SQLite study database ({type(err).__name__}: "
-                          f"{str(err)[:100]})") from None
+                          f"{' '.join(str(err).split())[:100]})") from None
     missing = {"studies", "trials", "trial_values", "trial_user_attributes", "version_info"} - tables
     if missing:
         raise MixnasError(f"{path}: not an Optuna study database (no table {', '.join(sorted(missing))})")
@@ -644,8 +644,8 @@ def importances(run: Run, metric: str = "top1", min_trials: int = 4, seed: int =
         try:
             imp = {p: float(v) for p, v in optuna_io.param_importances(
                 sub, [d for _, d in run.objectives], params, index, seed=seed).items()}
-        except (RuntimeError, ValueError):  # fANOVA on trials of one value ("zero total variance"): no ranking
-            continue
+        except (RuntimeError, ValueError, ArithmeticError, AssertionError):
+            continue  # fANOVA fails on trials of one value ("zero total variance") or of extreme ones: no ranking
         out.append({"subset": _subset_label(subset, trials), "n": len(sub), "of": len(trials),
                     "importances": dict(sorted(imp.items(), key=lambda kv: -kv[1]))})
     return out

@@ -424,7 +424,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except MixnasError as err:
-        print(f"mixnas {args.command}: error: {err}", file=sys.stderr)
+        line = " ".join(part.strip() for part in str(err).splitlines() if part.strip())  # one line, always
+        print(f"mixnas {args.command}: error: {line}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
         print("mixnas: interrupted", file=sys.stderr)

@@ -938,7 +938,8 @@ def load_space(path: str | Path) -> Space:
     task = _parse_task(ctx, top.get("task"), top.loc("task"))
     constraints = _parse_constraints(ctx, top.get("constraints"), top.loc("constraints"))
     if "arch" not in top:
-        raise ctx.fail(top.start, "arch", "missing: describe the architectures to search under 'arch'")
+        raise ctx.fail(top.start, "arch", f"{data.missing('arch')}: describe the architectures to search under "
+                                          "'arch'")
     arch = _check_keys(ctx, top["arch"], "arch", ARCH_KEYS, top.loc("arch"))
     layout = _slot(ctx, arch, "layout", "arch.layout", "isotropic", _choice_check(LAYOUTS))
     layouts = layout.domain.values()

@@ -300,7 +300,7 @@ def parse_study(data: Any, source: Path | None) -> Study:
     _check_keys(data, TOP_KEYS, "")
     for req in ("base", "factors", "seeds"):
         if req not in data:
-            raise LocatedError(data.start, "", f"missing required key {req!r}")
+            raise LocatedError(data.start, "", f"required key {req!r} {data.missing(req)}")
     name = data.get("name") or (source.stem if source else "study")
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.+-]+", name):
         raise _err(data, "name", "name", "must be a file-name-safe string (letters, digits, _ . + -)")
@@ -311,11 +311,21 @@ def parse_study(data: Any, source: Path | None) -> Study:
         raise _err(data, "task", "task", "needs a dataset (e.g. fashion-mnist, imagefolder, digits)")
     from mixnas.data import get_dataset
 
+    if not isinstance(task["dataset"], str):
+        raise _err(task, "dataset", "task.dataset", "expected a dataset name (e.g. fashion-mnist, cifar100, digits)")
     try:
         get_dataset(task["dataset"])
     except MixnasError as err:
         raise _err(task, "dataset", "task.dataset", str(err)) from None
     task_d = {k: task[k] for k in TASK_KEYS if task.get(k) is not None}
+    from mixnas.config import LIMITS
+
+    for key in ("image_size", "in_channels", "num_classes"):
+        v, top = task_d.get(key), LIMITS[f"input.{key}"]
+        if key in task_d and (isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= top):
+            raise _err(task, key, f"task.{key}", f"expected an integer from 1 to {top}, found {str(v)[:40]}")
+    if "data_dir" in task_d and not isinstance(task_d["data_dir"], str):
+        raise _err(task, "data_dir", "task.data_dir", "expected a folder path")
     if not isinstance(task_d.get("test_eval", False), bool):
         raise _err(task, "test_eval", "task.test_eval", "must be true or false (evaluate the final model on the "
                                                         "dataset's test split, reported as test_top1)")

@@ -322,8 +322,16 @@ class Table:
         if not isinstance(self.build, dict) or not isinstance(self.build.get("settings"), dict):
             raise LocatedError((str(build), 1), "", "expected a mapping with a 'settings' mapping (the build's "
                                                     "settings, as `mixnas bench build` writes them)")
+        if self.build.get("jobs", {}) is None:
+            del self.build["jobs"]  # the card reads the planned job counts from it
+        for key, kind in (("jobs", dict), ("architectures", int)):
+            if self.build.get(key) is not None and (isinstance(self.build[key], bool)
+                                                    or not isinstance(self.build[key], kind)):
+                raise LocatedError(self.build.loc(key), key, "expected " + ("a mapping of settings to job counts"
+                                                                            if kind is dict else "an integer"))
         settings = self.build["settings"]
-        problem = settings_problem(settings)
+        problem = settings_problem(settings) or (None if "space" in settings else
+                                                 ("space", "missing: the space file the table was built from"))
         if problem is not None:
             raise LocatedError(settings.loc(problem[0]), f"settings.{problem[0]}", problem[1])
         self.settings = BuildSettings.from_dict(settings)

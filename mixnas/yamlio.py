@@ -51,6 +51,11 @@ class LocDict(dict):
         super().__init__(*args, **kwargs)
         self.locs: dict[Any, Loc] = {}
         self.start: Loc | None = None
+        self.extends: tuple[str, ...] = ()  # the files a top-level mapping was merged over (load_extended)
+
+    def missing(self, key: str) -> str:
+        """``missing`` for a top-level key, naming the files it was looked for in when the file extends others."""
+        return f"missing (nor set in {', '.join(self.extends)}, which it extends)" if self.extends else "missing"
 
     def loc(self, key: Any) -> Loc | None:
         return self.locs.get(key, self.start)
@@ -341,6 +346,7 @@ def load_extended(path: str | Path, what: str, keys: tuple[str, ...], rebase: tu
         return data
     parents = data["extends"] if isinstance(data["extends"], list) else [data["extends"]]
     base: Any = None
+    sources: dict[str, Any] = {}
     for parent in parents:  # a list merges its files left to right, then this file over them
         if not isinstance(parent, str):
             raise LocatedError(data.loc("extends"), "extends", "expected a relative file path or a list of them")
@@ -356,6 +362,7 @@ def load_extended(path: str | Path, what: str, keys: tuple[str, ...], rebase: tu
             raise LocatedError(data.loc("extends"), "extends", f"{why} (relative to {path.parent}); extends names "
                                                                f"{what} files")
         loaded = load_extended(ppath, what, keys, rebase, own, seen + (path.resolve(),))
+        sources[parent] = loaded
         for key in own:
             loaded.pop(key, None)
         for key in rebase:
@@ -366,4 +373,8 @@ def load_extended(path: str | Path, what: str, keys: tuple[str, ...], rebase: tu
     child = LocDict({k: v for k, v in data.items() if k != "extends"})
     child.locs = {k: v for k, v in data.locs.items() if k != "extends"}
     child.start = data.start
-    return merge(base, child)
+    merged = merge(base, child)
+    merged.extends = tuple(dict.fromkeys(f for parent in parents for f in
+                                         (str(path.parent / parent),
+                                          *getattr(sources.get(parent), "extends", ()))))
+    return merged

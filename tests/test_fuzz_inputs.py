@@ -17,7 +17,8 @@ readers (fvcore counting, model building, ONNX writing) are stubbed.
 The assertion for every input: the exit status is 0 or 2, no exception escapes, and a 2 comes with exactly
 one non-empty stderr line that names the file. ``space check`` and ``search --dry-run`` must agree (the check
 rejects everything the search would reject before launch). The counts are printed at the end of the session
-(``fuzz inputs: N tried, ...``); ``MIXNAS_FUZZ_SCALE`` multiplies the mutation counts (for long local runs).
+(``fuzz inputs: N tried, ...``); ``MIXNAS_FUZZ_SCALE`` multiplies the mutation counts and ``MIXNAS_FUZZ_SEED``
+replaces the seed (for long local runs).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ import yaml
 from mixnas.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
-SEED = 15  # the issue's number; every slot derives its own stream from it
+SEED = int(os.environ.get("MIXNAS_FUZZ_SEED", "15"))  # the issue's number; every slot derives its own stream
 SCALE = float(os.environ.get("MIXNAS_FUZZ_SCALE", "1"))
 TOTALS: Counter[str] = Counter()
 
@@ -664,3 +665,49 @@ def test_yaml_reader_keeps_plain_data(tmp_path):
     f = tmp_path / "x.yaml"
     f.write_bytes(b"\xef\xbb\xbfa: 2024-01-01\nb: &k [1, 2]\nc: *k\nd: -9223372036854775808\ne: 1.5e+300\n")
     assert load_located(f) == {"a": "2024-01-01", "b": [1, 2], "c": [1, 2], "d": -2**63, "e": 1.5e300}
+
+
+# -- what the fuzz found, pinned ----------------------------------------------------------------------------------
+
+
+def _edited_run(fixtures: dict[str, Path], tmp_path: Path, sql: str) -> Path:
+    """A copy of the tiny run with one SQL statement applied to its study."""
+    run = tmp_path / "run"
+    shutil.copytree(fixtures["run"] / "run", run)
+    con = sqlite3.connect(run / "study.db")
+    con.execute(sql)
+    con.commit()
+    con.close()
+    return run
+
+
+def test_dashboard_of_a_run_whose_trials_all_tie(fixtures, tmp_path, capsys):
+    """fANOVA refuses trials of one value ("zero total variance"): the importance section is left out, the
+    report is written (found by the fuzz: an SQL edit setting every value alike)."""
+    run = _edited_run(fixtures, tmp_path, "UPDATE trial_values SET value = 50")
+    assert main(["dashboard", str(run), "-o", str(tmp_path / "r.html"), "--bootstrap", "10"]) == 0, \
+        capsys.readouterr().err
+
+
+def test_damaged_trial_attribute_is_named(fixtures, tmp_path, capsys):
+    run = _edited_run(fixtures, tmp_path, "UPDATE trial_user_attributes SET value_json = '[1, 2]' WHERE key = 'arch'")
+    for argv in (["dashboard", str(run), "-o", str(tmp_path / "r.html")],
+                 ["export", str(run), "--trial", "0", "--onnx", str(tmp_path / "x.onnx")]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"{run / 'study.db'}: trial 0: user attribute 'arch': expected dict" in err
+
+
+def test_study_recipe_mistake_is_located_in_the_recipe(fixtures, tmp_path, capsys):
+    """A paper study extends a proxy study and a recipe file: a bad recipe value is reported at the recipe's
+    line, not at the factor whose level first failed."""
+    tree = tmp_path / "tree"
+    shutil.copytree(fixtures["tree"], tree)
+    recipe = tree / "studies" / "paper" / "_recipe_cifar100.yaml"
+    text = recipe.read_text()
+    assert "  cutmix_alpha: 1.0" in text
+    recipe.write_text(text.replace("  cutmix_alpha: 1.0", "  cutmix_alpha: [1, 2]"))
+    line = 1 + recipe.read_text().splitlines().index("  cutmix_alpha: [1, 2]")
+    assert main(["study", "check", str(tree / "studies" / "paper" / "strip_mlp_table9_branches_cifar100.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert f"{recipe}:{line}: train.cutmix_alpha: cutmix_alpha must be a non-negative number" in err, err
