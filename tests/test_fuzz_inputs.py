@@ -310,17 +310,22 @@ def fuzz_slot(slot: Slot, scratch: Path, capsys) -> None:
         f"\n... and {len(problems) - 15} more" if len(problems) > 15 else "") + f"\n(inputs kept in {scratch}/kept)"
 
 
+class _Totals:
+    """Prints the counts in pytest's terminal summary (shown without ``-s``)."""
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        if TOTALS["inputs"]:
+            terminalreporter.write_line(
+                f"fuzz inputs: {TOTALS['inputs']} tried ({TOTALS['tried']} command runs): exit 0 {TOTALS['exit 0']}, "
+                f"exit 2 {TOTALS['exit 2']}, tracebacks {TOTALS['tracebacks']}")
+
+
 @pytest.fixture(scope="module", autouse=True)
 def report_totals(request):
+    manager = request.config.pluginmanager
+    if not manager.has_plugin("mixnas-fuzz-totals"):
+        manager.register(_Totals(), "mixnas-fuzz-totals")
     yield
-    line = (f"fuzz inputs: {TOTALS['inputs']} tried ({TOTALS['tried']} command runs): exit 0 {TOTALS['exit 0']}, "
-            f"exit 2 {TOTALS['exit 2']}, tracebacks {TOTALS['tracebacks']}")
-    reporter = request.config.pluginmanager.getplugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line("")
-        reporter.write_line(line)
-    else:
-        print(line, file=sys.stderr)
 
 
 REAL_REPORT_EVERY = 8  # one dashboard in eight draws the full report (plotly costs ~2 s); the others compute its data
