@@ -41,7 +41,7 @@ METRICS = ("top1", "macs", "params", "latency_ms")
 LABELS = {"top1": "top-1 (%)", "macs": "MACs", "params": "parameters", "latency_ms": "latency (ms)",
           "error": "error (%)"}
 DIRECTIONS = {"top1": "max", "macs": "min", "params": "min", "latency_ms": "min"}
-CATEGORIES = ("pareto", "dominated", "pruned", "infeasible", "failed", "invalid", "duplicate", "running")
+CATEGORIES = ("pareto", "dominated", "pruned", "infeasible", "failed", "invalid", "duplicate", "requeued", "running")
 
 
 @dataclass
@@ -209,7 +209,8 @@ def load_run(path: str | Path) -> Run:
 ATTR_KINDS: dict[str, tuple[type, ...]] = {
     "status": (str,), "digest": (str,), "fail_reason": (str,), "reason": (str,), "invalid": (str,),
     "fidelity": (int, float), "wall_time_s": (int, float), "params": (int, float), "macs": (int, float),
-    "latency_ms": (int, float), "duplicate_of": (int,), "seed": (int,), "objectives": (dict,), "arch": (dict,)}
+    "latency_ms": (int, float), "duplicate_of": (int,), "seed": (int,), "objectives": (dict,), "arch": (dict,),
+    "requeued": (bool,)}
 
 
 def checked_attrs(t: Any, where: str) -> dict[str, Any]:
@@ -225,7 +226,7 @@ def checked_attrs(t: Any, where: str) -> dict[str, Any]:
 
     for key, kinds in ATTR_KINDS.items():
         v = a.get(key)
-        if v is not None and (isinstance(v, bool) or not isinstance(v, kinds)):
+        if v is not None and ((isinstance(v, bool) and bool not in kinds) or not isinstance(v, kinds)):
             raise bad(key, " or ".join(k.__name__ for k in kinds) + " or null")
     for v in (a.get("objectives") or {}).values():
         if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
@@ -264,7 +265,7 @@ def trial_records(trials: Sequence[Any], objectives: Sequence[tuple[str, str]],
         rec = {"number": t.number, "state": t.state.name, "status": a.get("status", ""),
                "digest": a.get("digest", ""), "fidelity": a.get("fidelity"), "duplicate_of": a.get("duplicate_of"),
                "wall_time_s": a.get("wall_time_s"), "arch": arch, "params_opt": dict(t.params),
-               "reason": a.get("fail_reason", a.get("reason", ""))}
+               "reason": a.get("fail_reason", a.get("reason", "")), "requeued": bool(a.get("requeued"))}
         for m in METRICS:
             v = obj.get(m, a.get(m))
             rec[m] = float(v) if _finite(v) else None
@@ -282,7 +283,9 @@ def trial_records(trials: Sequence[Any], objectives: Sequence[tuple[str, str]],
 def classify(records: list[dict[str, Any]], objectives: Sequence[tuple[str, str]]) -> None:
     """Set ``record["category"]``: ``pareto`` / ``dominated`` for COMPLETE trials (the front over the run's
     objectives, one record per architecture as in ``pareto.yaml``), else ``duplicate`` (a re-used result),
-    ``pruned``, ``infeasible``, ``invalid``, ``failed`` or ``running``."""
+    ``pruned``, ``infeasible``, ``invalid``, ``requeued`` (a crashed driver's trial, failed and re-queued on
+    resume: its parameters ran again as another trial, so it is counted apart and not plotted as a failure, as
+    in the search's own counts), ``failed`` or ``running``."""
     complete = []
     for r in records:
         status = r.get("status")
@@ -297,6 +300,8 @@ def classify(records: list[dict[str, Any]], objectives: Sequence[tuple[str, str]
             complete.append(r)
         elif r["state"] == "PRUNED":
             r["category"] = "pruned"
+        elif r.get("requeued"):
+            r["category"] = "requeued"
         else:
             r["category"] = "failed"
     seen: set[str] = set()

@@ -216,9 +216,9 @@ def test_load_run_errors_are_one_line(tmp_path):
     with pytest.raises(MixnasError, match="not a search run folder"):
         A.load_run(tmp_path)
     (tmp_path / "search.yaml").write_text("settings: {}\n")
-    with pytest.raises(MixnasError, match="not a search.yaml"):
+    with pytest.raises(MixnasError, match="a search.yaml written by mixnas search is a mapping"):
         A.load_run(tmp_path)
     (tmp_path / "search.yaml").write_text("settings: {}\nresolved: {study_name: x, objectives: [top1:max], "
                                           f"storage: 'sqlite:///{tmp_path}/missing.db'}}\n")
-    with pytest.raises(MixnasError, match="does not exist"):
+    with pytest.raises(MixnasError, match="missing.db: the study database is missing"):
         A.load_run(tmp_path)

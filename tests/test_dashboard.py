@@ -219,6 +219,9 @@ def test_dashboard_counts_are_the_consoles(tmp_path):
                                                    "running", "waiting"))
     run = A.load_run(out)
     assert data["pareto"] == sum(r["category"] == "pareto" for r in run.records) == len(search.front())
+    # the plots' categories agree too: the re-queued trial is not drawn as a failure
+    assert sum(r["category"] == "requeued" for r in run.records) == data["requeued"]
+    assert sum(r["category"] == "failed" for r in run.records) == data["failed"]
 
     # the HTML summary table shows these numbers
     page_out = tmp_path / "r.html"
