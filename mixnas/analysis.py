@@ -183,7 +183,8 @@ def _check_sqlite(path: Path) -> None:
             con.close()
     except (sqlite3.Error, ValueError) as err:  # a damaged file: also names that are not UTF-8
         raise MixnasError(f"{path}: not a readable SQLite study database ({type(err).__name__}: "
-                          f"{' '.join(str(err).split())[:100]})") from None
+                          f"{' '.join(str(err).split())[:100]}); it was left as it is (read only): restore it "
+                          "from a copy") from None
     missing = {"studies", "trials", "trial_values", "trial_user_attributes", "version_info"} - tables
     if missing:
         raise MixnasError(f"{path}: not an Optuna study database (no table {', '.join(sorted(missing))})")
