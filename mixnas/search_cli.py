@@ -141,9 +141,7 @@ def recorded_value(record: dict, flag: str) -> object:
 
 
 def _same(flag: str, given: object, recorded: object, record: dict) -> bool:
-    if flag == "space":
-        return recorded is not None and Path(str(given)).resolve() == Path(str(recorded)).resolve()
-    if flag == "table":
+    if flag in ("space", "table"):  # the same file, however its path is written
         return recorded is not None and Path(str(given)).resolve() == Path(str(recorded)).resolve()
     if flag == "sampler":  # "auto" was resolved: either name is the same search
         return given in (recorded, record["resolved"].get("sampler"))

@@ -71,21 +71,12 @@ def test_a_damaged_search_record_is_named(tmp_path, capsys):
         assert err.count("\n") == 1 and "search.yaml" in err and "Traceback" not in err
 
 
-STUDY = """\
-name: tiny
-base: {base}
-task: {{dataset: digits, image_size: 16}}
-train: {{epochs: 1, batch_size: 64}}
-factors:
-  strip_width: {{path: "stages[0].token_mixer.strip_width", levels: [1, 3]}}
-seeds: 1
-"""
-
-
 def _study(tmp_path: Path) -> Path:
-    base = Path(__file__).resolve().parent.parent / "examples" / "strip_mlp_1m_fmnist.yaml"
+    """test_study_run's tiny study at one seed: two trials."""
+    from test_study_run import TINY
+
     path = tmp_path / "tiny.yaml"
-    path.write_text(STUDY.format(base=base))
+    path.write_text(TINY.replace("seeds: 2", "seeds: 1"))
     return path
 
 
