@@ -35,6 +35,7 @@ from typing import Any
 from mixnas import optuna_io
 from mixnas.errors import MixnasError
 from mixnas.pareto import hypervolume, pareto_front
+from mixnas.util import is_finite
 from mixnas.yamlio import LocatedError, exists, is_dir, is_file, load_located
 
 METRICS = ("top1", "macs", "params", "latency_ms")
@@ -71,11 +72,8 @@ class Run:
         return [r for r in self.records if r["category"] in ("pareto", "dominated")]
 
     def measured(self, metric: str) -> bool:
-        return any(_finite(r.get(metric)) for r in self.records)
+        return any(is_finite(r.get(metric)) for r in self.records)
 
-
-def _finite(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 # -- loading ---------------------------------------------------------------------------------------------------
@@ -269,10 +267,10 @@ def trial_records(trials: Sequence[Any], objectives: Sequence[tuple[str, str]],
                "reason": a.get("fail_reason", a.get("reason", "")), "requeued": bool(a.get("requeued"))}
         for m in METRICS:
             v = obj.get(m, a.get(m))
-            rec[m] = float(v) if _finite(v) else None
+            rec[m] = float(v) if is_finite(v) else None
         if t.state.name == "COMPLETE" and t.values is not None:  # the told values are authoritative
             for (m, _), v in zip(objectives, t.values):
-                rec[m] = float(v) if _finite(v) else None
+                rec[m] = float(v) if is_finite(v) else None
         rec["start_s"] = (t.datetime_start - t0).total_seconds() if t0 and t.datetime_start else None
         rec["end_s"] = (t.datetime_complete - t0).total_seconds() if t0 and t.datetime_complete else None
         rec["features"] = arch_features(arch) if isinstance(arch, dict) else {}
@@ -385,7 +383,7 @@ def pareto_points(run: Run, metrics: Sequence[str]) -> dict[str, Any]:
     the lower fidelity they reached), and ``infeasible`` / ``failed`` records that have the cost metrics (their
     top-1 is unknown: the figure places them below the others)."""
     dirs = [DIRECTIONS[m] for m in metrics]
-    has = [r for r in run.records if all(_finite(r.get(m)) for m in metrics)]
+    has = [r for r in run.records if all(is_finite(r.get(m)) for m in metrics)]
     complete = [r for r in has if r["category"] in ("pareto", "dominated")]
     idx = set(pareto_front([[r[m] for m in metrics] for r in complete], dirs))
     out: dict[str, Any] = {"metrics": list(metrics),
@@ -394,7 +392,7 @@ def pareto_points(run: Run, metrics: Sequence[str]) -> dict[str, Any]:
     out["pruned"] = [r for r in has if r["category"] == "pruned"]
     costs = [m for m in metrics if m != "top1"]  # never trained (or no result): placed by their costs alone
     for cat in ("infeasible", "failed"):
-        out[cat] = [r for r in run.records if r["category"] == cat and all(_finite(r.get(m)) for m in costs)]
+        out[cat] = [r for r in run.records if r["category"] == cat and all(is_finite(r.get(m)) for m in costs)]
     return out
 
 
@@ -404,7 +402,7 @@ def reference_point(runs: Sequence[Run]) -> tuple[list[float], list[float]]:
     objs = runs[0].objectives
     ideal, ref = [], []
     for m, d in objs:
-        vals = [r[m] for run in runs for r in run.complete() if _finite(r.get(m))]
+        vals = [r[m] for run in runs for r in run.complete() if is_finite(r.get(m))]
         if not vals:
             ideal.append(0.0)
             ref.append(1.0)
@@ -537,7 +535,7 @@ def design_space_edfs(runs: Sequence[Run], normalize: bool = False, n_boot: int 
     ``{"grid": [...], "runs": {name: {"F", "lo", "hi", "n", "weights", "macs", "errors"}}, "note": str}``."""
     samples = []
     for run in runs:
-        rs = [r for r in run.complete() if _finite(r.get("top1")) and _finite(r.get("macs"))]
+        rs = [r for r in run.complete() if is_finite(r.get("top1")) and is_finite(r.get("macs"))]
         samples.append((run, [100.0 - r["top1"] for r in rs], [r["macs"] for r in rs]))
     samples = [s for s in samples if s[1]]
     if not samples:
@@ -575,7 +573,7 @@ def run_label(run: Run, runs: Sequence[Run]) -> str:
 
 
 def _sort_key(v: Any) -> tuple:
-    return (0, float(v), "") if _finite(v) else (1, 0.0, str(v))
+    return (0, float(v), "") if is_finite(v) else (1, 0.0, str(v))
 
 
 def varying_features(records: Sequence[dict[str, Any]]) -> list[str]:
@@ -589,7 +587,7 @@ def varying_features(records: Sequence[dict[str, Any]]) -> list[str]:
 def param_trends(run: Run, metric: str = "top1") -> dict[str, dict[str, Any]]:
     """For each varying architecture feature: the COMPLETE trials' ``metric`` per value of the feature
     (``values``, ``points`` per value, and ``n``, ``mean``, ``median``, ``min``, ``max``, ``q25``, ``q75``)."""
-    rs = [r for r in run.complete() if _finite(r.get(metric))]
+    rs = [r for r in run.complete() if is_finite(r.get(metric))]
     out = {}
     for feat in varying_features(rs):
         groups: dict[Any, list[float]] = {}
@@ -609,7 +607,7 @@ def parallel_dims(run: Run, metric: str = "top1") -> dict[str, Any]:
     """Parallel-coordinates data over the COMPLETE trials: one ordinal axis per varying feature (its distinct
     values sorted, numbers numerically; ``n/a`` where a conditional feature does not exist), and ``color``
     (the metric) per trial."""
-    rs = [r for r in run.complete() if _finite(r.get(metric))]
+    rs = [r for r in run.complete() if is_finite(r.get(metric))]
     dims = []
     for feat in varying_features(rs):
         raw = [r["features"].get(feat, "n/a") for r in rs]

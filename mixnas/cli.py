@@ -15,6 +15,7 @@ from typing import Any, NoReturn
 
 from mixnas import __version__
 from mixnas.errors import MixnasError
+from mixnas.util import human
 
 MAC_NOTE = "MACs: 1 MAC = 1 multiply-add (what MLP papers call FLOPs), counted by fvcore at batch size 1."
 
@@ -35,15 +36,6 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], right: S
     out += [line(r) for r in cells[1:]]
     return "\n".join(out)
 
-
-def human(n: float | None, unit: str = "") -> str:
-    """12_620_000_000 -> '12.62G'."""
-    if n is None:
-        return "—"
-    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "K")):
-        if abs(n) >= scale:
-            return f"{n / scale:.2f}{suffix}{unit}"
-    return f"{n:g}{unit}"
 
 
 def rel_diff(measured: float, reported: float | None) -> float | None:

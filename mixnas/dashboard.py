@@ -31,6 +31,7 @@ from mixnas import analysis as A
 from mixnas import optuna_io
 from mixnas.errors import MixnasError
 from mixnas.search import trial_counts
+from mixnas.util import is_finite, short_number
 
 STYLE = {  # category -> marker (sizes in pixels, 2-D and 3-D alike); pareto points also get the front's line
     "pareto": {"color": "#d62728", "symbol": "circle", "size": 11, "line": {"color": "black", "width": 1}},
@@ -58,7 +59,7 @@ CAMERA_3D = {"eye": {"x": 1.5, "y": 1.5, "z": 0.75}, "center": {"x": 0, "y": 0, 
 def _hover(records: Sequence[dict[str, Any]], shown: Sequence[str] = METRICS) -> tuple[list[list[Any]], str]:
     """Hover text: trial, state, fidelity, digest, the ``shown`` metrics (those measured), the architecture."""
     custom = [[r["number"], r.get("digest", ""), r["summary"], r["category"], r.get("fidelity")]
-              + [_fmt(r.get(m)) for m in shown] for r in records]
+              + [short_number(r.get(m)) for m in shown] for r in records]
     unit = {"latency_ms": " ms", "top1": " %"}
     values = " | ".join(f"{NAMES[m]} %{{customdata[{5 + i}]}}{unit.get(m, '')}" for i, m in enumerate(shown))
     template = ("trial %{customdata[0]} (%{customdata[3]}, %{customdata[4]} epochs)<br>digest %{customdata[1]}"
@@ -68,17 +69,14 @@ def _hover(records: Sequence[dict[str, Any]], shown: Sequence[str] = METRICS) ->
 
 def _shown(records: Sequence[dict[str, Any]]) -> list[str]:
     """The metrics some of ``records`` have (an unmeasured latency is left out of hover text)."""
-    return [m for m in METRICS if any(_finite(r.get(m)) for r in records)]
+    return [m for m in METRICS if any(is_finite(r.get(m)) for r in records)]
 
-
-def _finite(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def _v(r: dict[str, Any], m: str) -> Any:
     """A record's metric as plotted (MACs and parameters in millions)."""
     v = r.get(m)
-    return v * SCALE[m] if m in SCALE and _finite(v) else v
+    return v * SCALE[m] if m in SCALE and is_finite(v) else v
 
 
 def log_axis(values: Sequence[Any]) -> dict[str, Any]:
@@ -86,7 +84,7 @@ def log_axis(values: Sequence[Any]) -> dict[str, Any]:
     more plotly puts ticks at 1, 2, ..., 9 per decade labelled by the digit alone (0.02, 0.03 read ``2``,
     ``3``); here they are 1, 2, 5 per decade (every power of ten beyond 4 decades), labelled in full. On a
     shorter axis (data within 3/4 of a decade, plus plotly's padding) plotly's own ticks are full numbers."""
-    pos = [float(v) for v in values if _finite(v) and v > 0]
+    pos = [float(v) for v in values if is_finite(v) and v > 0]
     span = math.log10(max(pos) / min(pos)) if pos else 0.0
     ticks = {"dtick": 1} if span > 4 else {"dtick": "D2"} if span >= 0.75 else {}
     return {"type": "log", "tickformat": "~g", **ticks}
@@ -122,15 +120,6 @@ def _param_labels_in(text: str) -> str:
     """Every ``arch.`` parameter path inside ``text`` (a subset's description) as :func:`param_label`."""
     return re.sub(r"arch\.[\w.\[\]]*\w\]?", lambda m: param_label(m.group(0)), text)
 
-
-def _fmt(v: Any) -> str:
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return "-"
-    if isinstance(v, (int, float)) and abs(v) >= 1e5:
-        return f"{v / 1e6:.3g}M"
-    if isinstance(v, float) and abs(v) >= 1e3:
-        return f"{v:.0f}"
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
 def pareto_figure(points: dict[str, Any], title: str = "") -> go.Figure:
@@ -552,7 +541,7 @@ def _or_note(rep: Report, make: Any, note: str) -> str:
 
 
 def _vals(xs: Sequence[float]) -> str:
-    return ", ".join(_fmt(float(x)) for x in xs)
+    return ", ".join(short_number(float(x)) for x in xs)
 
 
 def _safe(name: str) -> str:
@@ -647,7 +636,7 @@ def _trials_table(run: A.Run, base: Path, trial_dir: Path) -> str:
             v = row.get(c)
             sv = "" if v is None or v == "" else (repr(float(v)) if isinstance(v, float) else str(v))
             cls = ' class="l"' if c in ("category", "status", "digest", "reason") else ""
-            shown = "" if v in (None, "") else f"{v * SCALE[c]:.3g}" if c in SCALE and _finite(v) else _fmt(v)
+            shown = "" if v in (None, "") else f"{v * SCALE[c]:.3g}" if c in SCALE and is_finite(v) else short_number(v)
             cells.append(f'<td{cls} data-v="{html.escape(sv)}">{html.escape(shown)}</td>')
         body.append(f'<tr class="{row["category"]}">' + "".join(cells) + "</tr>")
     return (f'<table class="trials" data-run="{html.escape(run.name)}"><thead><tr>{head}</tr></thead>'

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import math
 import os
 import time
@@ -49,6 +50,7 @@ from mixnas.pareto import pareto_front
 from mixnas.provenance import code_version
 from mixnas.space import InvalidCandidate, LaunchPlan, MixerNode, Space, launch_check, load_space
 from mixnas.trial import Candidate, Outcome, Stopper, forget_data, load_data, run_candidate  # noqa: F401 (re-exported)
+from mixnas.util import atomic_write_text, duration, is_finite, plain, short_number
 
 METRICS = ("top1", "macs", "params", "latency_ms")
 SCHEDULERS = ("moasha", "asha", "none")
@@ -131,14 +133,6 @@ def grid_of(space: Space) -> dict[str, list[Any]]:
     return grid
 
 
-def _finite(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _fmt_time(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else \
-        f"{seconds // 60}:{seconds % 60:02d}"
 
 
 def prelaunch(settings: SearchSettings, space: Space) -> tuple[LaunchPlan, str]:
@@ -308,7 +302,7 @@ class Search:
                "space": self.space.raw if isinstance(self.space.raw, dict) else {},
                "code": code_version()}
         name = "search.yaml" if not self.settings.resume else "search.resume.yaml"
-        _atomic_write(self.out / name, yaml.safe_dump(_plain(doc), sort_keys=False))
+        atomic_write_text(self.out / name, yaml.safe_dump(plain(doc), sort_keys=False))
 
     def log(self, line: str) -> None:
         if self.settings.record:
@@ -463,7 +457,7 @@ class Search:
         objectives = self.objective_values(digest, curve)
         attrs = {**outcome.info, "curve": curve, "fidelity": fidelity, "objectives": objectives,
                  "wall_time_s": round(outcome.wall_time_s, 3)}
-        bad = [k for k, v in objectives.items() if not _finite(v)]
+        bad = [k for k, v in objectives.items() if not is_finite(v)]
         if outcome.status == "completed" and fidelity >= self.max_epochs and not bad:
             state, status, reason = "COMPLETE", "completed", ""
         elif outcome.status in ("stopped", "completed") and not bad and fidelity < self.max_epochs:
@@ -480,7 +474,7 @@ class Search:
         if reason:
             attrs["fail_reason" if state == "FAIL" else "reason"] = reason
         for k, v in attrs.items():
-            trial.set_user_attr(k, _plain(v))
+            trial.set_user_attr(k, plain(v))
         values = [float(objectives[o.metric]) for o in self.objectives] if state == "COMPLETE" else None
         self._tell(trial, state, values)
         self.finished_here += 1
@@ -495,7 +489,7 @@ class Search:
                 dup.set_user_attr("fail_reason", f"waited for trial {number}, which failed")
                 self._tell(dup, "FAIL", kind="repeat")
         self.log(f"trial {number}: {state} ({status}) fidelity {fidelity}/{self.max_epochs} "
-                 + " ".join(f"{k}={_short(v)}" for k, v in objectives.items()) + (f" - {reason}" if reason else ""))
+                 + " ".join(f"{k}={short_number(v)}" for k, v in objectives.items()) + (f" - {reason}" if reason else ""))
         if self.settings.record and time.monotonic() - self._written_at >= self.write_every_s:
             self._written_at = time.monotonic()
             self.write_outputs()
@@ -547,10 +541,10 @@ class Search:
         elapsed = time.time() - self.started
         left = max(0, self.settings.trials - done)
         rate = (done - self.counted_at_start) / elapsed if elapsed > 0 else 0.0
-        eta = _fmt_time(left / rate) if rate > 0 and self.finished_here else "?"
+        eta = duration(left / rate) if rate > 0 and self.finished_here else "?"
         running = f"{len(self.live) - len(self.ready)} running" + (f", {len(self.ready)} ready" if self.ready else "")
         return (f"trials {done}/{self.settings.trials} done, {running} | {counts_text(c)} | "
-                f"elapsed {_fmt_time(elapsed)}, left ~{eta}"
+                f"elapsed {duration(elapsed)}, left ~{eta}"
                 + (f" | study: {len(trials)} trials from {len({t.user_attrs.get('driver') for t in trials})} "
                    "drivers" if self.settings.join else ""))
 
@@ -580,22 +574,17 @@ class Search:
         keys: list[str] = []
         for r in rows:
             keys += [k for k in r if k not in keys]
-        tmp = self.out / "trials.csv.tmp"
-        try:
-            with open(tmp, "w", newline="") as fh:
-                w = csv.DictWriter(fh, fieldnames=keys)
-                w.writeheader()
-                w.writerows(rows)
-            os.replace(tmp, self.out / "trials.csv")
-        except OSError:
-            tmp.unlink(missing_ok=True)  # trials.csv keeps its last complete version
-            raise
+        text = io.StringIO(newline="")
+        w = csv.DictWriter(text, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+        atomic_write_text(self.out / "trials.csv", text.getvalue())  # keeps its last complete version on failure
         front = self.front(trials)
         if [t.number for t in front] != self._written_front or not (self.out / "pareto.yaml").exists():
             self._write_front(front)
         if self.settings.common_fidelity_front:
             f, points = self.common_fidelity_front(trials)
-            _atomic_write(self.out / "pareto_common_fidelity.yaml", yaml.safe_dump(_plain(
+            atomic_write_text(self.out / "pareto_common_fidelity.yaml", yaml.safe_dump(plain(
                 {"study": self.study_name, "objectives": [str(o) for o in self.objectives], "fidelity": f,
                  "pareto": [{"trial": t.number, "digest": t.user_attrs["digest"], "state": t.state.name,
                              "objectives": dict(zip([o.metric for o in self.objectives], v)),
@@ -611,11 +600,11 @@ class Search:
             name = f"trial_{t.number:05d}.yaml"
             names.add(name)
             if not (pdir / name).exists():  # a trial's architecture never changes
-                _atomic_write(pdir / name, arch.to_yaml())
+                atomic_write_text(pdir / name, arch.to_yaml())
             entries.append({"trial": t.number, "digest": t.user_attrs["digest"],
                             "objectives": {o.metric: t.values[i] for i, o in enumerate(self.objectives)},
                             "file": f"pareto/{name}", "arch": arch.to_dict()})
-        _atomic_write(self.out / "pareto.yaml", yaml.safe_dump(_plain(
+        atomic_write_text(self.out / "pareto.yaml", yaml.safe_dump(plain(
             {"study": self.study_name, "objectives": [str(o) for o in self.objectives], "fidelity": self.max_epochs,
              "pareto": entries}), sort_keys=False))
         for stale in pdir.glob("trial_*.yaml"):
@@ -644,7 +633,7 @@ class Search:
                  f"Pareto front: {len(front)} architectures (complete trials, {self.max_epochs} epochs)"]
         lines.append("  trial  " + "  ".join(f"{o.metric:>12}" for o in self.objectives) + "  digest")
         for t in sorted(front, key=lambda t: t.values[0]):
-            lines.append(f"  {t.number:5d}  " + "  ".join(f"{_short(v):>12}" for v in t.values)
+            lines.append(f"  {t.number:5d}  " + "  ".join(f"{short_number(v):>12}" for v in t.values)
                          + f"  {t.user_attrs['digest']}")
         overhead = overhead_line(trials)
         if overhead:
@@ -702,7 +691,7 @@ def trial_counts(trials: Sequence[Any], metrics: Sequence[str], directions: Sequ
             c["trained"] += 1
             c[{"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed"}[state]] += 1
         if state == "COMPLETE" and k is not None and t.values is not None and k < len(t.values) \
-                and _finite(t.values[k]):
+                and is_finite(t.values[k]):
             top1.append(float(t.values[k]))
     c["pareto"] = len(front_trials(trials, directions))
     c["best_top1"] = max(top1) if top1 else None
@@ -745,7 +734,7 @@ def overhead_line(trials: list[Any]) -> str | None:
     in the same worker."""
     gaps = slot_gaps(trials)
     walls = [t.user_attrs["wall_time_s"] for t in trials
-             if "duplicate_of" not in t.user_attrs and _finite(t.user_attrs.get("wall_time_s"))
+             if "duplicate_of" not in t.user_attrs and is_finite(t.user_attrs.get("wall_time_s"))
              and t.user_attrs.get("wall_time_s", 0) > 0]
     if not gaps or not walls:
         return None
@@ -754,24 +743,6 @@ def overhead_line(trials: list[Any]) -> str | None:
             f"{mean_gap / mean_trial:.1%} of the mean trial time ({mean_trial:.1f} s)")
 
 
-def _short(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.2f}" if abs(v) < 1e5 else f"{v:.3g}"
-    if isinstance(v, int) and abs(v) >= 10**5:
-        return f"{v / 1e6:.2f}M"
-    return str(v)
-
-
-def _plain(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if obj is None or isinstance(obj, (bool, int, float, str)):
-        return obj
-    return str(obj)
 
 
 LOCK_FILE = ".mixnas.lock"
@@ -800,16 +771,6 @@ def lock_run_folder(out: Path) -> Any:
     fh.flush()
     return fh
 
-
-def _atomic_write(path: Path, text: str) -> None:
-    """Write through a temporary file: a reader (or a full disk) never sees half a file."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    except OSError:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 class LocalRunner:

@@ -198,8 +198,8 @@ def _check_space_unchanged(space: Path, recorded: object, out: Path) -> None:
     first YAML path that differs."""
     if not isinstance(recorded, dict) or not recorded:
         return  # an older record without the space's text: nothing to compare with
-    from mixnas.search import _plain
     from mixnas.space import load_space
+    from mixnas.util import plain as _plain
 
     now = _plain(load_space(str(space)).raw)
     path = _first_difference(now, recorded)

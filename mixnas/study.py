@@ -42,7 +42,7 @@ import yaml
 from mixnas.config import ArchConfig
 from mixnas.errors import ArchError, MixnasError, did_you_mean
 from mixnas.train import TrainConfig
-from mixnas.yamlio import LocatedError, LocDict, LocList, load_extended, loads_located
+from mixnas.yamlio import LocatedError, LocDict, LocList, load_extended, loads_located, plain
 
 TOP_KEYS = ("name", "description", "extends", "base", "task", "train", "factors", "baseline", "seeds", "objectives",
             "paper", "resources")
@@ -201,7 +201,7 @@ def apply_level(arch: dict[str, Any], train: dict[str, Any], factors: list[Facto
                 train[path[len("train."):]] = value
             else:
                 for _, container, key in _expand(arch, path, sections=isinstance(value, dict)):
-                    container[key] = _plain(value)
+                    container[key] = plain(value)
 
 
 # -- loading and validation ------------------------------------------------------------------------------------
@@ -243,7 +243,7 @@ def _named_levels(spec: LocDict, fpath: str, fname: str, base_dict: dict[str, An
             if isinstance(v, list):
                 raise _err(assign, p, f"{lpath}.{p}", "a value must be a single value or a mapping (a section)")
             _check_path(assign, p, f"{lpath}.{p}", p, base_dict, train_fields, sections=isinstance(v, dict))
-        settings[lname] = _plain(dict(assign))
+        settings[lname] = plain(dict(assign))
     return Factor(fname, tuple(sorted({p for a in settings.values() for p in a})), tuple(settings), settings)
 
 
@@ -274,13 +274,6 @@ def _find_base(ref: str, source: Path | None) -> str:
             return str(candidate)
     return ref
 
-
-def _plain(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {k: _plain(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_plain(v) for v in obj]
-    return obj
 
 
 def load_study(path: str | Path) -> Study:
@@ -335,12 +328,12 @@ def parse_study(data: Any, source: Path | None) -> Study:
     _check_keys(train, train_fields, "train")
     if "seed" in train:
         raise _err(train, "seed", "train.seed", "set the seeds with the top-level 'seeds:' list")
-    train_d = _plain(dict(train))
+    train_d = plain(dict(train))
 
     base = data["base"]
     if isinstance(base, dict):
         try:
-            base_arch = ArchConfig.from_dict(_plain(base), "base")
+            base_arch = ArchConfig.from_dict(plain(base), "base")
         except ArchError as err:
             raise _err(data, "base", "", str(err)) from None
         base_ref = base_arch.name or "base"
@@ -387,7 +380,7 @@ def parse_study(data: Any, source: Path | None) -> Study:
                 raise _err(levels, i, f"{fpath}.levels[{i}]", "a level must be a single value")
         if len({json.dumps(v) for v in levels}) != len(levels):
             raise _err(spec, "levels", f"{fpath}.levels", "repeats a level")
-        factors.append(Factor(fname, tuple(paths), tuple(_plain(levels))))
+        factors.append(Factor(fname, tuple(paths), tuple(plain(levels))))
 
     baseline: dict[str, Any] = {f.name: f.levels[0] for f in factors}
     if "baseline" in data:

@@ -13,7 +13,6 @@ recorded and retried on the next run. :func:`report` reads the result files and 
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -24,6 +23,7 @@ import yaml
 
 from mixnas.errors import MixnasError
 from mixnas.study import Study, StudyTrial, level_label, materialise
+from mixnas.util import atomic_write_json
 
 
 def result_path(run_dir: Path, key: str) -> Path:
@@ -43,13 +43,6 @@ def read_result(run_dir: Path, key: str) -> dict[str, Any] | None:
         raise MixnasError(f"{p}: not a result file (expected a JSON object with a 'status'); it was left as it "
                           "is: restore it, or delete it to train that trial again")
     return rec
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
 
 
 def trial_config(study: Study, t: StudyTrial, number: int, data_dir: str | None = None) -> dict[str, Any]:
@@ -138,7 +131,7 @@ def _run_study(study: Study, run_dir: Path, resume: bool, data_dir: str | None, 
         if t.arch.digest() not in costs:
             costs[t.arch.digest()] = complexity(t.arch)
         rec = trial_record(t, outcome, costs[t.arch.digest()])
-        _write_json(result_path(run_dir, t.key), rec)
+        atomic_write_json(result_path(run_dir, t.key), rec, indent=1)
         ended[0] += 1
         elapsed = time.perf_counter() - t_start
         eta = elapsed / ended[0] * (len(todo) - ended[0])

@@ -44,7 +44,7 @@ class LevelStats:
     paper_rank: float | None = None  # the level's place in the order the paper's text states (1 = worst)
 
 
-def _finite(values: Sequence[float | None]) -> list[float]:
+def finite_values(values: Sequence[float | None]) -> list[float]:
     """The values that are numbers: None, NaN and +-inf are missing seeds, not measurements."""
     out = []
     for v in values:
@@ -67,7 +67,7 @@ def summarise(values: Sequence[float | None], confidence: float = 0.95) -> tuple
     NaN, +-inf and None are missing seeds (a diverged or unfinished run), not values: they are dropped and not
     counted in ``n``, so ``[80, nan, 82]`` summarises as two seeds, and ``[nan]`` as no value at all
     (``(0, None, None, None, None)``) instead of a NaN mean that would render as a number."""
-    xs = _finite(values)
+    xs = finite_values(values)
     n = len(xs)
     if n == 0:
         return 0, None, None, None, None
@@ -82,7 +82,7 @@ def summarise(values: Sequence[float | None], confidence: float = 0.95) -> tuple
 def welch_p(a: Sequence[float], b: Sequence[float]) -> float | None:
     """Two-sided Welch's t-test p-value over the finite values (as :func:`summarise`); None when either side
     has fewer than two values or both are constant."""
-    a, b = _finite(a), _finite(b)
+    a, b = finite_values(a), finite_values(b)
     if len(a) < 2 or len(b) < 2:
         return None
     if max(a) == min(a) and max(b) == min(b):
@@ -183,7 +183,7 @@ def power_line(values: dict[str, Sequence[float]], baseline: str) -> str | None:
     """What this run could separate with the report's test (two-sided Welch's t-test): the detectable difference
     at the pooled seed std, and the seeds it would take to separate the largest observed difference from the
     baseline. Missing seeds (NaN) are left out, as in :func:`summarise`."""
-    values = {k: _finite(xs) for k, xs in values.items()}
+    values = {k: finite_values(xs) for k, xs in values.items()}
     groups = [xs for xs in values.values() if len(xs) >= 2]
     if not groups or len(values.get(baseline, [])) < 1:
         return None

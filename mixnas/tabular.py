@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import io
 import json
 import math
 import os
@@ -48,6 +49,7 @@ import yaml
 
 from mixnas.config import ArchConfig
 from mixnas.errors import MixnasError
+from mixnas.util import atomic_write_text
 
 TABLE_FILE, BUILD_FILE, PLAN_FILE, CARD_FILE = "table.jsonl.gz", "build.yaml", "plan.csv", "CARD.md"
 SPACE_FILE = "space.yaml"  # the space as resolved (extends merged), so the table folder stands alone
@@ -168,13 +170,12 @@ def train_config(settings: BuildSettings, space: Any, job: Job) -> dict[str, Any
 
 
 def write_plan(out: Path, jobs: list[Job]) -> None:
-    tmp = out / (PLAN_FILE + ".tmp")
-    with open(tmp, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["key", "setting", "digest", "seed", "epochs", "fraction"])
-        for j in jobs:
-            w.writerow([j.key, j.setting, j.digest, j.seed, j.epochs, j.fraction])
-    os.replace(tmp, out / PLAN_FILE)
+    text = io.StringIO(newline="")
+    w = csv.writer(text)
+    w.writerow(["key", "setting", "digest", "seed", "epochs", "fraction"])
+    for j in jobs:
+        w.writerow([j.key, j.setting, j.digest, j.seed, j.epochs, j.fraction])
+    atomic_write_text(out / PLAN_FILE, text.getvalue())
 
 
 # -- the table file: gzip members appended one record at a time ---------------------------------------------
@@ -440,9 +441,7 @@ def build(settings: BuildSettings, out: str | Path, *, given: set[str] = frozens
         doc = {"settings": settings.to_dict(), "space_file": SPACE_FILE, "architectures": len(archs),
                "jobs": {s: sum(1 for j in jobs if j.setting == s) for s in SETTINGS}, "code": code_version(),
                "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        tmp = out / (BUILD_FILE + ".tmp")
-        tmp.write_text(yaml.safe_dump(doc, sort_keys=False))
-        os.replace(tmp, out / BUILD_FILE)
+        atomic_write_text(out / BUILD_FILE, yaml.safe_dump(doc, sort_keys=False))
     write_plan(out, jobs)
     table = out / TABLE_FILE
     done = set()

@@ -62,6 +62,7 @@ from mixnas.data.loader import Augment, BatchLoader
 from mixnas.errors import MixnasError, did_you_mean
 from mixnas.network import build_model
 from mixnas.provenance import code_version, environment
+from mixnas.util import atomic_write_json, finite_or_none
 
 STATUSES = ("completed", "diverged", "timeout", "stopped", "interrupted", "failed")
 NO_DECAY_NAMES = ("pos_embed", "cls_token", "relative_position", "rel_pos")
@@ -368,17 +369,6 @@ def evaluate(model: nn.Module, split: Split, data: DataSplits, *, batch_size: in
     return {"loss": loss_sum / n, "top1": 100.0 * correct / n, "images": n}
 
 
-def write_json(path: Path, obj: Any) -> None:
-    """Write JSON atomically (a reader never sees half a file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, allow_nan=False, default=str) + "\n")
-    os.replace(tmp, path)
-
-
-def _finite_or_none(x: float) -> float | None:
-    return x if math.isfinite(x) else None
-
 
 # -- checkpoints ------------------------------------------------------------------------------------------------
 
@@ -533,7 +523,7 @@ def train(arch: ArchConfig, data: DataSplits, cfg: TrainConfig | None = None, ca
             if status is not None:
                 result.status = status
             if metrics_path is not None:
-                write_json(metrics_path, result.to_dict())
+                atomic_write_json(metrics_path, result.to_dict())
 
         step = 0
         try:
@@ -622,7 +612,7 @@ def train(arch: ArchConfig, data: DataSplits, cfg: TrainConfig | None = None, ca
             if final_eval:
                 test = evaluate(model, data.test, data, batch_size=cfg.eval_batch_size, bf16=cfg.bf16, device=device,
                                 crop_pct=cfg.eval_crop_pct)
-                result.test = {"loss": _finite_or_none(test["loss"]), "top1": test["top1"], "images": test["images"]}
+                result.test = {"loss": finite_or_none(test["loss"]), "top1": test["top1"], "images": test["images"]}
             if checkpoint_path is not None:
                 result.checkpoint = str(checkpoint_path)
                 result.wall_time_s = time.perf_counter() - t_start

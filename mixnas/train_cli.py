@@ -176,10 +176,11 @@ def _is_space_file(ref: str) -> bool:
 
 
 def cmd_proxy(args: argparse.Namespace) -> int:
-    from mixnas.cli import format_table, human
+    from mixnas.cli import format_table
     from mixnas.data import get_dataset, load_dataset
     from mixnas.models import looks_like_file, resolve_arch
     from mixnas.proxies import check_proxies, proxy_batch, score_arch
+    from mixnas.util import human
 
     _threads(args.threads)
     proxies = check_proxies([p.strip() for p in args.proxies.split(",") if p.strip()])

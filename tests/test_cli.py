@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from mixnas.cli import format_table, human, main
+from mixnas.cli import format_table, main
+from mixnas.util import human
 
 SPACES = Path(__file__).resolve().parents[1] / "search_spaces"
 
