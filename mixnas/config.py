@@ -54,6 +54,10 @@ POS_EMBEDS = ("none", "learned")
 LIMITS = {"input.image_size": 4096, "input.in_channels": 1024, "input.num_classes": 1_000_000,
           "stem.patch_size": 1024, "stem.dim": 8192, "stem.kernel_size": 1024, "stem.padding": 1024,
           "depth": 64, "dim": 8192}
+# Field metadata: ``choices`` lists a text field's values, ``min`` / ``max`` bound a number where the space
+# language's domains are checked against other bounds than its defaults (an integer from 1 to its LIMITS
+# entry, a float from 0); ``omit_default`` leaves a later field out of ``to_dict`` while it holds its default.
+# The space language (mixnas/space.py) reads its keys, defaults and checks from these fields.
 
 
 @dataclass(frozen=True)
@@ -100,12 +104,12 @@ class StemSpec:
     patch_size: int = 16
     dim: int = 768
     bias: bool = True
-    norm: str = "none"
+    norm: str = field(default="none", metadata={"choices": NORMS})
     # conv, or cross_scale: RaftMLP's cross-scale MLP embedding (kernels patch and 2 x patch)
-    kind: str = field(default="conv", metadata={"omit_default": True})
-    kernel_size: int = field(default=0, metadata={"omit_default": True})  # 0: the patch size
-    padding: int = field(default=0, metadata={"omit_default": True})
-    act: str = field(default="none", metadata={"omit_default": True})
+    kind: str = field(default="conv", metadata={"omit_default": True, "choices": STEMS})
+    kernel_size: int = field(default=0, metadata={"omit_default": True, "min": 0})  # 0: the patch size
+    padding: int = field(default=0, metadata={"omit_default": True, "min": 0})
+    act: str = field(default="none", metadata={"omit_default": True, "choices": STEM_ACTS})
 
     @property
     def kernel(self) -> int:
@@ -128,12 +132,12 @@ class StageSpec:
     dim: int
     token_mixer: MixerSpec
     channel_mixer: MixerSpec
-    downsample: str = "none"
-    norm: str = "layernorm"
-    drop_path: float = 0.0
+    downsample: str = field(default="none", metadata={"choices": DOWNSAMPLES})
+    norm: str = field(default="layernorm", metadata={"choices": NORMS})
+    drop_path: float = field(default=0.0, metadata={"max": 0.99})
     # initial per-channel scale of both residual branches (ResMLP, CaiT); 0: none
-    layer_scale: float = field(default=0.0, metadata={"omit_default": True})
-    token_norm: str = field(default="same", metadata={"omit_default": True})
+    layer_scale: float = field(default=0.0, metadata={"omit_default": True, "max": 1e6})
+    token_norm: str = field(default="same", metadata={"omit_default": True, "choices": TOKEN_NORMS})
 
     @property
     def token_mixer_norm(self) -> str:
@@ -144,9 +148,9 @@ class StageSpec:
 class HeadSpec:
     """Final norm, pooling (mean over tokens or the class token), dropout and a linear classifier."""
 
-    norm: str = "layernorm"
-    pool: str = "mean"
-    dropout: float = 0.0
+    norm: str = field(default="layernorm", metadata={"choices": NORMS})
+    pool: str = field(default="mean", metadata={"choices": POOLS})
+    dropout: float = field(default=0.0, metadata={"max": 0.99})
 
 
 @dataclass(frozen=True)
@@ -157,9 +161,9 @@ class ArchConfig:
     input: InputSpec = field(default_factory=InputSpec)
     stem: StemSpec = field(default_factory=StemSpec)
     head: HeadSpec = field(default_factory=HeadSpec)
-    layout: str = "isotropic"
+    layout: str = field(default="isotropic", metadata={"choices": LAYOUTS})
     class_token: bool = False
-    pos_embed: str = "none"
+    pos_embed: str = field(default="none", metadata={"choices": POS_EMBEDS})
     cross_stage_fusion: bool = False
     name: str = field(default="", compare=False)  # a label: not part of equality or the digest
 

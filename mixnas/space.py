@@ -38,23 +38,12 @@ import math
 import random
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import Field, dataclass, field, fields, is_dataclass
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, get_type_hints
 
-from mixnas.config import (
-    DOWNSAMPLES,
-    LAYOUTS,
-    NORMS,
-    POOLS,
-    POS_EMBEDS,
-    ArchConfig,
-    HeadSpec,
-    InputSpec,
-    MixerSpec,
-    StageSpec,
-    StemSpec,
-)
+from mixnas.config import LIMITS, ArchConfig, InputSpec, MixerSpec, StageSpec
 from mixnas.errors import ArchError, MixnasError, did_you_mean
 from mixnas.registry import MixerContext, MixerFamily, Param, mixer_families
 from mixnas.yamlio import Loc, LocatedError, LocDict, LocList, load_extended
@@ -64,8 +53,39 @@ from mixnas.yamlio import Loc, LocatedError, LocDict, LocList, load_extended
 OBJECTIVES = {"top1": "max", "macs": "min", "params": "min", "latency_ms": "min"}
 TRAIN_KEYS = ("epochs", "batch_size", "lr", "weight_decay", "warmup_epochs", "label_smoothing", "fraction",
               "bf16", "max_minutes", "grad_clip", "val_fraction", "adamw")
-STAGE_FIELDS = ("depth", "dim", "norm", "drop_path", "downsample", "token_mixer", "channel_mixer")
 DEFAULT_TIE = ("token_mixer", "channel_mixer")
+
+# -- the keys of the language, read from the ArchConfig dataclasses ----------------------------------------
+# Every field of a config part is a key of its section (arch.stem, arch.head, arch.stages, arch itself; the
+# input's fields are task keys), with the field's default and type, and the values its metadata allows
+# (mixnas/config.py): an option added to ArchConfig is searchable by construction.
+
+
+@cache
+def field_kinds(cls: type) -> dict[str, type]:
+    """The resolved type of each field of a config dataclass (``str``, ``int``, ``MixerSpec``, ...)."""
+    return get_type_hints(cls)
+
+
+def _scalar_fields(cls: type) -> list[Field]:
+    """The fields holding one plain value (the ``name`` label, which is no part of equality, left out)."""
+    kinds = field_kinds(cls)
+    return [f for f in fields(cls) if kinds[f.name] in (bool, int, float, str) and f.compare]
+
+
+# arch's sections with keys of their own; the input is the task's (task.image_size, ...)
+SECTIONS = tuple(f.name for f in fields(ArchConfig) if is_dataclass(field_kinds(ArchConfig)[f.name])
+                 and f.name != "input")
+ARCH_SCALARS = tuple(f.name for f in _scalar_fields(ArchConfig))
+# layout first: it decides the stages' defaults
+ARCH_KEYS = ("layout", *SECTIONS, *(k for k in ARCH_SCALARS if k != "layout"), "stages")
+SECTION_KEYS = {part: tuple(f.name for f in fields(field_kinds(ArchConfig)[part])) for part in SECTIONS}
+# the per-stage fields of the first release in the order seeded searches draw them (so their candidates stay
+# the same), then every later StageSpec field in declaration order
+_FIRST_STAGE_FIELDS = ("depth", "dim", "norm", "drop_path", "downsample", "token_mixer", "channel_mixer")
+_STAGE_NAMES = tuple(f.name for f in fields(StageSpec))
+STAGE_FIELDS = (tuple(n for n in _FIRST_STAGE_FIELDS if n in _STAGE_NAMES)
+                + tuple(n for n in _STAGE_NAMES if n not in _FIRST_STAGE_FIELDS))
 
 
 class InvalidCandidate(MixnasError):
@@ -257,83 +277,112 @@ def _parse_domain(ctx: _Ctx, raw: Any, path: str, loc: Loc | None, check: Callab
                   kind: type | None = None) -> tuple[Domain, bool]:
     """Parse a domain and check its values with ``check(value, path)``; returns (domain, is_ratio)."""
     if isinstance(raw, Mapping):
-        keys = set(raw)
-        bad = keys - set(DOMAIN_KEYS)
-        if bad:
-            key = sorted(bad, key=str)[0]
-            raise ctx.fail(_loc(raw, key), f"{path}.{key}",
-                           f"unknown domain key{did_you_mean(str(key), DOMAIN_KEYS)}; a domain is a value, "
-                           "{choice: [...]}, {int: [low, high], step, log}, {float: [low, high], log} or "
-                           "{ratio: domain}")
-        heads = keys & {"choice", "int", "float", "ratio", "value"}
-        if len(heads) != 1:
-            raise ctx.fail(loc, path, "a domain needs exactly one of choice, int, float, ratio, value; found "
-                           + (", ".join(sorted(heads)) or "none"))
-        head = heads.pop()
+        head = _domain_head(ctx, raw, path, loc)
         hloc = _loc(raw, head)
-        if head != "int" and "step" in raw:
-            raise ctx.fail(_loc(raw, "step"), f"{path}.step", "step is allowed with int ranges only")
-        if head not in ("int", "float") and "log" in raw:
-            raise ctx.fail(_loc(raw, "log"), f"{path}.log", "log is allowed with int and float ranges only")
         if head == "ratio":
-            inner, _ = _parse_domain(ctx, raw["ratio"], f"{path}.ratio", hloc, None)
-            vals = inner.values()
-            for v in vals or ((inner.low, inner.high) if isinstance(inner, FloatRange) else ()):
-                if not _is_number(v) or v <= 0:
-                    raise ctx.fail(hloc, f"{path}.ratio", f"a width ratio must be a positive number, found {v!r}")
-            if kind is not None and kind is not int:
-                raise ctx.fail(hloc, f"{path}.ratio", "ratio applies to integer widths only")
-            return inner, True
+            return _ratio_domain(ctx, raw["ratio"], path, hloc, kind), True
         if head == "value":
             return _checked(ctx, Fixed(raw["value"]), path, hloc, check), False
         if head == "choice":
-            opts = raw["choice"]
-            if not isinstance(opts, list):
-                raise ctx.fail(hloc, f"{path}.choice", f"expected a list of options, found {_kind(opts)}")
-            if not opts:
-                raise ctx.fail(hloc, f"{path}.choice", "empty choice: list at least one option")
-            for i, o in enumerate(opts):
-                if isinstance(o, (Mapping, list)):
-                    raise ctx.fail(_loc(opts, i) or hloc, f"{path}.choice[{i}]",
-                                   f"options must be plain values, found {_kind(o)}")
-            if len(set(map(repr, opts))) != len(opts):
-                raise ctx.fail(hloc, f"{path}.choice", "duplicate options")
-            return _checked(ctx, Choice(tuple(opts)), path, hloc, check), False
-        bounds = raw[head]
-        if not isinstance(bounds, list) or len(bounds) != 2:
-            raise ctx.fail(hloc, f"{path}.{head}", f"expected [low, high], found {_kind(bounds)}")
-        low, high = bounds
-        log = raw.get("log", False)
-        if not isinstance(log, bool):
-            raise ctx.fail(_loc(raw, "log"), f"{path}.log", f"expected true or false, found {_kind(log)}")
-        if head == "int":
-            if not all(isinstance(b, int) and not isinstance(b, bool) for b in bounds):
-                raise ctx.fail(hloc, f"{path}.int", f"int bounds must be integers, found {low!r}, {high!r}")
-            step = raw.get("step", 1)
-            if not isinstance(step, int) or isinstance(step, bool) or step < 1:
-                raise ctx.fail(_loc(raw, "step"), f"{path}.step", f"step must be a positive integer, found {step!r}")
-            if log and step != 1:
-                raise ctx.fail(_loc(raw, "step"), f"{path}.step", "a log range needs step 1")
-            dom: Domain = IntRange(low, high, step, log)
-        else:
-            if not all(_is_number(b) for b in bounds):
-                raise ctx.fail(hloc, f"{path}.float", f"float bounds must be numbers, found {low!r}, {high!r}")
-            if kind is int:
-                raise ctx.fail(hloc, f"{path}.float", "this parameter takes integers: use int: [low, high]")
-            dom = FloatRange(float(low), float(high), log)
-        if low > high:
-            raise ctx.fail(hloc, f"{path}.{head}", f"empty range: low {low} is above high {high}")
-        if log and low <= 0:
-            raise ctx.fail(hloc, f"{path}.{head}", f"a log range needs low > 0, found {low}")
-        if isinstance(dom, IntRange) and (high - low) % dom.step:
-            raise ctx.fail(hloc, f"{path}.{head}", f"high - low ({high - low}) is not a multiple of step {dom.step}")
-        if isinstance(dom, IntRange) and dom.count() > MAX_INT_VALUES:
-            raise ctx.fail(hloc, f"{path}.{head}", f"the range holds {dom.count():,} values; allowed: at most "
-                                                   f"{MAX_INT_VALUES:,} (use a step, or log: true over a smaller range)")
-        return _checked(ctx, dom, path, hloc, check), False
+            return _checked(ctx, _choice_domain(ctx, raw["choice"], path, hloc), path, hloc, check), False
+        return _checked(ctx, _range_domain(ctx, raw, head, path, hloc, kind), path, hloc, check), False
     if isinstance(raw, list):
         raise ctx.fail(loc, path, "a list is not a domain; write {choice: [...]}")
     return _checked(ctx, Fixed(raw), path, loc, check), False
+
+
+def _domain_head(ctx: _Ctx, raw: Mapping, path: str, loc: Loc | None) -> str:
+    """The one key that says what a domain mapping is (choice, int, float, ratio or value); ``step`` and
+    ``log`` only where they mean something."""
+    keys = set(raw)
+    bad = keys - set(DOMAIN_KEYS)
+    if bad:
+        key = sorted(bad, key=str)[0]
+        raise ctx.fail(_loc(raw, key), f"{path}.{key}",
+                       f"unknown domain key{did_you_mean(str(key), DOMAIN_KEYS)}; a domain is a value, "
+                       "{choice: [...]}, {int: [low, high], step, log}, {float: [low, high], log} or "
+                       "{ratio: domain}")
+    heads = keys & {"choice", "int", "float", "ratio", "value"}
+    if len(heads) != 1:
+        raise ctx.fail(loc, path, "a domain needs exactly one of choice, int, float, ratio, value; found "
+                       + (", ".join(sorted(heads)) or "none"))
+    head = heads.pop()
+    if head != "int" and "step" in raw:
+        raise ctx.fail(_loc(raw, "step"), f"{path}.step", "step is allowed with int ranges only")
+    if head not in ("int", "float") and "log" in raw:
+        raise ctx.fail(_loc(raw, "log"), f"{path}.log", "log is allowed with int and float ranges only")
+    return head
+
+
+def _ratio_domain(ctx: _Ctx, raw: Any, path: str, hloc: Loc | None, kind: type | None) -> Domain:
+    """``{ratio: domain}``: positive multiples of the stage width, for integer widths only."""
+    inner, _ = _parse_domain(ctx, raw, f"{path}.ratio", hloc, None)
+    vals = inner.values()
+    for v in vals or ((inner.low, inner.high) if isinstance(inner, FloatRange) else ()):
+        if not _is_number(v) or v <= 0:
+            raise ctx.fail(hloc, f"{path}.ratio", f"a width ratio must be a positive number, found {v!r}")
+    if kind is not None and kind is not int:
+        raise ctx.fail(hloc, f"{path}.ratio", "ratio applies to integer widths only")
+    return inner
+
+
+def _choice_domain(ctx: _Ctx, opts: Any, path: str, hloc: Loc | None) -> Choice:
+    """``{choice: [...]}``: distinct plain values."""
+    if not isinstance(opts, list):
+        raise ctx.fail(hloc, f"{path}.choice", f"expected a list of options, found {_kind(opts)}")
+    if not opts:
+        raise ctx.fail(hloc, f"{path}.choice", "empty choice: list at least one option")
+    for i, o in enumerate(opts):
+        if isinstance(o, (Mapping, list)):
+            raise ctx.fail(_loc(opts, i) or hloc, f"{path}.choice[{i}]",
+                           f"options must be plain values, found {_kind(o)}")
+    if len(set(map(repr, opts))) != len(opts):
+        raise ctx.fail(hloc, f"{path}.choice", "duplicate options")
+    return Choice(tuple(opts))
+
+
+def _range_domain(ctx: _Ctx, raw: Mapping, head: str, path: str, hloc: Loc | None, kind: type | None) -> Domain:
+    """``{int: [low, high], step, log}`` or ``{float: [low, high], log}``: a non-empty range, a log range above
+    0, and no more int values than a grid or a probe can walk."""
+    bounds = raw[head]
+    if not isinstance(bounds, list) or len(bounds) != 2:
+        raise ctx.fail(hloc, f"{path}.{head}", f"expected [low, high], found {_kind(bounds)}")
+    low, high = bounds
+    log = raw.get("log", False)
+    if not isinstance(log, bool):
+        raise ctx.fail(_loc(raw, "log"), f"{path}.log", f"expected true or false, found {_kind(log)}")
+    dom = _int_range(ctx, raw, path, hloc, low, high, log) if head == "int" else \
+        _float_range(ctx, path, hloc, low, high, log, kind)
+    if low > high:
+        raise ctx.fail(hloc, f"{path}.{head}", f"empty range: low {low} is above high {high}")
+    if log and low <= 0:
+        raise ctx.fail(hloc, f"{path}.{head}", f"a log range needs low > 0, found {low}")
+    if isinstance(dom, IntRange) and (high - low) % dom.step:
+        raise ctx.fail(hloc, f"{path}.{head}", f"high - low ({high - low}) is not a multiple of step {dom.step}")
+    if isinstance(dom, IntRange) and dom.count() > MAX_INT_VALUES:
+        raise ctx.fail(hloc, f"{path}.{head}", f"the range holds {dom.count():,} values; allowed: at most "
+                                               f"{MAX_INT_VALUES:,} (use a step, or log: true over a smaller range)")
+    return dom
+
+
+def _int_range(ctx: _Ctx, raw: Mapping, path: str, hloc: Loc | None, low: Any, high: Any, log: bool) -> IntRange:
+    if not all(isinstance(b, int) and not isinstance(b, bool) for b in (low, high)):
+        raise ctx.fail(hloc, f"{path}.int", f"int bounds must be integers, found {low!r}, {high!r}")
+    step = raw.get("step", 1)
+    if not isinstance(step, int) or isinstance(step, bool) or step < 1:
+        raise ctx.fail(_loc(raw, "step"), f"{path}.step", f"step must be a positive integer, found {step!r}")
+    if log and step != 1:
+        raise ctx.fail(_loc(raw, "step"), f"{path}.step", "a log range needs step 1")
+    return IntRange(low, high, step, log)
+
+
+def _float_range(ctx: _Ctx, path: str, hloc: Loc | None, low: Any, high: Any, log: bool,
+                 kind: type | None) -> FloatRange:
+    if not all(_is_number(b) for b in (low, high)):
+        raise ctx.fail(hloc, f"{path}.float", f"float bounds must be numbers, found {low!r}, {high!r}")
+    if kind is int:
+        raise ctx.fail(hloc, f"{path}.float", "this parameter takes integers: use int: [low, high]")
+    return FloatRange(float(low), float(high), log)
 
 
 def _checked(ctx: _Ctx, dom: Domain, path: str, loc: Loc | None, check: Callable | None) -> Domain:
@@ -370,6 +419,19 @@ def _choice_check(allowed: tuple[str, ...]) -> Callable[[Any, str], Any]:
 
 def _type_check(kind: type, minimum: float | None = None, maximum: float | None = None) -> Callable:
     return _param_check(Param("_", kind, None, min=minimum, max=maximum))
+
+
+def _field_check(key: str, f: Field, kind: type) -> Callable[[Any, str], Any]:
+    """What a value of the config field ``f`` (ArchConfig path ``key``: ``stem.dim``, ``depth``) must be: one of
+    its ``choices``, or of its type within its bounds (an integer from 1 to its :data:`LIMITS` entry, a float
+    from 0, unless the field's metadata names other ``min`` / ``max``)."""
+    if "choices" in f.metadata:
+        return _choice_check(f.metadata["choices"])
+    if kind is int:
+        return _type_check(int, f.metadata.get("min", 1), f.metadata.get("max", LIMITS.get(key)))
+    if kind is float:
+        return _type_check(float, f.metadata.get("min", 0.0), f.metadata.get("max"))
+    return _type_check(kind)
 
 
 # -- the space --------------------------------------------------------------------------------------------
@@ -464,7 +526,7 @@ class Space:
     task: Task
     constraints: Constraints
     layout: Slot
-    globals_: dict[str, Slot]  # stem.*, head.*, class_token, pos_embed, cross_stage_fusion
+    globals_: dict[str, Slot]  # stem.*, head.*, and arch's other plain fields (class_token, ...) but layout
     count: int
     fields: dict[str, StageField]
     dim_rule: tuple[str, tuple[float, ...]] | None
@@ -475,35 +537,26 @@ class Space:
     def _build(self, suggest: Callable[[str, Domain], Any], task: InputSpec | None = None) -> ArchConfig:
         g = {k: s.draw(suggest) for k, s in self.globals_.items()}
         layout = self.layout.draw(suggest)
-        stem_dim = g["stem.dim"]
-        stages = []
-        for i in range(self.count):
-            if self.dim_rule is not None:
-                rule, mult = self.dim_rule
-                dim = int(stem_dim * (2 ** i if rule == "double" else 1 if rule == "same" else mult[i]))
-            else:
-                dim = self.fields["dim"].per_stage[i].draw(suggest)
-            vals: dict[str, Any] = {}
-            for name in ("depth", "norm", "drop_path", "downsample"):
-                f = self.fields.get(name)
-                vals[name] = f.per_stage[i].draw(suggest, dim) if f else None
-            if vals["downsample"] is None:
-                vals["downsample"] = "conv2x2" if layout == "pyramid" and i > 0 else "none"
-            if vals["norm"] is None:
-                vals["norm"] = "layernorm"
-            if vals["drop_path"] is None:
-                vals["drop_path"] = 0.0
-            tm = self.fields["token_mixer"].per_stage[i].draw(suggest, dim)
-            cm = self.fields["channel_mixer"].per_stage[i].draw(suggest, dim)
-            stages.append(StageSpec(depth=vals["depth"], dim=dim, token_mixer=tm, channel_mixer=cm,
-                                    downsample=vals["downsample"], norm=vals["norm"], drop_path=vals["drop_path"]))
+        stages = tuple(self._build_stage(suggest, i, g["stem.dim"], layout) for i in range(self.count))
         inp = task or InputSpec(self.task.image_size, self.task.in_channels, self.task.num_classes)
-        return ArchConfig(
-            stages=tuple(stages), input=inp,
-            stem=StemSpec(patch_size=g["stem.patch_size"], dim=stem_dim, bias=g["stem.bias"], norm=g["stem.norm"]),
-            head=HeadSpec(norm=g["head.norm"], pool=g["head.pool"], dropout=g["head.dropout"]),
-            layout=layout, class_token=g["class_token"], pos_embed=g["pos_embed"],
-            cross_stage_fusion=g["cross_stage_fusion"], name=self.name)
+        sections = {part: field_kinds(ArchConfig)[part](**_under(g, part)) for part in SECTIONS}
+        top = {k: v for k, v in g.items() if "." not in k}
+        return ArchConfig(stages=stages, input=inp, layout=layout, name=self.name, **sections, **top)
+
+    def _build_stage(self, suggest: Callable[[str, Domain], Any], i: int, stem_dim: int, layout: str) -> StageSpec:
+        """Stage ``i``: its width first (mixer widths may be ratios of it), then its fields in
+        :data:`STAGE_FIELDS` order; a field the space leaves out keeps the StageSpec default."""
+        if self.dim_rule is not None:
+            rule, mult = self.dim_rule
+            dim = int(stem_dim * (2 ** i if rule == "double" else 1 if rule == "same" else mult[i]))
+        else:
+            dim = self.fields["dim"].per_stage[i].draw(suggest)
+        vals: dict[str, Any] = {"dim": dim}
+        for name in STAGE_FIELDS:
+            if name != "dim" and name in self.fields:
+                vals[name] = self.fields[name].per_stage[i].draw(suggest, dim)
+        vals.setdefault("downsample", "conv2x2" if layout == "pyramid" and i > 0 else "none")
+        return StageSpec(**vals)
 
     def sample(self, trial: Any, task: InputSpec | None = None) -> ArchConfig:
         """Define-by-run sampling over an Optuna trial (or ``FixedTrial``); cheap: builds no model.
@@ -650,17 +703,14 @@ class Space:
         if len(arch.stages) != self.count:
             raise _NotInSpace("arch.stages.count")
         take(self.layout, arch.layout)
-        values = {"stem.patch_size": arch.stem.patch_size, "stem.dim": arch.stem.dim, "stem.bias": arch.stem.bias,
-                  "stem.norm": arch.stem.norm, "head.norm": arch.head.norm, "head.pool": arch.head.pool,
-                  "head.dropout": arch.head.dropout, "class_token": arch.class_token, "pos_embed": arch.pos_embed,
-                  "cross_stage_fusion": arch.cross_stage_fusion}
         for key, slot in self.globals_.items():
-            take(slot, values[key])
+            part, _, name = key.rpartition(".")
+            take(slot, getattr(getattr(arch, part) if part else arch, name))
         for i, st in enumerate(arch.stages):
             for name, f in self.fields.items():
                 node = f.per_stage[i]
                 if isinstance(node, MixerNode):
-                    spec = st.token_mixer if name == "token_mixer" else st.channel_mixer
+                    spec = getattr(st, name)
                     if spec.name not in node.branches:
                         raise _NotInSpace(node.path)
                     if node.family_slot:
@@ -676,14 +726,16 @@ class _NotInSpace(Exception):
     pass
 
 
+def _under(values: Mapping[str, Any], part: str) -> dict[str, Any]:
+    """The values of one section (``stem.dim`` -> ``dim``)."""
+    return {k[len(part) + 1:]: v for k, v in values.items() if k.startswith(f"{part}.")}
+
+
 # -- loading ----------------------------------------------------------------------------------------------
 
 TOP_KEYS = ("name", "description", "extends", "task", "constraints", "arch")
-ARCH_KEYS = ("layout", "stem", "head", "class_token", "pos_embed", "cross_stage_fusion", "stages")
-STEM_KEYS = ("patch_size", "dim", "bias", "norm")
-HEAD_KEYS = ("norm", "pool", "dropout")
 STAGES_KEYS = ("count", "tie", *STAGE_FIELDS)
-TASK_KEYS = ("dataset", "image_size", "in_channels", "num_classes", "objectives", "train")
+TASK_KEYS = ("dataset", *(f.name for f in fields(InputSpec)), "objectives", "train")
 CONSTRAINT_KEYS = ("max_params", "max_macs", "max_latency_ms", "latency")
 LATENCY_KEYS = ("device", "batch_size", "threads")
 
@@ -789,6 +841,22 @@ def _slot(ctx: _Ctx, container: Any, key: str, path: str, default: Any, check: C
     return Slot(path, dom, loc, ratio)
 
 
+def _field_slots(ctx: _Ctx, data: Any, cls: type, part: str, names: tuple[str, ...]) -> dict[str, Slot]:
+    """A slot for each of the ``names`` fields of the config dataclass ``cls``, keyed by its ArchConfig path
+    (``part.field``, or the field alone at the top), holding the field's default where the space is silent.
+    A field added after the first release (``omit_default``) gets one only where the space writes it, so the
+    parameters (and ``space check``) of a space that does not use it stay as they were."""
+    kinds = field_kinds(cls)
+    out = {}
+    for f in fields(cls):
+        if f.name not in names or (f.metadata.get("omit_default") and f.name not in data):
+            continue
+        key = f"{part}.{f.name}" if part else f.name
+        out[key] = _slot(ctx, data, f.name, f"arch.{key}", f.default, _field_check(key, f, kinds[f.name]),
+                         kinds[f.name])
+    return out
+
+
 def _mixer_node(ctx: _Ctx, raw: Any, role: str, path: str, loc: Loc | None, probe: MixerContext) -> MixerNode:
     families = mixer_families(role)
     if isinstance(raw, str):
@@ -832,6 +900,23 @@ def _mixer_node(ctx: _Ctx, raw: Any, role: str, path: str, loc: Loc | None, prob
 def _parse_stages(ctx: _Ctx, raw: Any, loc: Loc | None, layout_default: str
                   ) -> tuple[int, dict[str, StageField], tuple[str, tuple[float, ...]] | None]:
     data = _check_keys(ctx, raw, "arch.stages", STAGES_KEYS, loc)
+    count, tie = _stage_count_and_tie(ctx, data, layout_default)
+    for req in ("depth", "token_mixer", "channel_mixer"):
+        if req not in data:
+            raise ctx.fail(data.start, f"arch.stages.{req}", "missing")
+    dim_rule = _width_rule(ctx, data, count, layout_default)
+    probe = MixerContext(64, (8, 8))
+    specs = {f.name: f for f in fields(StageSpec)}
+    stage_fields: dict[str, StageField] = {}
+    for name in STAGE_FIELDS:
+        if name not in data or (name == "dim" and dim_rule is not None):
+            continue
+        stage_fields[name] = _stage_field(ctx, data, specs[name], count, name in tie or count == 1, probe)
+    return count, stage_fields, dim_rule
+
+
+def _stage_count_and_tie(ctx: _Ctx, data: LocDict, layout_default: str) -> tuple[int, list[str]]:
+    """``stages.count`` (default: 4 in a pyramid, else 1) and ``stages.tie`` (the fields sampled once)."""
     count = data.get("count", 4 if layout_default == "pyramid" else 1)
     if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 8:
         raise ctx.fail(data.loc("count"), "arch.stages.count", f"expected an integer from 1 to 8, found {count!r}")
@@ -840,76 +925,69 @@ def _parse_stages(ctx: _Ctx, raw: Any, loc: Loc | None, layout_default: str
         bad = next((t for t in (tie if isinstance(tie, list) else [tie]) if t not in STAGE_FIELDS), tie)
         raise ctx.fail(data.loc("tie"), "arch.stages.tie", f"{bad!r} is not a stage field{did_you_mean(str(bad), STAGE_FIELDS)}; "
                                                             f"allowed: {', '.join(STAGE_FIELDS)}")
-    for req in ("depth", "token_mixer", "channel_mixer"):
-        if req not in data:
-            raise ctx.fail(data.start, f"arch.stages.{req}", "missing")
-    dim_rule = None
+    return count, tie
+
+
+def _width_rule(ctx: _Ctx, data: LocDict, count: int, layout_default: str
+                ) -> tuple[str, tuple[float, ...]] | None:
+    """``stages.dim: {rule: ...}`` as (rule, multipliers); the layout's rule when ``dim`` is left out; None when
+    the widths are searched (a domain)."""
     rawdim = data.get("dim")
-    if isinstance(rawdim, Mapping) and "rule" in rawdim:
-        if set(rawdim) != {"rule"}:
-            raise ctx.fail(data.loc("dim"), "arch.stages.dim", "a width rule is {rule: double}, {rule: same} or "
-                                                               "{rule: {multipliers: [...]}} alone")
-        rule = rawdim["rule"]
-        rloc = _loc(rawdim, "rule")
-        if rule in ("double", "same"):
-            dim_rule = (rule, ())
-        elif isinstance(rule, Mapping) and set(rule) == {"multipliers"}:
-            mult = rule["multipliers"]
-            if (not isinstance(mult, list) or len(mult) != count
-                    or not all(_is_number(m) and m > 0 for m in mult)):
-                raise ctx.fail(rloc, "arch.stages.dim.rule.multipliers",
-                               f"expected {count} positive numbers (one per stage), found {mult!r}")
-            dim_rule = ("multipliers", tuple(mult))
-        else:
-            raise ctx.fail(rloc, "arch.stages.dim.rule", f"{rule!r} is not a width rule; allowed: double, same, "
-                                                          "{multipliers: [m0, m1, ...]}")
-    elif rawdim is None:
-        dim_rule = ("same", ()) if layout_default != "pyramid" else ("double", ())
-    probe = MixerContext(64, (8, 8))
-    checks: dict[str, tuple[Callable | None, type | None, Any]] = {
-        "depth": (_type_check(int, 1, 64), int, None),
-        "dim": (_type_check(int, 1, 8192), int, None),
-        "norm": (_choice_check(NORMS), str, None),
-        "drop_path": (_type_check(float, 0.0, 0.99), float, None),
-        "downsample": (_choice_check(DOWNSAMPLES), str, None),
-    }
-    fields: dict[str, StageField] = {}
-    for name in STAGE_FIELDS:
-        if name not in data or (name == "dim" and dim_rule is not None):
+    if rawdim is None:
+        return ("same", ()) if layout_default != "pyramid" else ("double", ())
+    if not (isinstance(rawdim, Mapping) and "rule" in rawdim):
+        return None
+    if set(rawdim) != {"rule"}:
+        raise ctx.fail(data.loc("dim"), "arch.stages.dim", "a width rule is {rule: double}, {rule: same} or "
+                                                           "{rule: {multipliers: [...]}} alone")
+    rule = rawdim["rule"]
+    rloc = _loc(rawdim, "rule")
+    if rule in ("double", "same"):
+        return (rule, ())
+    if isinstance(rule, Mapping) and set(rule) == {"multipliers"}:
+        mult = rule["multipliers"]
+        if (not isinstance(mult, list) or len(mult) != count
+                or not all(_is_number(m) and m > 0 for m in mult)):
+            raise ctx.fail(rloc, "arch.stages.dim.rule.multipliers",
+                           f"expected {count} positive numbers (one per stage), found {mult!r}")
+        return ("multipliers", tuple(mult))
+    raise ctx.fail(rloc, "arch.stages.dim.rule", f"{rule!r} is not a width rule; allowed: double, same, "
+                                                  "{multipliers: [m0, m1, ...]}")
+
+
+def _stage_field(ctx: _Ctx, data: LocDict, spec: Field, count: int, tied: bool, probe: MixerContext
+                 ) -> StageField:
+    """One per-stage field: a mixer node or a slot per stage (the same one repeated when tied, or when the
+    value written for all stages is fixed), checked as the StageSpec field ``spec`` says."""
+    name = spec.name
+    kind = field_kinds(StageSpec)[name]
+    raw_f = data[name]
+    floc = data.loc(name)
+    is_list = isinstance(raw_f, list)
+    if is_list and len(raw_f) != count:
+        raise ctx.fail(floc, f"arch.stages.{name}", f"a per-stage list needs {count} entries (stages.count), "
+                                                    f"found {len(raw_f)}")
+    if is_list and tied and count > 1:
+        raise ctx.fail(floc, f"arch.stages.{name}", "a per-stage list cannot be tied; remove it from tie")
+    per: list[Any] = []
+    shared = None
+    for i in range(count):
+        if shared is not None:
+            per.append(shared)
             continue
-        raw_f = data[name]
-        floc = data.loc(name)
-        tied = name in tie or count == 1
-        per: list[Any] = []
-        is_list = isinstance(raw_f, list)
-        if is_list and len(raw_f) != count:
-            raise ctx.fail(floc, f"arch.stages.{name}", f"a per-stage list needs {count} entries (stages.count), "
-                                                        f"found {len(raw_f)}")
-        if is_list and tied and count > 1:
-            raise ctx.fail(floc, f"arch.stages.{name}", "a per-stage list cannot be tied; remove it from tie")
-        shared = None
-        for i in range(count):
-            entry = raw_f[i] if is_list else raw_f
-            eloc = raw_f.loc(i) if isinstance(raw_f, LocList) else floc
-            path = f"arch.stages[{i}].{name}" if (is_list or not tied) else f"arch.stages.{name}"
-            if shared is not None:
-                per.append(shared)
-                continue
-            if name in ("token_mixer", "channel_mixer"):
-                node: Any = _mixer_node(ctx, entry, name.split("_")[0], path, eloc, probe)
-            else:
-                check, kind, _ = checks[name]
-                holder = LocDict({name: entry})
-                holder.locs = {name: eloc}
-                node = _slot(ctx, holder, name, path, None, check, kind)
-            if tied or (not is_list and node_fixed(node)):
-                shared = node
-                if not tied:
-                    node = _rename(node, f"arch.stages.{name}")
-                    shared = node
-            per.append(node)
-        fields[name] = StageField(name, per, tied or shared is not None)
-    return count, fields, dim_rule
+        entry = raw_f[i] if is_list else raw_f
+        eloc = raw_f.loc(i) if isinstance(raw_f, LocList) else floc
+        path = f"arch.stages[{i}].{name}" if (is_list or not tied) else f"arch.stages.{name}"
+        if kind is MixerSpec:
+            node: Any = _mixer_node(ctx, entry, name.split("_")[0], path, eloc, probe)
+        else:
+            holder = LocDict({name: entry})
+            holder.locs = {name: eloc}
+            node = _slot(ctx, holder, name, path, None, _field_check(name, spec, kind), kind)
+        if tied or (not is_list and node_fixed(node)):
+            node = shared = node if tied else _rename(node, f"arch.stages.{name}")
+        per.append(node)
+    return StageField(name, per, tied or shared is not None)
 
 
 def node_fixed(node: Any) -> bool:
@@ -941,25 +1019,16 @@ def load_space(path: str | Path) -> Space:
         raise ctx.fail(top.start, "arch", f"{data.missing('arch')}: describe the architectures to search under "
                                           "'arch'")
     arch = _check_keys(ctx, top["arch"], "arch", ARCH_KEYS, top.loc("arch"))
-    layout = _slot(ctx, arch, "layout", "arch.layout", "isotropic", _choice_check(LAYOUTS))
+    layout = _field_slots(ctx, arch, ArchConfig, "", ("layout",))["layout"]
     layouts = layout.domain.values()
-    stem = _check_keys(ctx, arch.get("stem", LocDict()), "arch.stem", STEM_KEYS, arch.loc("stem"))
-    head = _check_keys(ctx, arch.get("head", LocDict()), "arch.head", HEAD_KEYS, arch.loc("head"))
-    if "patch_size" not in stem or "dim" not in stem:
+    sections = {part: _check_keys(ctx, arch.get(part, LocDict()), f"arch.{part}", keys, arch.loc(part))
+                for part, keys in SECTION_KEYS.items()}
+    if "patch_size" not in sections["stem"] or "dim" not in sections["stem"]:
         raise ctx.fail(arch.loc("stem"), "arch.stem", "patch_size and dim are required")
-    globals_ = {
-        "stem.patch_size": _slot(ctx, stem, "patch_size", "arch.stem.patch_size", None, _type_check(int, 1, 1024), int),
-        "stem.dim": _slot(ctx, stem, "dim", "arch.stem.dim", None, _type_check(int, 1, 8192), int),
-        "stem.bias": _slot(ctx, stem, "bias", "arch.stem.bias", True, _type_check(bool), bool),
-        "stem.norm": _slot(ctx, stem, "norm", "arch.stem.norm", "none", _choice_check(NORMS), str),
-        "head.norm": _slot(ctx, head, "norm", "arch.head.norm", "layernorm", _choice_check(NORMS), str),
-        "head.pool": _slot(ctx, head, "pool", "arch.head.pool", "mean", _choice_check(POOLS), str),
-        "head.dropout": _slot(ctx, head, "dropout", "arch.head.dropout", 0.0, _type_check(float, 0.0, 0.99), float),
-        "class_token": _slot(ctx, arch, "class_token", "arch.class_token", False, _type_check(bool), bool),
-        "pos_embed": _slot(ctx, arch, "pos_embed", "arch.pos_embed", "none", _choice_check(POS_EMBEDS), str),
-        "cross_stage_fusion": _slot(ctx, arch, "cross_stage_fusion", "arch.cross_stage_fusion", False,
-                                    _type_check(bool), bool),
-    }
+    globals_: dict[str, Slot] = {}
+    for part, data in sections.items():
+        globals_.update(_field_slots(ctx, data, field_kinds(ArchConfig)[part], part, SECTION_KEYS[part]))
+    globals_.update(_field_slots(ctx, arch, ArchConfig, "", tuple(k for k in ARCH_SCALARS if k != "layout")))
     if "stages" not in arch:
         raise ctx.fail(arch.start, "arch.stages", "missing: describe the stages")
     default_layout = "pyramid" if layouts and "pyramid" in layouts else "isotropic"

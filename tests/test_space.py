@@ -251,3 +251,118 @@ def test_huge_int_range_is_refused_not_listed(tmp_path):
     f.write_text(SMALL.replace("depth: {int: [1, 3]}", "depth: {int: [1, 100000]}"))
     with pytest.raises(MixnasError, match=r"s\.yaml:8: arch\.stages\.depth: 100000 is above the maximum 64"):
         load_space(f)
+
+
+# -- every ArchConfig option is a key of the language (issue 16) ---------------------------------------------
+
+LATER_FIELDS = """\
+name: later_fields
+task: {dataset: digits, image_size: 16, in_channels: 1, num_classes: 10}
+arch:
+  layout: isotropic
+  stem: {patch_size: 2, dim: 32, kind: {choice: [conv, cross_scale]}}
+  stages:
+    count: 2
+    depth: 1
+    layer_scale: {choice: [0.0, 0.1]}
+    token_norm: {choice: [same, none]}
+    token_mixer: {mixer: {token_hidden_dim: 16}}
+    channel_mixer: {mlp: {channel_hidden_dim: 64}}
+    tie: [token_mixer, channel_mixer, layer_scale]
+"""
+
+
+def test_layer_scale_token_norm_and_stem_kind_are_searched(tmp_path):
+    path = tmp_path / "later.yaml"
+    path.write_text(LATER_FIELDS)
+    space = load_space(path)
+    names = {s.name for s in space.params()}
+    assert {"arch.stem.kind", "arch.stages.layer_scale", "arch.stages[0].token_norm",
+            "arch.stages[1].token_norm"} <= names
+    assert space.size() == 2 * 2 * 2 * 2
+    archs = [a for _, a, _ in sample_candidates(space, 40, seed=0) if a is not None]
+    assert len(archs) == 40
+    assert {a.stem.kind for a in archs} == {"conv", "cross_scale"}
+    assert {a.stages[0].layer_scale for a in archs} == {0.0, 0.1}
+    assert all(a.stages[0].layer_scale == a.stages[1].layer_scale for a in archs)  # tied
+    assert {(a.stages[0].token_norm, a.stages[1].token_norm) for a in archs} == {
+        ("same", "same"), ("same", "none"), ("none", "same"), ("none", "none")}
+    assert all(space.contains(a) for a in archs)
+    params = {"arch.stem.kind": "cross_scale", "arch.stages.layer_scale": 0.1, "arch.stages[0].token_norm": "none",
+              "arch.stages[1].token_norm": "same"}
+    arch = space.sample(FixedTrial(params))
+    assert (arch.stem.kind, arch.stages[1].layer_scale, arch.stages[0].token_norm) == ("cross_scale", 0.1, "none")
+    assert space.params_of(arch) == params
+    plain = next(a for a in archs if a.stem.kind == "conv" and a.stages[0].layer_scale == 0.0)
+    for built in (plain, arch):
+        model = build_model(built).eval()
+        with torch.no_grad():
+            assert model(torch.randn(2, 1, 16, 16)).shape == (2, 10)
+    assert "layer_scale" not in plain.to_dict()["stages"][0]  # at its default: the canonical form of before
+
+
+@pytest.mark.parametrize("text, line, message", [
+    ("kind: {choice: [conv, crossscale]}", 5, "arch.stem.kind: 'crossscale' is not allowed (did you mean "
+                                              "'cross_scale'?); allowed: conv, cross_scale"),
+    ("padding: -1", 5, "arch.stem.padding: -1 is below the minimum 0"),
+])
+def test_a_later_stem_field_is_checked_at_its_line(tmp_path, text, line, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(LATER_FIELDS.replace("kind: {choice: [conv, cross_scale]}", text))
+    with pytest.raises(MixnasError) as info:
+        load_space(path)
+    assert str(info.value) == f"{path}:{line}: {message}"
+
+
+def test_every_field_of_every_config_part_is_a_space_key(tmp_path):
+    """Each field of the ArchConfig parts, written with its default (a searched choice where the field has
+    choices), is accepted in its section and lands in the sampled ArchConfig."""
+    from dataclasses import MISSING, fields
+
+    from mixnas.config import ArchConfig, HeadSpec, InputSpec, StageSpec, StemSpec
+    from mixnas.space import ARCH_KEYS, SECTION_KEYS, STAGES_KEYS, TASK_KEYS, field_kinds
+
+    assert {f.name for f in fields(InputSpec)} <= set(TASK_KEYS)
+    assert {f.name for f in fields(StemSpec)} == set(SECTION_KEYS["stem"])
+    assert {f.name for f in fields(HeadSpec)} == set(SECTION_KEYS["head"])
+    assert {f.name for f in fields(StageSpec)} <= set(STAGES_KEYS)
+    assert {f.name for f in fields(ArchConfig)} - {"input", "name"} == set(ARCH_KEYS)
+    for cls in (StemSpec, HeadSpec, StageSpec, ArchConfig):  # a text field lists its values for the domains
+        for f in fields(cls):
+            if field_kinds(cls)[f.name] is str and f.name != "name":
+                assert f.metadata.get("choices"), f"{cls.__name__}.{f.name}"
+
+    def value(cls, f):
+        choices = f.metadata.get("choices")
+        return f"{{choice: [{', '.join(choices[:2])}]}}" if choices else yaml_value(f.default)
+
+    def yaml_value(v):
+        return str(v).lower() if isinstance(v, bool) else str(v)
+
+    base = {"patch_size": 2, "dim": 32}
+    for cls, section in ((StemSpec, "stem"), (HeadSpec, "head"), (StageSpec, "stages"), (ArchConfig, "arch")):
+        for f in fields(cls):
+            if f.name in ("stages", "input", "stem", "head", "name", "token_mixer", "channel_mixer"):
+                continue
+            if section == "stem" and f.name in base:
+                continue
+            written = value(cls, f) if f.default is not MISSING else "1" if f.name == "depth" else "{rule: same}"
+            stem = {**{k: str(v) for k, v in base.items()}, **({f.name: written} if section == "stem" else {})}
+            head = {f.name: written} if section == "head" else {}
+            stage = {"depth": "1", **({f.name: written} if section == "stages" else {})}
+            top = {f.name: written} if section == "arch" and f.name != "layout" else {}
+            text = ("task: {dataset: digits, image_size: 16, in_channels: 1, num_classes: 10}\narch:\n"
+                    + (f"  layout: {written}\n" if section == "arch" and f.name == "layout" else "")
+                    + "".join(f"  {k}: {v}\n" for k, v in top.items())
+                    + "  stem: {" + ", ".join(f"{k}: {v}" for k, v in stem.items()) + "}\n"
+                    + ("  head: {" + ", ".join(f"{k}: {v}" for k, v in head.items()) + "}\n" if head else "")
+                    + "  stages:\n    count: 1\n" + "".join(f"    {k}: {v}\n" for k, v in stage.items())
+                    + "    token_mixer: {mixer: {token_hidden_dim: 8}}\n    channel_mixer: {mlp: {}}\n")
+            path = tmp_path / f"{section}_{f.name}.yaml"
+            path.write_text(text)
+            space = load_space(path)
+            arch = next(a for _, a, _ in sample_candidates(space, 1, seed=0) if a is not None)
+            owner = {"stem": arch.stem, "head": arch.head, "stages": arch.stages[0], "arch": arch}[section]
+            assert hasattr(owner, f.name)
+            if f.metadata.get("choices") is None and f.default is not MISSING:
+                assert getattr(owner, f.name) == f.default, (section, f.name)
