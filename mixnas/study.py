@@ -286,8 +286,7 @@ def loads_study(text: str, filename: str = "<study>") -> Study:
 
 
 def parse_study(data: Any, source: Path | None) -> Study:
-    from mixnas.models import resolve_arch
-
+    """Validate a study file's tree section by section, then resolve every trial (see :func:`load_study`)."""
     if not isinstance(data, LocDict):
         raise LocatedError((str(source or "<study>"), 1), "", "a study file must be a mapping")
     _check_keys(data, TOP_KEYS, "")
@@ -297,13 +296,35 @@ def parse_study(data: Any, source: Path | None) -> Study:
     name = data.get("name") or (source.stem if source else "study")
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.+-]+", name):
         raise _err(data, "name", "name", "must be a file-name-safe string (letters, digits, _ . + -)")
+    task_d = _parse_task(data)
+    train = _mapping(data.get("train", LocDict()), data, "train", "train")
+    train_fields = tuple(f.name for f in fields(TrainConfig))
+    _check_keys(train, train_fields, "train")
+    if "seed" in train:
+        raise _err(train, "seed", "train.seed", "set the seeds with the top-level 'seeds:' list")
+    base_arch, base_ref = _parse_base(data, source, task_d)
+    base_dict = base_arch.to_dict()
+    factors_node = _mapping(data["factors"], data, "factors", "factors")
+    factors = _parse_factors(data, factors_node, base_dict, train_fields)
+    study = Study(name=name, source=str(source or "<study>"), base=base_ref, task=task_d,
+                  train=plain(dict(train)), factors=factors, baseline=_parse_baseline(data, factors),
+                  seeds=_parse_seeds(data), objectives=_parse_objectives(data), resources=_parse_resources(data),
+                  description=str(data.get("description", "")), base_arch=base_arch)
+    if "paper" in data:
+        study.paper = _parse_paper(data, study)
+    _check_levels_build(study, data, train, factors_node, base_dict)
+    return study
+
+
+def _parse_task(data: LocDict) -> dict[str, Any]:
+    """The task section: a registered dataset, input sizes within the ArchConfig limits, and the flags."""
+    from mixnas.config import LIMITS
+    from mixnas.data import get_dataset
 
     task = _mapping(data.get("task", LocDict()), data, "task", "task")
     _check_keys(task, TASK_KEYS, "task")
     if "dataset" not in task:
         raise _err(data, "task", "task", "needs a dataset (e.g. fashion-mnist, imagefolder, digits)")
-    from mixnas.data import get_dataset
-
     if not isinstance(task["dataset"], str):
         raise _err(task, "dataset", "task.dataset", "expected a dataset name (e.g. fashion-mnist, cifar100, digits)")
     try:
@@ -311,8 +332,6 @@ def parse_study(data: Any, source: Path | None) -> Study:
     except MixnasError as err:
         raise _err(task, "dataset", "task.dataset", str(err)) from None
     task_d = {k: task[k] for k in TASK_KEYS if task.get(k) is not None}
-    from mixnas.config import LIMITS
-
     for key in ("image_size", "in_channels", "num_classes"):
         v, top = task_d.get(key), LIMITS[f"input.{key}"]
         if key in task_d and (isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= top):
@@ -322,13 +341,13 @@ def parse_study(data: Any, source: Path | None) -> Study:
     if not isinstance(task_d.get("test_eval", False), bool):
         raise _err(task, "test_eval", "task.test_eval", "must be true or false (evaluate the final model on the "
                                                         "dataset's test split, reported as test_top1)")
+    return task_d
 
-    train = _mapping(data.get("train", LocDict()), data, "train", "train")
-    train_fields = tuple(f.name for f in fields(TrainConfig))
-    _check_keys(train, train_fields, "train")
-    if "seed" in train:
-        raise _err(train, "seed", "train.seed", "set the seeds with the top-level 'seeds:' list")
-    train_d = plain(dict(train))
+
+def _parse_base(data: LocDict, source: Path | None, task_d: dict[str, Any]) -> tuple[ArchConfig, str]:
+    """The base architecture (an ArchConfig mapping, a named model or an ArchConfig YAML next to the study)
+    for the task's input, and how the study names it."""
+    from mixnas.models import resolve_arch
 
     base = data["base"]
     if isinstance(base, dict):
@@ -347,9 +366,12 @@ def parse_study(data: Any, source: Path | None) -> Study:
     else:
         raise _err(data, "base", "base", "must be a named model, an ArchConfig YAML path, or an ArchConfig mapping")
     base_arch = base_arch.with_task(task_d.get("image_size"), task_d.get("in_channels"), task_d.get("num_classes"))
-    base_dict = base_arch.to_dict()
+    return base_arch, base_ref
 
-    factors_node = _mapping(data["factors"], data, "factors", "factors")
+
+def _parse_factors(data: LocDict, factors_node: LocDict, base_dict: dict[str, Any],
+                   train_fields: tuple[str, ...]) -> list[Factor]:
+    """Every factor: named levels (``levels: {NAME: {path: value}}``) or a path with a list of levels."""
     if not factors_node:
         raise _err(data, "factors", "factors", "name at least one factor")
     factors: list[Factor] = []
@@ -366,22 +388,32 @@ def parse_study(data: Any, source: Path | None) -> Study:
             raise _err(factors_node, fname, fpath, "needs 'path' (a dotted path into the ArchConfig, or "
                                                    "train.FIELD) and 'levels' (a list of values), or only "
                                                    "'levels' as a mapping of named levels to {path: value}")
-        paths = spec["path"] if isinstance(spec["path"], list) else [spec["path"]]
-        for p in paths:
-            if not isinstance(p, str):
-                raise _err(spec, "path", f"{fpath}.path", "must be a string or a list of strings")
-            _check_path(spec, "path", f"{fpath}.path", p, base_dict, train_fields)
-        levels = spec["levels"]
-        if not isinstance(levels, list) or not levels:
-            raise _err(spec, "levels", f"{fpath}.levels", "must be a non-empty list of values (or a mapping of "
-                                                          "named levels to {path: value})")
-        for i, v in enumerate(levels):
-            if isinstance(v, (dict, list)):
-                raise _err(levels, i, f"{fpath}.levels[{i}]", "a level must be a single value")
-        if len({json.dumps(v) for v in levels}) != len(levels):
-            raise _err(spec, "levels", f"{fpath}.levels", "repeats a level")
-        factors.append(Factor(fname, tuple(paths), tuple(plain(levels))))
+        factors.append(_path_factor(spec, fpath, fname, base_dict, train_fields))
+    return factors
 
+
+def _path_factor(spec: LocDict, fpath: str, fname: str, base_dict: dict[str, Any],
+                 train_fields: tuple[str, ...]) -> Factor:
+    """``path: P`` (or a list of paths, all set alike) with ``levels: [v1, v2, ...]`` of distinct single values."""
+    paths = spec["path"] if isinstance(spec["path"], list) else [spec["path"]]
+    for p in paths:
+        if not isinstance(p, str):
+            raise _err(spec, "path", f"{fpath}.path", "must be a string or a list of strings")
+        _check_path(spec, "path", f"{fpath}.path", p, base_dict, train_fields)
+    levels = spec["levels"]
+    if not isinstance(levels, list) or not levels:
+        raise _err(spec, "levels", f"{fpath}.levels", "must be a non-empty list of values (or a mapping of "
+                                                      "named levels to {path: value})")
+    for i, v in enumerate(levels):
+        if isinstance(v, (dict, list)):
+            raise _err(levels, i, f"{fpath}.levels[{i}]", "a level must be a single value")
+    if len({json.dumps(v) for v in levels}) != len(levels):
+        raise _err(spec, "levels", f"{fpath}.levels", "repeats a level")
+    return Factor(fname, tuple(paths), tuple(plain(levels)))
+
+
+def _parse_baseline(data: LocDict, factors: list[Factor]) -> dict[str, Any]:
+    """The baseline level: the first level of every factor, unless ``baseline:`` names another of its levels."""
     baseline: dict[str, Any] = {f.name: f.levels[0] for f in factors}
     if "baseline" in data:
         node = _mapping(data["baseline"], data, "baseline", "baseline")
@@ -393,7 +425,10 @@ def parse_study(data: Any, source: Path | None) -> Study:
                     raise _err(node, f.name, f"baseline.{f.name}",
                                f"{node[f.name]!r} is not one of its levels {list(f.levels)}")
                 baseline[f.name] = node[f.name]
+    return baseline
 
+
+def _parse_seeds(data: LocDict) -> list[int]:
     seeds = data["seeds"]
     if isinstance(seeds, int) and not isinstance(seeds, bool):
         seeds = list(range(seeds))
@@ -401,7 +436,10 @@ def parse_study(data: Any, source: Path | None) -> Study:
             or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds)
             or len(set(seeds)) != len(seeds)):
         raise _err(data, "seeds", "seeds", "must be a count or a list of distinct non-negative integers")
+    return list(seeds)
 
+
+def _parse_objectives(data: LocDict) -> list[str]:
     objectives = data.get("objectives", ["top1"])
     if not isinstance(objectives, list) or not objectives:
         raise _err(data, "objectives", "objectives", "must be a non-empty list")
@@ -409,7 +447,10 @@ def parse_study(data: Any, source: Path | None) -> Study:
         if o not in OBJECTIVES:
             raise _err(objectives, i, f"objectives[{i}]",
                        f"unknown objective {o!r}{did_you_mean(str(o), OBJECTIVES)}; allowed: {', '.join(OBJECTIVES)}")
+    return list(objectives)
 
+
+def _parse_resources(data: LocDict) -> dict[str, float]:
     resources = {"cpu": 1.0, "gpu": 0.0}
     if "resources" in data:
         node = _mapping(data["resources"], data, "resources", "resources")
@@ -418,45 +459,53 @@ def parse_study(data: Any, source: Path | None) -> Study:
             if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
                 raise _err(node, k, f"resources.{k}", "must be a non-negative number")
             resources[k] = float(v)
+    return resources
 
-    study = Study(name=name, source=str(source or "<study>"), base=base_ref, task=task_d, train=train_d,
-                  factors=factors, baseline=baseline, seeds=list(seeds), objectives=list(objectives),
-                  resources=resources, description=str(data.get("description", "")), base_arch=base_arch)
 
-    if "paper" in data:
-        node = _mapping(data["paper"], data, "paper", "paper")
-        _check_keys(node, ("citation", "metric", "values", "ranks", "note"), "paper")
-        if not isinstance(node.get("citation"), str) or not node["citation"].strip():
-            raise _err(data, "paper", "paper.citation", "the paper's values need a citation")
-        if "values" not in node and "ranks" not in node:
-            raise _err(data, "paper", "paper", "give the paper's 'values' per level, or its 'ranks' (1 = worst; "
-                                               "equal ranks for levels it calls equal) when it states only an order")
-        labels = {level_label(lv): lv for lv in study.levels()}
-        by_value = {lv[factors[0].name]: level_label(lv) for lv in study.levels()} if len(factors) == 1 else {}
-        found: dict[str, dict[str, float]] = {}
-        for what in ("values", "ranks"):
-            if what not in node:
-                continue
-            values = _mapping(node.get(what), node, what, f"paper.{what}")
-            found[what] = {}
-            for k, v in values.items():
-                label = k if k in labels else by_value.get(k)
-                if label is None:
-                    raise _err(values, k, f"paper.{what}.{k}",
-                               f"not a level of this study; levels: {', '.join(map(str, by_value or labels))}")
-                if isinstance(v, bool) or not isinstance(v, (int, float)):
-                    raise _err(values, k, f"paper.{what}.{k}", "must be a number")
-                found[what][label] = float(v)
-        metric = node.get("metric", "top1")
-        if metric not in OBJECTIVES:
-            raise _err(node, "metric", "paper.metric", f"must be one of {', '.join(OBJECTIVES)}")
-        if metric == "test_top1" and not task_d.get("test_eval"):
-            raise _err(node, "metric", "paper.metric", "test_top1 needs 'test_eval: true' in the task section")
-        study.paper = {"citation": node["citation"].strip(), "metric": metric, "values": found.get("values", {}),
-                       **({"ranks": found["ranks"]} if "ranks" in found else {}),
-                       **({"note": str(node["note"])} if "note" in node else {})}
+def _parse_paper(data: LocDict, study: Study) -> dict[str, Any]:
+    """The paper section: a citation, and its values and/or ranks keyed by level (its label, or the value of a
+    single factor's level), for a metric the study measures."""
+    node = _mapping(data["paper"], data, "paper", "paper")
+    _check_keys(node, ("citation", "metric", "values", "ranks", "note"), "paper")
+    if not isinstance(node.get("citation"), str) or not node["citation"].strip():
+        raise _err(data, "paper", "paper.citation", "the paper's values need a citation")
+    if "values" not in node and "ranks" not in node:
+        raise _err(data, "paper", "paper", "give the paper's 'values' per level, or its 'ranks' (1 = worst; "
+                                           "equal ranks for levels it calls equal) when it states only an order")
+    found = {what: _paper_numbers(node, what, study) for what in ("values", "ranks") if what in node}
+    metric = node.get("metric", "top1")
+    if metric not in OBJECTIVES:
+        raise _err(node, "metric", "paper.metric", f"must be one of {', '.join(OBJECTIVES)}")
+    if metric == "test_top1" and not study.task.get("test_eval"):
+        raise _err(node, "metric", "paper.metric", "test_top1 needs 'test_eval: true' in the task section")
+    return {"citation": node["citation"].strip(), "metric": metric, "values": found.get("values", {}),
+            **({"ranks": found["ranks"]} if "ranks" in found else {}),
+            **({"note": str(node["note"])} if "note" in node else {})}
 
-    # Every trial must be buildable before anything runs: resolve now, reporting the factor's line.
+
+def _paper_numbers(node: LocDict, what: str, study: Study) -> dict[str, float]:
+    """``paper.values`` or ``paper.ranks``: one number per level of the study, keyed by the level's label."""
+    labels = {level_label(lv): lv for lv in study.levels()}
+    first = study.factors[0].name
+    by_value = {lv[first]: level_label(lv) for lv in study.levels()} if len(study.factors) == 1 else {}
+    values = _mapping(node.get(what), node, what, f"paper.{what}")
+    found: dict[str, float] = {}
+    for k, v in values.items():
+        label = k if k in labels else by_value.get(k)
+        if label is None:
+            raise _err(values, k, f"paper.{what}.{k}",
+                       f"not a level of this study; levels: {', '.join(map(str, by_value or labels))}")
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise _err(values, k, f"paper.{what}.{k}", "must be a number")
+        found[label] = float(v)
+    return found
+
+
+def _check_levels_build(study: Study, data: LocDict, train: LocDict, factors_node: LocDict,
+                        base_dict: dict[str, Any]) -> None:
+    """Every trial must be buildable before anything runs: resolve each level now, and report a failure at
+    the recipe key it comes from, else at the factor whose path it names, else at ``factors``."""
+    factors = study.factors
     for level in study.levels():
         try:
             _resolve_level(study, level)
@@ -471,7 +520,6 @@ def parse_study(data: Any, source: Path | None) -> Study:
             node, key = (factors_node, culprit.name) if culprit else (data, "factors")
             path = f"factors.{culprit.name}" if culprit else "factors"
             raise _err(node, key, f"{path} (level {level_label(level)})", str(err)) from None
-    return study
 
 
 # -- resolution ------------------------------------------------------------------------------------------------
