@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from mixnas import optuna_io
 from mixnas.errors import MixnasError
 from mixnas.pareto import hypervolume, pareto_front
@@ -441,17 +443,15 @@ def hv_history(run: Run, ideal: Sequence[float], reference: Sequence[float]) -> 
 
 def edf(values: Sequence[float], grid: Sequence[float], weights: Sequence[float] | None = None) -> list[float]:
     """The (weighted) empirical distribution function ``F(x) = P(value <= x)`` at each grid point."""
-    w = list(weights) if weights is not None else [1.0] * len(values)
-    total = sum(w)
-    if not values or total <= 0:
+    v = np.asarray(values, dtype=float)
+    w = np.ones(len(v)) if weights is None else np.asarray(weights, dtype=float)
+    total = float(np.sum(w))
+    if not len(v) or total <= 0:
         return [math.nan] * len(grid)
-    pairs = sorted(zip(values, w))
-    xs = [v for v, _ in pairs]
-    cum, acc = [], 0.0
-    for _, wi in pairs:
-        acc += wi
-        cum.append(acc)
-    return [(cum[k - 1] / total if (k := bisect_right(xs, x)) else 0.0) for x in grid]
+    order = np.lexsort((w, v))  # by value, then weight
+    cum = np.cumsum(w[order])
+    k = np.searchsorted(v[order], np.asarray(grid, dtype=float), side="right")
+    return np.where(k > 0, cum[k - 1] / total, 0.0).tolist()
 
 
 def edf_band(values: Sequence[float], grid: Sequence[float], weights: Sequence[float] | None = None,
@@ -462,31 +462,20 @@ def edf_band(values: Sequence[float], grid: Sequence[float], weights: Sequence[f
     n = len(values)
     if n == 0:
         return [math.nan] * len(grid), [math.nan] * len(grid)
-    w = list(weights) if weights is not None else [1.0] * n
-    rng = random.Random(seed)
-    draws = []
-    for _ in range(n_boot):
-        idx = [rng.randrange(n) for _ in range(n)]
-        ws = [w[i] for i in idx]
-        if sum(ws) <= 0:
-            continue
-        draws.append(edf([values[i] for i in idx], grid, ws))
-    lo_q, hi_q = (1 - level) / 2, (1 + level) / 2
-    lo, hi = [], []
-    for j in range(len(grid)):
-        col = sorted(d[j] for d in draws)
-        lo.append(_quantile(col, lo_q))
-        hi.append(_quantile(col, hi_q))
-    return lo, hi
+    rng = random.Random(seed)  # the resamples of before, drawn in the same order
+    idx = np.array([[rng.randrange(n) for _ in range(n)] for _ in range(n_boot)], dtype=int).reshape(n_boot, n)
+    v = np.asarray(values, dtype=float)
+    w = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
+    draws = [edf(v[i], grid, w[i]) for i in idx if np.sum(w[i]) > 0]
+    if not draws:
+        return [math.nan] * len(grid), [math.nan] * len(grid)
+    lo, hi = np.quantile(np.array(draws), [(1 - level) / 2, (1 + level) / 2], axis=0)
+    return lo.tolist(), hi.tolist()
 
 
-def _quantile(sorted_vals: Sequence[float], q: float) -> float:
-    if not sorted_vals:
-        return math.nan
-    pos = q * (len(sorted_vals) - 1)
-    i = int(math.floor(pos))
-    j = min(i + 1, len(sorted_vals) - 1)
-    return sorted_vals[i] + (sorted_vals[j] - sorted_vals[i]) * (pos - i)
+def _quantile(values: Sequence[float], q: float) -> float:
+    """The ``q`` quantile, linear between the order statistics (NaN for no values)."""
+    return float(np.quantile(values, q)) if len(values) else math.nan
 
 
 def complexity_weights(macs_per_space: Sequence[Sequence[float]], n_bins: int = 8

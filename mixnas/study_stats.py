@@ -46,14 +46,8 @@ class LevelStats:
 
 def finite_values(values: Sequence[float | None]) -> list[float]:
     """The values that are numbers: None, NaN and +-inf are missing seeds, not measurements."""
-    out = []
-    for v in values:
-        if v is None:
-            continue
-        x = float(v)
-        if math.isfinite(x):
-            out.append(x)
-    return out
+    xs = np.array(list(values), dtype=float)  # None becomes NaN
+    return xs[np.isfinite(xs)].tolist()
 
 
 def _missing(v: float | None) -> bool:
@@ -67,14 +61,14 @@ def summarise(values: Sequence[float | None], confidence: float = 0.95) -> tuple
     NaN, +-inf and None are missing seeds (a diverged or unfinished run), not values: they are dropped and not
     counted in ``n``, so ``[80, nan, 82]`` summarises as two seeds, and ``[nan]`` as no value at all
     (``(0, None, None, None, None)``) instead of a NaN mean that would render as a number."""
-    xs = finite_values(values)
+    xs = np.asarray(finite_values(values))
     n = len(xs)
     if n == 0:
         return 0, None, None, None, None
-    mean = math.fsum(xs) / n
+    mean = float(np.mean(xs))
     if n < 2:
         return n, mean, None, None, None
-    std = math.sqrt(math.fsum((x - mean) ** 2 for x in xs) / (n - 1))
+    std = float(np.std(xs, ddof=1))
     half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * std / math.sqrt(n)
     return n, mean, std, mean - half, mean + half
 
@@ -188,10 +182,10 @@ def power_line(values: dict[str, Sequence[float]], baseline: str) -> str | None:
     if not groups or len(values.get(baseline, [])) < 1:
         return None
     dof = sum(len(g) - 1 for g in groups)
-    pooled = math.sqrt(math.fsum(math.fsum((x - math.fsum(g) / len(g)) ** 2 for x in g) for g in groups) / dof)
+    pooled = math.sqrt(sum(float(np.sum((np.asarray(g) - np.mean(g)) ** 2)) for g in groups) / dof)
     n = min(len(g) for g in groups)
-    base = math.fsum(values[baseline]) / len(values[baseline])
-    deltas = {k: math.fsum(xs) / len(xs) - base for k, xs in values.items() if xs and k != baseline}
+    base = float(np.mean(values[baseline]))
+    deltas = {k: float(np.mean(xs)) - base for k, xs in values.items() if xs and k != baseline}
     line = (f"Power: at the pooled seed std {pooled:.2f} and {n} seeds per level, differences below "
             f"{detectable_difference(pooled, n):.2f} points are not reliably detected (Welch's t-test, 80 % power, "
             f"α 0.05)")
