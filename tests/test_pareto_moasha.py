@@ -204,3 +204,52 @@ def test_front_and_hypervolume_agree_with_optuna_on_random_points_with_infinitie
             want = float(compute_hypervolume(loss, ref)) if len(loss) else 0.0
         got = hypervolume(points, directions, reference)
         assert got == pytest.approx(want), (points, directions, reference)
+
+
+def _optuna_public_hypervolume(points, directions, reference):
+    """Optuna's hypervolume through its public entry point: the last value of ``plot_hypervolume_history`` over
+    a study holding ``points`` as COMPLETE trials (Optuna turns the maximised objectives round itself). The
+    function is public but marked experimental; its warning is not what this test is about."""
+    import warnings
+
+    import optuna
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import create_trial
+
+    study = optuna.create_study(directions=["maximize" if d == "max" else "minimize" for d in directions])
+    dist = {"x": FloatDistribution(0.0, 1.0)}
+    study.add_trials([create_trial(params={"x": 0.5}, distributions=dist, values=list(p)) for p in points])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        figure = optuna.visualization.plot_hypervolume_history(study, list(reference))
+    return float(figure.data[0].y[-1])
+
+
+@pytest.mark.parametrize("m", [2, 3])
+def test_hypervolume_agrees_with_optunas_on_random_fronts_with_mixed_directions(m):
+    """Random continuous point sets in 2 and 3 objectives, each objective maximised or minimised at random,
+    against a reference behind all the points or inside the cloud (points beyond it add nothing): the own
+    hypervolume equals Optuna's, through its public ``plot_hypervolume_history`` and through the exact WFG
+    routine behind it (``optuna._hypervolume.compute_hypervolume``: private, so imported here, in the test
+    only)."""
+    import numpy as np
+    from optuna._hypervolume import compute_hypervolume
+
+    rng = np.random.default_rng(16 + m)
+    for _ in range(60):
+        n = int(rng.integers(1, 16))
+        directions = tuple(str(d) for d in rng.choice(["min", "max"], size=m))
+        points = rng.uniform(0.0, 10.0, size=(n, m))
+        if rng.random() < 0.5:  # behind every point
+            reference = [(-1.0 if d == "max" else 11.0) for d in directions]
+        else:  # inside the cloud: some points lie beyond it
+            reference = [float(v) for v in rng.uniform(3.0, 7.0, size=m)]
+        got = hypervolume(points.tolist(), directions, reference)
+        sign = np.array([-1.0 if d == "max" else 1.0 for d in directions])
+        loss, ref = points * sign, np.array(reference) * sign
+        loss = loss[(loss < ref).all(axis=1)]
+        exact = float(compute_hypervolume(loss, ref)) if len(loss) else 0.0
+        assert got == pytest.approx(exact, rel=1e-12, abs=1e-12), (points, directions, reference)
+        assert got == pytest.approx(_optuna_public_hypervolume(points.tolist(), directions, reference),
+                                    rel=1e-9, abs=1e-9), (points, directions, reference)
+        assert got > 0 or not len(loss)
