@@ -28,6 +28,11 @@ Domains: a plain value (fixed), ``{choice: [...]}``, ``{int: [low, high], step: 
 ``{float: [low, high], log: bool}``, and ``{ratio: domain}`` for widths relative to the stage width.
 A per-stage field may also be a list with one entry per stage. Nothing the user writes is evaluated.
 
+The keys of ``arch``, ``arch.stem``, ``arch.head`` and ``arch.stages`` (and the task's input sizes) are the
+fields of the ArchConfig dataclasses (mixnas/config.py), with their defaults, types and allowed values:
+``stem: {kind: {choice: [conv, cross_scale]}}`` or ``stages: {layer_scale: {choice: [0.0, 1.0e-4]}}`` search
+options added after the first release as any other.
+
 Every Optuna parameter is named by its YAML path (``arch.stages.token_mixer.strip.strip_width``,
 ``arch.stages[2].depth``), so branches never share a name and ``FixedTrial(params)`` replays a trial.
 """
