@@ -33,8 +33,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from bench._report import load_average, machine_note, publish
     from bench.search_efficiency import load_trials, log_wall_time
+    from mixnas.cli.search import QUICKSTART
     from mixnas.search import slot_gaps
-    from mixnas.search_cli import QUICKSTART
 
     load_start = None if args.from_run else load_average()
     if args.from_run:

@@ -135,7 +135,7 @@ def summarise(runs: dict[int, dict[str, dict[str, Any]]], ref: tuple[float, floa
 
 
 def main(argv: list[str] | None = None) -> int:
-    from mixnas.search_cli import QUICKSTART
+    from mixnas.cli.search import QUICKSTART
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--space", default="search_spaces/strip_mlp.yaml")

@@ -70,8 +70,8 @@ def mark_default(s: Any, grace: int) -> Any:
     """Name the strategy that is ``mixnas search --table``'s default (sampler, scheduler and settings)."""
     from dataclasses import replace
 
+    from mixnas.cli.search import QUICKSTART
     from mixnas.search import SearchSettings
-    from mixnas.search_cli import QUICKSTART
 
     d = SearchSettings(space="", out="")
     sampler = "tpe" if d.sampler == "auto" else d.sampler  # auto is TPE on the conditional benchmark space

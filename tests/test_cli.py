@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from mixnas.cli import format_table, main
+from mixnas.cli import main
+from mixnas.cli.format import format_table
 from mixnas.util import human
 
 SPACES = Path(__file__).resolve().parents[1] / "search_spaces"

@@ -35,7 +35,8 @@ def test_models_shows_progress_while_it_counts(capsys):
     line rewritten with the model being counted on a terminal)."""
     import io
 
-    from mixnas.cli import _Progress, model_rows
+    from mixnas.cli.format import Progress
+    from mixnas.cli.models import model_rows
 
     main(["models", "--family", "mixer"])
     out = capsys.readouterr()
@@ -46,7 +47,7 @@ def test_models_shows_progress_while_it_counts(capsys):
             return True
 
     term = Terminal()
-    bar = _Progress(2, "counting", stream=term)
+    bar = Progress(2, "counting", stream=term)
     seen = []
     model_rows(["mixer_s16_224", "mixer_b16_224"], on_row=bar.done,
                on_start=lambda name: (bar.start(name), seen.append(term.getvalue())))

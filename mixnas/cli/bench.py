@@ -81,7 +81,7 @@ def cmd_card(args: argparse.Namespace) -> int:
 def cmd_dashboard(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from mixnas.dashboard_cli import cmd_dashboard as dashboard
+    from mixnas.cli.dashboard import cmd_dashboard as dashboard
     from mixnas.simulate import table_run
     from mixnas.tabular import Table
 

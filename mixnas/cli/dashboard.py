@@ -10,12 +10,12 @@ import argparse
 import functools
 import http.server
 import shutil
-import signal
 import subprocess
 import sys
 import threading
 from pathlib import Path
 
+from mixnas.cli.signals import terminate_as_interrupt
 from mixnas.errors import MixnasError
 
 
@@ -61,10 +61,6 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     return 0
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def serve(report: Path, port: int, storage: str | None = None) -> None:
     """Serve the report's folder on 127.0.0.1 (and optuna-dashboard on ``storage``) until interrupted."""
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(report.parent.resolve()))
@@ -87,12 +83,11 @@ def serve(report: Path, port: int, storage: str | None = None) -> None:
             print(f"optuna-dashboard: http://127.0.0.1:{bound + 1}/", flush=True)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
-    if threading.current_thread() is threading.main_thread():  # `kill` stops optuna-dashboard too, as Ctrl-C does
-        signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        thread.join()
-    finally:
-        httpd.shutdown()
-        if proc is not None:
-            proc.terminate()
-            proc.wait(timeout=10)
+    with terminate_as_interrupt():  # `kill` stops optuna-dashboard too, as Ctrl-C does
+        try:
+            thread.join()
+        finally:
+            httpd.shutdown()
+            if proc is not None:
+                proc.terminate()
+                proc.wait(timeout=10)

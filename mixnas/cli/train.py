@@ -12,19 +12,19 @@ the given architectures, or of ``N`` candidates sampled from a search space.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import signal
 import statistics
 import sys
-import threading
-from collections.abc import Iterator
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from mixnas.cli.format import format_table
+from mixnas.cli.signals import terminate_as_interrupt
 from mixnas.errors import MixnasError
+from mixnas.util import human
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -128,7 +128,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"epoch {m.epoch}: train loss {m.train_loss:.4f}  val loss {m.val_loss:.4f}  val top-1 "
               f"{m.val_top1:.2f}%  {m.images_per_s:.0f} img/s  {m.epoch_time_s:.1f} s{part}", flush=True)
 
-    with _terminate_as_interrupt():
+    with terminate_as_interrupt():
         result = train(arch, data, cfg, callback=show_epoch, device=device, metrics_path=metrics,
                        checkpoint_path=out / "model.pt" if args.checkpoint else None, progress=args.progress,
                        final_eval=args.final_eval)
@@ -142,24 +142,6 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"test top-1 {result.test['top1']:.2f}% on {result.test['images']} test images (final evaluation)")
     print(f"metrics: {metrics}" + (f"\ncheckpoint: {result.checkpoint}" if result.checkpoint else ""))
     return 0
-
-
-@contextlib.contextmanager
-def _terminate_as_interrupt() -> Iterator[None]:
-    """While training, SIGTERM (a scheduler ending the job) acts like Ctrl-C: metrics written, status
-    ``interrupted``. The previous handler is restored afterwards."""
-
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _is_space_file(ref: str) -> bool:
@@ -176,11 +158,7 @@ def _is_space_file(ref: str) -> bool:
 
 
 def cmd_proxy(args: argparse.Namespace) -> int:
-    from mixnas.cli import format_table
-    from mixnas.data import get_dataset, load_dataset
-    from mixnas.models import looks_like_file, resolve_arch
-    from mixnas.proxies import check_proxies, proxy_batch, score_arch
-    from mixnas.util import human
+    from mixnas.proxies import check_proxies
 
     _threads(args.threads)
     proxies = check_proxies([p.strip() for p in args.proxies.split(",") if p.strip()])
@@ -188,7 +166,22 @@ def cmd_proxy(args: argparse.Namespace) -> int:
         raise MixnasError(f"-n must be at least 1, found {args.n}")
     if args.batch_size < 2:
         raise MixnasError(f"--batch-size must be at least 2, found {args.batch_size}")
-    candidates: list[tuple[str, Any, str]] = []  # (label, arch, dataset)
+    rows = _score_candidates(_proxy_candidates(args), proxies, args)
+    if args.json:
+        print(json.dumps([{**s.to_dict(), "label": label, "dataset": ds, "batch_size": args.batch_size}
+                          for label, ds, s in rows], indent=2))
+        return 0
+    _print_proxy_table(rows, proxies, args)
+    return 0
+
+
+def _proxy_candidates(args: argparse.Namespace) -> list[tuple[str, Any, str]]:
+    """(label, arch, dataset) of every reference: a space file gives ``-n`` sampled candidates, a named model
+    or ArchConfig file one architecture (a named model sized for the dataset)."""
+    from mixnas.data import get_dataset
+    from mixnas.models import looks_like_file, resolve_arch
+
+    candidates: list[tuple[str, Any, str]] = []
     for ref in args.refs:
         if _is_space_file(ref):
             from mixnas.optuna_io import sample_candidates
@@ -208,6 +201,16 @@ def cmd_proxy(args: argparse.Namespace) -> int:
                 arch = resolve_arch(ref, image_size=args.image_size or spec.default_image_size,
                                     in_channels=spec.in_channels)
             candidates.append((arch.name or Path(ref).stem, arch, dataset))
+    return candidates
+
+
+def _score_candidates(candidates: list[tuple[str, Any, str]], proxies: Sequence[str],
+                      args: argparse.Namespace) -> list[tuple[str, str, Any]]:
+    """(label, dataset, scores) of every candidate; one scoring batch per dataset and input shape, so that
+    candidates of the same task are scored on the same images."""
+    from mixnas.data import load_dataset
+    from mixnas.proxies import proxy_batch, score_arch
+
     batches: dict[tuple, tuple] = {}
     rows = []
     for i, (label, arch, dataset) in enumerate(candidates):
@@ -225,10 +228,11 @@ def cmd_proxy(args: argparse.Namespace) -> int:
             print(f"\rscored {i + 1}/{len(candidates)}", end="", file=sys.stderr, flush=True)
     if not args.json and sys.stderr.isatty():
         print(file=sys.stderr)
-    if args.json:
-        print(json.dumps([{**s.to_dict(), "label": label, "dataset": ds, "batch_size": args.batch_size}
-                          for label, ds, s in rows], indent=2))
-        return 0
+    return rows
+
+
+def _print_proxy_table(rows: list[tuple[str, str, Any]], proxies: Sequence[str], args: argparse.Namespace) -> None:
+    """One row of scores per candidate, then the median time each proxy took."""
     table = []
     for label, _, s in rows:
         cells = [label, s.digest]
@@ -243,4 +247,3 @@ def cmd_proxy(args: argparse.Namespace) -> int:
     print(f"\nmedian time per candidate: {timing} ({torch.get_num_threads()} threads; batch of {args.batch_size} "
           f"training images, seed {args.seed}).\nHigher is better for synflow, naswot, grad_norm and snip; "
           "params and MACs are the baselines.")
-    return 0
