@@ -37,7 +37,8 @@ from torch.overrides import TorchFunctionMode
 from mixnas.config import ArchConfig
 from mixnas.data import DataSplits
 from mixnas.errors import MixnasError, did_you_mean
-from mixnas.network import DropPath, build_model
+from mixnas.layers import DropPath
+from mixnas.network import build_model
 from mixnas.train import NO_DECAY_NAMES
 
 PROXIES = ("synflow", "naswot", "grad_norm", "snip", "params", "macs")

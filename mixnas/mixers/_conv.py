@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from mixnas.network import conv2d_fp32
+from mixnas.layers import conv2d_fp32
 
 
 def live_extent(kernel: int, side: int) -> int:
@@ -22,7 +22,7 @@ class DepthwiseConv2d(nn.Conv2d):
     32x32 inputs) slow convolutions that are mostly padding, and a kernel cropped to 1x1 runs as a
     per-channel scale (PyTorch's CPU convolution takes a per-sample slow path for it). Same parameters,
     initialisation and state-dict keys as the plain layer; kernel sides must be odd. Under autocast it runs
-    in fp32 (:func:`mixnas.network.conv2d_fp32`).
+    in fp32 (:func:`mixnas.layers.conv2d_fp32`).
     """
 
     def __init__(self, channels: int, kernel_size: int | tuple[int, int], grid: tuple[int, int]):

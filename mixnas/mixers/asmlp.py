@@ -29,7 +29,7 @@ Deviations from the official code, none of which changes the function or the par
 default knobs:
 
 * tokens stay channels-last, so the 1x1 convolutions run as ``nn.Linear`` and GroupNorm(1, C) runs on the
-  ``(B, C, N)`` view of the tokens (:class:`mixnas.network.TokenGroupNorm`, same statistics and affine);
+  ``(B, C, N)`` view of the tokens (:class:`mixnas.layers.TokenGroupNorm`, same statistics and affine);
 * the shift is a CPU/GPU PyTorch operator instead of the official CUDA-only CuPy kernel (same values);
 * ``shift_size`` 1 is accepted and means no shift (the official ``Shift`` module returns its input for 1,
   though its kernel asserts ``>= 3``);
@@ -43,7 +43,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from mixnas.network import TokenGroupNorm
+from mixnas.layers import TokenGroupNorm
 from mixnas.registry import MixerContext, Param, register_mixer
 
 BRANCHES = ("both", "horizontal", "vertical")

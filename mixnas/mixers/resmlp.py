@@ -7,7 +7,7 @@ counts the named models match.
 
 The token mixer is ``Linear(N, N)`` with bias applied along the token axis (the official ``attn`` /
 timm's ``linear_tokens``); the rest of the ResMLP block is the backbone's: ``affine`` norms (per-channel
-``alpha * x + beta``, :class:`mixnas.network.Affine`), per-channel layer scales on both residual branches
+``alpha * x + beta``, :class:`mixnas.layers.Affine`), per-channel layer scales on both residual branches
 (``StageSpec.layer_scale``: 0.1 for ResMLP-12, 1e-5 for 24, 1e-6 for 36) and the plain ``mlp`` channel
 mixer. Initialisation follows timm: xavier-uniform weight, zero bias.
 

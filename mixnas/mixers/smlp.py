@@ -37,8 +37,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from mixnas.layers import image_to_tokens, tokens_to_image
 from mixnas.mixers._conv import DepthwiseConv2d
-from mixnas.network import image_to_tokens, tokens_to_image
 from mixnas.registry import MixerContext, Param, register_mixer
 
 FUSIONS = ("concat", "sum")

@@ -66,8 +66,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from mixnas.layers import image_to_tokens, tokens_to_image
 from mixnas.mixers._conv import DepthwiseConv2d, live_extent
-from mixnas.network import image_to_tokens, tokens_to_image
 from mixnas.registry import MixerContext, Param, register_mixer
 
 BRANCHES = ("cgsmm+lsmm", "cgsmm", "lsmm")

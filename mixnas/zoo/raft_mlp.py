@@ -14,7 +14,7 @@ bias (level 4, the official ``embedding_kernels: [2]``: ``downsample: conv2x2_bi
 the same window); blocks ``raft(x)`` (vertical then horizontal, each ``x + MLP(LN(x))``, raft size 2, token
 expansion 2) and ``x + mlp(LN(x))`` (4 x dim); final LayerNorm, mean pool, linear classifier. Widths:
 S 64-128-256-512, M 96-192-384-768, L 128-192-512-1024 (as the official configuration files).
-See :mod:`mixnas.mixers.raft` and :class:`mixnas.network.CrossScaleEmbedding`.
+See :mod:`mixnas.mixers.raft` and :class:`mixnas.layers.CrossScaleEmbedding`.
 
 Deviations from the official code (none changes the parameter count or the MACs): the channel-branch and
 final LayerNorms have eps 1e-6 (mixnas' ``layernorm``) where the official uses 1e-5 (the raft mixer's own
