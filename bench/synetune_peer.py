@@ -1,7 +1,7 @@
 """Syne Tune's multi-objective strategies replayed on a mixnas-bench table, through Syne Tune's own API.
 
 The one module that imports ``syne_tune`` (a ``bench`` extra, never a runtime dependency of mixnas; see
-the README's Benchmarks section for its install line). Syne Tune's schedulers decide everything they
+docs/benchmarks.md for its install line). Syne Tune's schedulers decide everything they
 decide in a live run: which configuration to try (``scheduler.suggest()``), and whether a trial goes on
 after each epoch (``on_trial_result``); this harness only plays the part of Syne Tune's simulator backend,
 on the same clock as :class:`mixnas.simulate.SimulatedRunner`: ``workers`` simulated workers, each epoch

@@ -18,7 +18,7 @@ BUILD_FLAGS = ("epochs", "fraction", "noise_archs", "noise_seeds", "long_archs",
 
 def register(sub: argparse._SubParsersAction) -> None:
     bench = sub.add_parser("bench", help="tabular benchmarks: build a table of a space, write its card",
-                           description="mixnas-bench: tabular multi-fidelity benchmarks (see README, 'Benchmarks').")
+                           description="mixnas-bench: tabular multi-fidelity benchmarks (see docs/benchmarks.md).")
     bsub = bench.add_subparsers(dest="bench_command", required=True, metavar="ACTION")
     p = bsub.add_parser("build", help="train every architecture of a discrete space into a table (resumable)")
     p.add_argument("space", help="a search space YAML whose every parameter is discrete")

@@ -1,7 +1,7 @@
 """The ``mixnas dashboard`` command (registered by :func:`register`).
 
 ``mixnas dashboard RUN [RUN ...] [-o report.html] [--js inline|file] [--screenshot PNG] [--serve [--port P]
-[--optuna-dashboard]]`` writes one offline HTML report of one or several search runs (see README, Dashboards).
+[--optuna-dashboard]]`` writes one offline HTML report of one or several search runs (see docs/dashboards.md).
 """
 
 from __future__ import annotations

@@ -64,7 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--join", action="store_true", default=None,
                    help="one of several drivers of one study, each with its own --out (and Ray): create the study "
                         "or join it; --trials counts this driver's trials; needs --storage every driver reaches and "
-                        "--study-name (see README, Cluster)")
+                        "--study-name (see docs/search.md)")
     p.add_argument("--out", help="run folder (default runs/SPACE-sSEED)")
     p.add_argument("--resume", action="store_true",
                    help="continue the search recorded in --out (after a crash, or with a larger --trials): its "

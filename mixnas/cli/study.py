@@ -15,7 +15,7 @@ from mixnas.errors import MixnasError
 
 def register(sub: argparse._SubParsersAction) -> None:
     study = sub.add_parser("study", help="reproduction studies: factors x levels x seeds, with statistics",
-                           description="Run and report the studies of studies/ (see README, 'Studies').")
+                           description="Run and report the studies of studies/ (see docs/studies.md).")
     ssub = study.add_subparsers(dest="study_command", required=True, metavar="ACTION")
     p = ssub.add_parser("check", help="validate a study file and list its trials")
     p.add_argument("file")
