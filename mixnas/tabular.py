@@ -11,7 +11,7 @@ A benchmark table is a folder:
   (so the file is valid gzip after every job, and a crash mid-append loses at most that record: the reader
   drops a torn last member, the writer cuts it off before appending). A re-run job appends a newer record;
   the last record of a key wins.
-* ``CARD.md``: settings, cost, noise, fidelity correlations (:mod:`mixnas.tabular_stats`).
+* ``CARD.md``: settings, cost, noise, fidelity correlations (written by :mod:`mixnas.tabular_stats`).
 
 Three settings of jobs (``BuildSettings``):
 
@@ -49,9 +49,10 @@ import yaml
 
 from mixnas.config import ArchConfig
 from mixnas.errors import MixnasError
+from mixnas.tabular_stats import fidelity_stats
 from mixnas.util import atomic_write_text
 
-TABLE_FILE, BUILD_FILE, PLAN_FILE, CARD_FILE = "table.jsonl.gz", "build.yaml", "plan.csv", "CARD.md"
+TABLE_FILE, BUILD_FILE, PLAN_FILE = "table.jsonl.gz", "build.yaml", "plan.csv"
 SPACE_FILE = "space.yaml"  # the space as resolved (extends merged), so the table folder stands alone
 SETTINGS = ("table", "noise", "long")
 FINAL = ("completed", "diverged")  # a job that ended so is done: divergence is deterministic, and is data
@@ -369,8 +370,6 @@ class Table:
     def recommended(self) -> dict[str, Any]:
         """The fidelity settings the table's own rank correlations recommend (``grace``, ``max_epochs``;
         :func:`mixnas.tabular_stats.recommend`): what ``mixnas search --table`` uses by default."""
-        from mixnas.tabular_stats import fidelity_stats
-
         return fidelity_stats(self)["recommendation"]
 
     def space(self) -> Any:

@@ -13,10 +13,37 @@ import math
 import statistics
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from mixnas.pareto import pareto_front
-from mixnas.tabular import CARD_FILE, Table
+
+CARD_FILE = "CARD.md"  # the card's name in the table's folder (see mixnas.tabular)
+
+
+class Table(Protocol):
+    """What these statistics read of a :class:`mixnas.tabular.Table`: its folder, build, records and look-ups.
+
+    A protocol rather than an import, so this module sits below :mod:`mixnas.tabular` (whose
+    ``Table.recommended`` uses :func:`fidelity_stats`) and the two do not import each other."""
+
+    dir: Path
+    build: dict[str, Any]
+    settings: Any  # mixnas.tabular.BuildSettings
+    records: list[dict[str, Any]]
+
+    @property
+    def epochs(self) -> int: ...
+
+    def get(self, digest: str, setting: str = "table", seed: int = 0) -> dict[str, Any] | None: ...
+
+    def completed(self, setting: str = "table") -> list[dict[str, Any]]: ...
+
+    def arch_records(self) -> dict[str, dict[str, Any]]: ...
+
+    def build_train(self) -> dict[str, Any]: ...
+
+    def space(self) -> Any: ...
+
 
 PROXIES = ("synflow", "naswot", "grad_norm", "snip")
 
