@@ -419,33 +419,19 @@ def build(settings: BuildSettings, out: str | Path, *, given: set[str] = frozens
     ``limit`` stops after that many jobs were launched (a build in parts); ``only`` restricts the settings
     run this time. Finished jobs (completed, or diverged: a seeded run diverges again) are never run again;
     failed ones (a worker error, a time-out) are retried."""
-    from mixnas.complexity import complexity
-    from mixnas.provenance import code_version
     from mixnas.space import load_space
 
     out = Path(out)
     space = load_space(settings.space)
     out.mkdir(parents=True, exist_ok=True)
     settings = _resolve_settings(out, settings, set(given), space)
-    saved_space = out / SPACE_FILE
-    if (out / BUILD_FILE).exists() and saved_space.exists() \
-            and yaml.safe_load(saved_space.read_text()) != json.loads(json.dumps(space.raw)):
-        raise MixnasError(f"{settings.space}: the space differs from the one this build started with "
-                          f"({saved_space}); a table covers one space: restore it or use another --out")
+    _check_same_space(out, settings, space)
     archs = space_archs(space)
     jobs = plan_jobs(settings, archs)
     if not (out / BUILD_FILE).exists():
-        raw = json.loads(json.dumps(space.raw))
-        (out / SPACE_FILE).write_text(yaml.safe_dump(raw, sort_keys=False))
-        doc = {"settings": settings.to_dict(), "space_file": SPACE_FILE, "architectures": len(archs),
-               "jobs": {s: sum(1 for j in jobs if j.setting == s) for s in SETTINGS}, "code": code_version(),
-               "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        atomic_write_text(out / BUILD_FILE, yaml.safe_dump(doc, sort_keys=False))
+        _start_build(out, settings, space, len(archs), jobs)
     write_plan(out, jobs)
-    table = out / TABLE_FILE
-    done = set()
-    if table.exists():
-        done = {r["key"] for r in read_records(table)[0] if r.get("status") in FINAL}
+    done = _finished_keys(out / TABLE_FILE)
     pending = [j for j in jobs if j.key not in done and j.setting in only]
     if limit is not None:
         pending = pending[:max(0, limit)]
@@ -453,25 +439,77 @@ def build(settings: BuildSettings, out: str | Path, *, given: set[str] = frozens
         f"{len(pending)} to run now)")
     if not pending:
         return {"done": len(done), "ran": 0, "failed": 0}
+    return _run_jobs(out, settings, space, pending, len(done), address=address, data_dir=data_dir, log=log)
+
+
+def _check_same_space(out: Path, settings: BuildSettings, space: Any) -> None:
+    """Refuse to resume a build with a space other than the one it started with (saved in ``space.yaml``)."""
+    saved_space = out / SPACE_FILE
+    if (out / BUILD_FILE).exists() and saved_space.exists() \
+            and yaml.safe_load(saved_space.read_text()) != json.loads(json.dumps(space.raw)):
+        raise MixnasError(f"{settings.space}: the space differs from the one this build started with "
+                          f"({saved_space}); a table covers one space: restore it or use another --out")
+
+
+def _start_build(out: Path, settings: BuildSettings, space: Any, n_archs: int, jobs: list[Job]) -> None:
+    """A new build's folder: the space as loaded, then ``build.yaml`` (settings, planned job counts, code)."""
+    from mixnas.provenance import code_version
+
+    raw = json.loads(json.dumps(space.raw))
+    (out / SPACE_FILE).write_text(yaml.safe_dump(raw, sort_keys=False))
+    doc = {"settings": settings.to_dict(), "space_file": SPACE_FILE, "architectures": n_archs,
+           "jobs": {s: sum(1 for j in jobs if j.setting == s) for s in SETTINGS}, "code": code_version(),
+           "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    atomic_write_text(out / BUILD_FILE, yaml.safe_dump(doc, sort_keys=False))
+
+
+def _finished_keys(table: Path) -> set[str]:
+    """The keys of the jobs the table already holds a final record of (never run again)."""
+    if not table.exists():
+        return set()
+    return {r["key"] for r in read_records(table)[0] if r.get("status") in FINAL}
+
+
+def _price(pending: list[Job]) -> dict[str, Any]:
+    """Digest -> fvcore cost of every pending architecture (counts are cached on disk by digest)."""
     from tqdm import tqdm
 
-    from mixnas.trial import MEASURES
+    from mixnas.complexity import complexity
 
-    task = space.task
     bar = tqdm(total=len(pending), desc="pricing", unit="arch", leave=False, disable=None)
     costs = {}
-    for j in pending:  # fvcore counts, cached on disk by digest
+    for j in pending:
         costs[j.digest] = costs.get(j.digest) or complexity(j.arch)
         bar.update(1)
     bar.close()
+    return costs
+
+
+def _trial_configs(pending: list[Job], settings: BuildSettings, space: Any,
+                   data_dir: str | None) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """Key -> the trial config :func:`mixnas.ray_io.run_trials` runs, and key -> the job's TrainConfig dict."""
+    from mixnas.trial import MEASURES
+
+    task = space.task
     configs, trains = {}, {}
     for n, j in enumerate(pending):
         trains[j.key] = train_config(settings, space, j)
         configs[j.key] = {"arch": j.arch.to_dict(), "train": trains[j.key], "dataset": task.dataset,
                           "data_dir": data_dir, "digest": j.digest, "number": n, "threads": settings.threads,
                           "gpu": 0.0, "measure": list(MEASURES) if j.setting == "table" else []}
+    return configs, trains
+
+
+def _run_jobs(out: Path, settings: BuildSettings, space: Any, pending: list[Job], n_done: int, *,
+              address: str | None, data_dir: str | None, log: Callable[[str], None]) -> dict[str, int]:
+    """Price and run the pending jobs, appending each record to the table the moment its job ends."""
+    from mixnas.ray_io import run_trials
+
+    table = out / TABLE_FILE
+    costs = _price(pending)
+    configs, trains = _trial_configs(pending, settings, space, data_dir)
     by_key = {j.key: j for j in pending}
-    counts = {"done": len(done), "ran": 0, "failed": 0}
+    counts = {"done": n_done, "ran": 0, "failed": 0}
     t0 = time.time()
 
     def on_done(key: str, outcome: Any) -> None:
@@ -484,8 +522,6 @@ def build(settings: BuildSettings, out: str | Path, *, given: set[str] = frozens
         log(f"[{counts['ran']}/{len(pending)}] {key}: {outcome.status}"
             + (f", top1 {last:.2f}" if isinstance(last, float) else "")
             + f", {outcome.wall_time_s:.0f} s; about {left / 60:.0f} min left")
-
-    from mixnas.ray_io import run_trials
 
     run_trials(configs, on_done, out=out, resources={"cpu": settings.threads, "gpu": 0.0}, address=address,
                log=log)

@@ -478,147 +478,244 @@ def train(arch: ArchConfig, data: DataSplits, cfg: TrainConfig | None = None, ca
     device = torch.device(device)
     tuned = tune_cpu_allocator()
     show = sys.stderr.isatty() if progress is None else progress
-    metrics_path = Path(metrics_path) if metrics_path else None
     t_start = time.perf_counter()
-    deadline = t_start + cfg.max_minutes * 60.0 if cfg.max_minutes else math.inf
+    loader, mix = _train_loader(arch, data, cfg, device)
+    rng_devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=rng_devices):
+        torch.manual_seed(cfg.seed)
+        run = _start_run(arch, data, cfg, device, loader, mix, tuned=tuned, show=show, t_start=t_start,
+                         metrics_path=Path(metrics_path) if metrics_path else None)
+        _run_epochs(run, callback)
+        if run.result.status != "diverged":
+            _finish(run, final_eval, checkpoint_path)
+        run.save()
+    return run.result
 
+
+@dataclass
+class _Run:
+    """One training run in progress: its fixed parts, its result so far and the optimiser step counter,
+    shared by the steps of :func:`train` (so each step is a function of the run, not of a dozen locals)."""
+
+    arch: ArchConfig
+    data: DataSplits
+    cfg: TrainConfig
+    device: torch.device
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    loader: BatchLoader
+    mix: Mixup | None
+    result: TrainResult
+    show: bool
+    t_start: float
+    metrics_path: Path | None
+    aux: list[nn.Module] = field(default_factory=list)
+    params: list[Tensor] = field(default_factory=list)
+    step: int = 0
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return len(self.loader)
+
+    @property
+    def total_steps(self) -> int:
+        return self.cfg.epochs * self.steps_per_epoch
+
+    @property
+    def deadline(self) -> float:
+        return self.t_start + self.cfg.max_minutes * 60.0 if self.cfg.max_minutes else math.inf
+
+    def lr(self, step: int) -> float:
+        """The learning rate at optimiser step ``step`` (warm-up, then cosine)."""
+        warmup = min(self.total_steps, round(self.cfg.warmup_epochs * self.steps_per_epoch))
+        return lr_at(step, self.total_steps, warmup, self.cfg.lr, self.cfg.min_lr_ratio)
+
+    def save(self, status: str | None = None) -> None:
+        """Stamp the wall time (and ``status``) and write the metrics file, if there is one."""
+        self.result.wall_time_s = time.perf_counter() - self.t_start
+        if status is not None:
+            self.result.status = status
+        if self.metrics_path is not None:
+            atomic_write_json(self.metrics_path, self.result.to_dict())
+
+
+@dataclass
+class _EpochTally:
+    """The running sums of one epoch's training steps."""
+
+    loss_sum: float = 0.0
+    correct: int = 0
+    seen: int = 0
+    steps: int = 0
+    lr: float = 0.0
+    timed_out: bool = False
+
+
+def _augment(arch: ArchConfig, data: DataSplits, cfg: TrainConfig) -> Augment | None:
+    """The training augmentation ``cfg`` asks for (None without ``augment``)."""
+    if not cfg.augment:
+        return None
+    pad = arch.input.image_size // 16 if cfg.crop_padding is None else cfg.crop_padding
+    fill = tuple(min(255, round(255 * m)) for m in data.mean)  # timm's img_mean for the geometric ops
+    return Augment(0 if cfg.random_resized_crop else pad, data.flip if cfg.flip is None else cfg.flip,
+                   resized_crop=(cfg.crop_scale_min, 1.0) if cfg.random_resized_crop else None,
+                   rand_augment=RandAugment.parse(cfg.rand_augment, fill) if cfg.rand_augment else None,
+                   erasing=cfg.random_erasing)
+
+
+def _train_loader(arch: ArchConfig, data: DataSplits, cfg: TrainConfig,
+                  device: torch.device) -> tuple[BatchLoader, Mixup | None]:
+    """The shuffled, augmented training batches (on ``cfg.fraction`` of the split) and the mixing, if any."""
     train_split = data.train.fraction(cfg.fraction, cfg.split_seed) if cfg.fraction < 1.0 else data.train
     if len(train_split) == 0:
         raise MixnasError(f"{data.name}: no training images left at fraction {cfg.fraction}")
-    augment = None
-    if cfg.augment:
-        pad = arch.input.image_size // 16 if cfg.crop_padding is None else cfg.crop_padding
-        fill = tuple(min(255, round(255 * m)) for m in data.mean)  # timm's img_mean for the geometric ops
-        augment = Augment(0 if cfg.random_resized_crop else pad, data.flip if cfg.flip is None else cfg.flip,
-                          resized_crop=(cfg.crop_scale_min, 1.0) if cfg.random_resized_crop else None,
-                          rand_augment=RandAugment.parse(cfg.rand_augment, fill) if cfg.rand_augment else None,
-                          erasing=cfg.random_erasing)
     mix = None
     if cfg.mixing:
         mix = Mixup(data.num_classes, cfg.mixup_alpha, cfg.cutmix_alpha, cfg.mixup_switch_prob,
                     label_smoothing=cfg.label_smoothing)
     drop_last = len(train_split) >= 2 * cfg.batch_size  # skip a ragged last batch unless the set is tiny
-    loader = BatchLoader(train_split, cfg.batch_size, mean=data.mean, std=data.std, shuffle=True, augment=augment,
-                         seed=cfg.seed, drop_last=drop_last, device=device, mix=mix)
-    steps_per_epoch = len(loader)
-    total_steps = cfg.epochs * steps_per_epoch
-    warmup = min(total_steps, round(cfg.warmup_epochs * steps_per_epoch))
+    loader = BatchLoader(train_split, cfg.batch_size, mean=data.mean, std=data.std, shuffle=True,
+                         augment=_augment(arch, data, cfg), seed=cfg.seed, drop_last=drop_last, device=device,
+                         mix=mix)
+    return loader, mix
 
-    rng_devices = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=rng_devices):
-        torch.manual_seed(cfg.seed)
-        model = build_model(arch, seed=cfg.seed).to(device)
-        model.train()
-        result = TrainResult("running", "", arch.to_dict(), arch.digest(), cfg.seed, cfg.to_dict(),
-                             sum(p.numel() for p in model.parameters()),
-                             {**data.describe(), "train_used": loader.num_samples},
-                             env={**environment(device), "malloc_tuned": tuned})
-        optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.999),
-                                      **ADAMW.get(cfg.adamw, {}))
-        aux = aux_modules(model)
-        params = [p for p in model.parameters() if p.requires_grad]
 
-        def save(status: str | None = None) -> None:
-            result.wall_time_s = time.perf_counter() - t_start
-            if status is not None:
-                result.status = status
-            if metrics_path is not None:
-                atomic_write_json(metrics_path, result.to_dict())
+def _start_run(arch: ArchConfig, data: DataSplits, cfg: TrainConfig, device: torch.device, loader: BatchLoader,
+               mix: Mixup | None, *, tuned: bool, show: bool, t_start: float, metrics_path: Path | None) -> _Run:
+    """Build the model (seeded), the running result and the optimiser (in that order: the RNG sees the same
+    draws as always)."""
+    model = build_model(arch, seed=cfg.seed).to(device)
+    model.train()
+    result = TrainResult("running", "", arch.to_dict(), arch.digest(), cfg.seed, cfg.to_dict(),
+                         sum(p.numel() for p in model.parameters()),
+                         {**data.describe(), "train_used": loader.num_samples},
+                         env={**environment(device), "malloc_tuned": tuned})
+    optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.999),
+                                  **ADAMW.get(cfg.adamw, {}))
+    return _Run(arch, data, cfg, device, model, optimizer, loader, mix, result, show, t_start, metrics_path,
+                aux=aux_modules(model), params=[p for p in model.parameters() if p.requires_grad])
 
-        step = 0
-        try:
-            for epoch in range(1, cfg.epochs + 1):
-                loader.set_epoch(epoch)
-                bar = _bar(steps_per_epoch, f"epoch {epoch}/{cfg.epochs}", show)
-                t_epoch = time.perf_counter()
-                loss_sum, correct, seen, epoch_steps, timed_out = 0.0, 0, 0, 0, False
-                for x, y in loader:
-                    lr = lr_at(step, total_steps, warmup, cfg.lr, cfg.min_lr_ratio)
-                    for group in optimizer.param_groups:
-                        group["lr"] = lr
-                    with _autocast(device, cfg.bf16):
-                        logits = model(x)
-                    if mix is not None:  # soft targets, label smoothing already folded in
-                        loss = F.cross_entropy(logits.float(), y)
-                        y = y.argmax(1)
-                    else:
-                        loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
-                    extra = aux_loss(aux)
-                    if extra is not None:
-                        loss = loss + extra.float()
-                    loss_value = float(loss.detach())
-                    if not math.isfinite(loss_value):
-                        raise _Stop("diverged", f"the training loss became {loss_value} at epoch {epoch}, step "
-                                                f"{epoch_steps + 1} of {steps_per_epoch} (lr {lr:.3g})")
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    if cfg.grad_clip > 0:
-                        norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip))
-                        if not math.isfinite(norm):
-                            raise _Stop("diverged", f"the gradient norm became {norm} at epoch {epoch}, step "
-                                                    f"{epoch_steps + 1} of {steps_per_epoch} (lr {lr:.3g})")
-                    optimizer.step()
-                    step += 1
-                    epoch_steps += 1
-                    loss_sum += loss_value * len(y)
-                    correct += int((logits.detach().argmax(1) == y).sum())
-                    seen += len(y)
-                    if bar is not None:
-                        bar.update(1)
-                        if epoch_steps % 10 == 0:
-                            bar.set_postfix(loss=f"{loss_sum / seen:.4f}", lr=f"{lr:.2e}", refresh=False)
-                    if time.perf_counter() > deadline and epoch_steps < steps_per_epoch:
-                        timed_out = True
-                        break
-                if bar is not None:
-                    bar.close()
-                train_time = time.perf_counter() - t_epoch
-                t_eval = time.perf_counter()
-                val = evaluate(model, data.val, data, batch_size=cfg.eval_batch_size, bf16=cfg.bf16, device=device,
-                               crop_pct=cfg.eval_crop_pct)
-                eval_time = time.perf_counter() - t_eval
-                if not math.isfinite(val["loss"]):
-                    raise _Stop("diverged", f"the validation loss became {val['loss']} after epoch {epoch}")
-                metrics = EpochMetrics(
-                    epoch=epoch, steps=step, train_loss=loss_sum / max(1, seen),
-                    train_top1=100.0 * correct / max(1, seen), val_loss=val["loss"], val_top1=val["top1"],
-                    lr=lr_at(max(0, step - 1), total_steps, warmup, cfg.lr, cfg.min_lr_ratio),
-                    train_time_s=train_time, eval_time_s=eval_time, epoch_time_s=train_time + eval_time,
-                    images_per_s=seen / train_time if train_time > 0 else 0.0,
-                    partial=epoch_steps / steps_per_epoch)
-                result.curve.append(metrics)
-                if timed_out:
-                    raise _Stop("timeout", f"the wall-clock cap of {cfg.max_minutes:g} min was reached after "
-                                           f"{epoch - 1} epochs and {epoch_steps} of {steps_per_epoch} steps")
-                save("running")
-                if callback is not None and callback(metrics) == "stop":
-                    raise _Stop("stopped", f"stopped by the callback after epoch {epoch} of {cfg.epochs}")
-                if epoch < cfg.epochs and time.perf_counter() > deadline:
-                    raise _Stop("timeout", f"the wall-clock cap of {cfg.max_minutes:g} min was reached after "
-                                           f"{epoch} of {cfg.epochs} epochs")
-            result.status, result.reason = "completed", f"trained {cfg.epochs} epochs"
-        except _Stop as stop:
-            result.status, result.reason = stop.status, stop.reason
-        except KeyboardInterrupt:
-            result.reason = f"interrupted after {len(result.curve)} epochs"
-            save("interrupted")
-            raise
-        except BaseException as err:
-            result.reason = f"{type(err).__name__}: {err}"
-            save("failed")
-            raise
 
-        if result.status != "diverged":
-            if final_eval:
-                test = evaluate(model, data.test, data, batch_size=cfg.eval_batch_size, bf16=cfg.bf16, device=device,
-                                crop_pct=cfg.eval_crop_pct)
-                result.test = {"loss": finite_or_none(test["loss"]), "top1": test["top1"], "images": test["images"]}
-            if checkpoint_path is not None:
-                result.checkpoint = str(checkpoint_path)
-                result.wall_time_s = time.perf_counter() - t_start
-                save_checkpoint(checkpoint_path, model, arch, cfg, result.to_dict())
-        save()
-    return result
+def _run_epochs(run: _Run, callback: Callback | None) -> None:
+    """Train every epoch, and set the result's status and reason; a stop (divergence, the time cap, the
+    callback) ends the run normally, an interrupt or error is recorded in the metrics file and re-raised."""
+    try:
+        for epoch in range(1, run.cfg.epochs + 1):
+            _epoch(run, epoch, callback)
+        run.result.status, run.result.reason = "completed", f"trained {run.cfg.epochs} epochs"
+    except _Stop as stop:
+        run.result.status, run.result.reason = stop.status, stop.reason
+    except KeyboardInterrupt:
+        run.result.reason = f"interrupted after {len(run.result.curve)} epochs"
+        run.save("interrupted")
+        raise
+    except BaseException as err:
+        run.result.reason = f"{type(err).__name__}: {err}"
+        run.save("failed")
+        raise
+
+
+def _epoch(run: _Run, epoch: int, callback: Callback | None) -> None:
+    """One epoch: train, validate, record; raises :class:`_Stop` when the run must end after it."""
+    cfg = run.cfg
+    tally, train_time = _train_epoch(run, epoch)
+    metrics = _validate(run, epoch, tally, train_time)
+    run.result.curve.append(metrics)
+    if tally.timed_out:
+        raise _Stop("timeout", f"the wall-clock cap of {cfg.max_minutes:g} min was reached after "
+                               f"{epoch - 1} epochs and {tally.steps} of {run.steps_per_epoch} steps")
+    run.save("running")
+    if callback is not None and callback(metrics) == "stop":
+        raise _Stop("stopped", f"stopped by the callback after epoch {epoch} of {cfg.epochs}")
+    if epoch < cfg.epochs and time.perf_counter() > run.deadline:
+        raise _Stop("timeout", f"the wall-clock cap of {cfg.max_minutes:g} min was reached after "
+                               f"{epoch} of {cfg.epochs} epochs")
+
+
+def _train_epoch(run: _Run, epoch: int) -> tuple[_EpochTally, float]:
+    """The training steps of ``epoch`` (cut short at the deadline); its tally and training time in seconds."""
+    run.loader.set_epoch(epoch)
+    bar = _bar(run.steps_per_epoch, f"epoch {epoch}/{run.cfg.epochs}", run.show)
+    t_epoch = time.perf_counter()
+    tally = _EpochTally()
+    for x, y in run.loader:
+        _train_step(run, x, y, epoch, tally)
+        if bar is not None:
+            bar.update(1)
+            if tally.steps % 10 == 0:
+                bar.set_postfix(loss=f"{tally.loss_sum / tally.seen:.4f}", lr=f"{tally.lr:.2e}", refresh=False)
+        if time.perf_counter() > run.deadline and tally.steps < run.steps_per_epoch:
+            tally.timed_out = True
+            break
+    if bar is not None:
+        bar.close()
+    return tally, time.perf_counter() - t_epoch
+
+
+def _train_step(run: _Run, x: Tensor, y: Tensor, epoch: int, tally: _EpochTally) -> None:
+    """One optimiser step on the batch ``(x, y)``; raises :class:`_Stop` when the loss or gradient diverges."""
+    cfg = run.cfg
+    lr = tally.lr = run.lr(run.step)
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    with _autocast(run.device, cfg.bf16):
+        logits = run.model(x)
+    if run.mix is not None:  # soft targets, label smoothing already folded in
+        loss = F.cross_entropy(logits.float(), y)
+        y = y.argmax(1)
+    else:
+        loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
+    extra = aux_loss(run.aux)
+    if extra is not None:
+        loss = loss + extra.float()
+    loss_value = float(loss.detach())
+    where = f"at epoch {epoch}, step {tally.steps + 1} of {run.steps_per_epoch} (lr {lr:.3g})"
+    if not math.isfinite(loss_value):
+        raise _Stop("diverged", f"the training loss became {loss_value} {where}")
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg.grad_clip > 0:
+        norm = float(torch.nn.utils.clip_grad_norm_(run.params, cfg.grad_clip))
+        if not math.isfinite(norm):
+            raise _Stop("diverged", f"the gradient norm became {norm} {where}")
+    run.optimizer.step()
+    run.step += 1
+    tally.steps += 1
+    tally.loss_sum += loss_value * len(y)
+    tally.correct += int((logits.detach().argmax(1) == y).sum())
+    tally.seen += len(y)
+
+
+def _validate(run: _Run, epoch: int, tally: _EpochTally, train_time: float) -> EpochMetrics:
+    """Evaluate on the validation split and make the epoch's metrics; raises :class:`_Stop` on a
+    non-finite validation loss."""
+    cfg, data = run.cfg, run.data
+    t_eval = time.perf_counter()
+    val = evaluate(run.model, data.val, data, batch_size=cfg.eval_batch_size, bf16=cfg.bf16, device=run.device,
+                   crop_pct=cfg.eval_crop_pct)
+    eval_time = time.perf_counter() - t_eval
+    if not math.isfinite(val["loss"]):
+        raise _Stop("diverged", f"the validation loss became {val['loss']} after epoch {epoch}")
+    seen = tally.seen
+    return EpochMetrics(
+        epoch=epoch, steps=run.step, train_loss=tally.loss_sum / max(1, seen),
+        train_top1=100.0 * tally.correct / max(1, seen), val_loss=val["loss"], val_top1=val["top1"],
+        lr=run.lr(max(0, run.step - 1)), train_time_s=train_time, eval_time_s=eval_time,
+        epoch_time_s=train_time + eval_time, images_per_s=seen / train_time if train_time > 0 else 0.0,
+        partial=tally.steps / run.steps_per_epoch)
+
+
+def _finish(run: _Run, final_eval: bool, checkpoint_path: str | Path | None) -> None:
+    """After a run that did not diverge: the explicit test evaluation, if asked, and the checkpoint."""
+    cfg, data = run.cfg, run.data
+    if final_eval:
+        test = evaluate(run.model, data.test, data, batch_size=cfg.eval_batch_size, bf16=cfg.bf16,
+                        device=run.device, crop_pct=cfg.eval_crop_pct)
+        run.result.test = {"loss": finite_or_none(test["loss"]), "top1": test["top1"], "images": test["images"]}
+    if checkpoint_path is not None:
+        run.result.checkpoint = str(checkpoint_path)
+        run.result.wall_time_s = time.perf_counter() - run.t_start
+        save_checkpoint(checkpoint_path, run.model, run.arch, cfg, run.result.to_dict())
 
 
 def _bar(total: int, desc: str, show: bool):
