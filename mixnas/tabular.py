@@ -40,7 +40,7 @@ import os
 import random
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -526,11 +526,6 @@ def _run_jobs(out: Path, settings: BuildSettings, space: Any, pending: list[Job]
     run_trials(configs, on_done, out=out, resources={"cpu": settings.threads, "gpu": 0.0}, address=address,
                log=log)
     return counts
-
-
-def iter_curves(records: list[dict[str, Any]], metric: str = "val_top1") -> Iterator[tuple[str, list[float]]]:
-    for r in records:
-        yield r["digest"], [row.get(metric) for row in r.get("curve", [])]
 
 
 __all__ = ["BuildSettings", "Job", "SETTINGS", "Table", "append_record", "build", "plan_jobs", "read_records",

@@ -64,7 +64,6 @@ from mixnas.network import build_model
 from mixnas.provenance import code_version, environment
 from mixnas.util import atomic_write_json, finite_or_none
 
-STATUSES = ("completed", "diverged", "timeout", "stopped", "interrupted", "failed")
 NO_DECAY_NAMES = ("pos_embed", "cls_token", "relative_position", "rel_pos")
 # AdamW implementations (the same update; ``fused`` saves about 10 % of a small model's CPU step, as
 # measured by bench/table_speed.py). None keeps torch's default (a for-loop on CPU).
@@ -226,7 +225,7 @@ class EpochMetrics:
 class TrainResult:
     """The outcome of one run; ``to_dict()`` is the metrics JSON."""
 
-    status: str
+    status: str  # running, then completed, diverged, timeout, stopped, interrupted or failed
     reason: str
     arch: dict[str, Any]
     digest: str

@@ -86,7 +86,6 @@ class DatasetSpec:
     default_image_size: int
     flip: bool  # whether a horizontal flip keeps the label (not for digits)
     doc: str
-    has_test: bool = True  # False: a fixed stratified test split is carved from the one labelled set
 
 
 def stratified_split(labels: Tensor, fraction: float, seed: int) -> tuple[Tensor, Tensor]:
