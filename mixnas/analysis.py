@@ -6,7 +6,9 @@ them into plotly figures. Numbers come from the study (the durable record), read
 
 * :func:`load_run` reads a run folder into a :class:`Run` of plain trial records.
 * :func:`classify` sorts trials into ``pareto`` / ``dominated`` (COMPLETE), ``pruned``, ``infeasible``,
-  ``invalid``, ``failed``, ``duplicate`` (a re-used result) and ``running``.
+  ``invalid``, ``failed``, ``duplicate`` (a re-used result), ``requeued``, ``running`` and ``waiting``: the
+  :class:`mixnas.vocab.Category` that :func:`mixnas.runs.category` gives, the classification the search's
+  own counts use.
 * :func:`pareto_points`, :func:`hv_history`: fronts for any pair / triple of metrics, hypervolume against
   the trial count and against wall-clock time.
 * :func:`edf`, :func:`edf_band`, :func:`complexity_weights`, :func:`design_space_edfs`: error EDFs with
@@ -37,14 +39,12 @@ import numpy as np
 from mixnas import optuna_io
 from mixnas.errors import MixnasError
 from mixnas.pareto import hypervolume, pareto_front
+from mixnas.runs import category, trial_fields, unique_front
 from mixnas.util import is_finite
+from mixnas.vocab import DIRECTIONS, SEARCH_METRICS, Category
 from mixnas.yamlio import LocatedError, exists, is_dir, is_file, load_located
 
-METRICS = ("top1", "macs", "params", "latency_ms")
-LABELS = {"top1": "top-1 (%)", "macs": "MACs", "params": "parameters", "latency_ms": "latency (ms)",
-          "error": "error (%)"}
-DIRECTIONS = {"top1": "max", "macs": "min", "params": "min", "latency_ms": "min"}
-CATEGORIES = ("pareto", "dominated", "pruned", "infeasible", "failed", "invalid", "duplicate", "requeued", "running")
+COMPLETE = (Category.PARETO, Category.DOMINATED)  # the COMPLETE trials, one per architecture
 
 
 @dataclass
@@ -71,7 +71,7 @@ class Run:
 
     def complete(self) -> list[dict[str, Any]]:
         """COMPLETE trials, one per architecture (no re-used results): the samples of the design space."""
-        return [r for r in self.records if r["category"] in ("pareto", "dominated")]
+        return [r for r in self.records if r["category"] in COMPLETE]
 
     def measured(self, metric: str) -> bool:
         return any(is_finite(r.get(metric)) for r in self.records)
@@ -261,15 +261,14 @@ def trial_records(trials: Sequence[Any], objectives: Sequence[tuple[str, str]],
     out = []
     for t in sorted(trials, key=lambda t: t.number):
         a = checked_attrs(t, where)
-        obj = a.get("objectives") or {}
         arch = a.get("arch")
-        rec = {"number": t.number, "state": t.state.name, "status": a.get("status", ""),
-               "digest": a.get("digest", ""), "fidelity": a.get("fidelity"), "duplicate_of": a.get("duplicate_of"),
-               "wall_time_s": a.get("wall_time_s"), "arch": arch, "params_opt": dict(t.params),
-               "reason": a.get("fail_reason", a.get("reason", "")), "requeued": bool(a.get("requeued"))}
-        for m in METRICS:
-            v = obj.get(m, a.get(m))
-            rec[m] = float(v) if is_finite(v) else None
+        fields = trial_fields(t, a)
+        rec = {k: fields[k] for k in ("number", "state", "status", "digest", "fidelity", "duplicate_of",
+                                      "wall_time_s")}
+        rec.update({"arch": arch, "params_opt": dict(t.params), "reason": fields["reason"],
+                    "requeued": fields["requeued"]})
+        for m in SEARCH_METRICS:
+            rec[m] = float(fields[m]) if is_finite(fields[m]) else None
         if t.state.name == "COMPLETE" and t.values is not None:  # the told values are authoritative
             for (m, _), v in zip(objectives, t.values):
                 rec[m] = float(v) if is_finite(v) else None
@@ -282,40 +281,24 @@ def trial_records(trials: Sequence[Any], objectives: Sequence[tuple[str, str]],
 
 
 def classify(records: list[dict[str, Any]], objectives: Sequence[tuple[str, str]]) -> None:
-    """Set ``record["category"]``: ``pareto`` / ``dominated`` for COMPLETE trials (the front over the run's
-    objectives, one record per architecture as in ``pareto.yaml``), else ``duplicate`` (a re-used result),
-    ``pruned``, ``infeasible``, ``invalid``, ``requeued`` (a crashed driver's trial, failed and re-queued on
-    resume: its parameters ran again as another trial, so it is counted apart and not plotted as a failure, as
-    in the search's own counts), ``failed`` or ``running``."""
-    complete = []
+    """Set ``record["category"]`` (:func:`mixnas.runs.category`, as the search's own counts): ``pareto`` /
+    ``dominated`` for COMPLETE trials (the front over the run's objectives, one record per architecture as in
+    ``pareto.yaml``: a second COMPLETE record of an architecture is a ``duplicate``), else ``duplicate`` (a
+    re-used result), ``pruned``, ``infeasible``, ``invalid``, ``requeued`` (a crashed driver's trial, failed
+    and re-queued on resume: its parameters ran again as another trial, so it is counted apart and not
+    plotted as a failure), ``failed``, ``running`` or ``waiting``."""
     for r in records:
-        status = r.get("status")
-        if r["state"] == "RUNNING":
-            r["category"] = "running"
-        elif status in ("infeasible", "invalid"):
-            r["category"] = status
-        elif r.get("duplicate_of") is not None:
-            r["category"] = "duplicate"
-        elif r["state"] == "COMPLETE":
-            r["category"] = "dominated"
-            complete.append(r)
-        elif r["state"] == "PRUNED":
-            r["category"] = "pruned"
-        elif r.get("requeued"):
-            r["category"] = "requeued"
-        else:
-            r["category"] = "failed"
-    seen: set[str] = set()
-    unique = []
-    for r in complete:
-        if r["digest"] in seen:
-            r["category"] = "duplicate"
-        else:
-            seen.add(r["digest"])
-            unique.append(r)
+        r["category"] = category(r["state"], r.get("status"), r.get("duplicate_of"), r.get("requeued"))
+    complete = [r for r in records if r["category"] == Category.DOMINATED]
     metrics = [m for m, _ in objectives]
-    for i in pareto_front([[r[m] for m in metrics] for r in unique], [d for _, d in objectives]):
-        unique[i]["category"] = "pareto"
+    unique, front = unique_front(complete, lambda r: r["digest"], lambda r: [r[m] for m in metrics],
+                                 [d for _, d in objectives])
+    for r in complete:
+        r["category"] = Category.DUPLICATE
+    for r in unique:
+        r["category"] = Category.DOMINATED
+    for r in front:
+        r["category"] = Category.PARETO
 
 
 # -- architectures ---------------------------------------------------------------------------------------------
@@ -386,14 +369,14 @@ def pareto_points(run: Run, metrics: Sequence[str]) -> dict[str, Any]:
     top-1 is unknown: the figure places them below the others)."""
     dirs = [DIRECTIONS[m] for m in metrics]
     has = [r for r in run.records if all(is_finite(r.get(m)) for m in metrics)]
-    complete = [r for r in has if r["category"] in ("pareto", "dominated")]
+    complete = [r for r in has if r["category"] in COMPLETE]
     idx = set(pareto_front([[r[m] for m in metrics] for r in complete], dirs))
     out: dict[str, Any] = {"metrics": list(metrics),
                            "front": sorted((r for i, r in enumerate(complete) if i in idx), key=lambda r: r[metrics[1]]),
                            "dominated": [r for i, r in enumerate(complete) if i not in idx]}
-    out["pruned"] = [r for r in has if r["category"] == "pruned"]
+    out["pruned"] = [r for r in has if r["category"] == Category.PRUNED]
     costs = [m for m in metrics if m != "top1"]  # never trained (or no result): placed by their costs alone
-    for cat in ("infeasible", "failed"):
+    for cat in (Category.INFEASIBLE, Category.FAILED):
         out[cat] = [r for r in run.records if r["category"] == cat and all(is_finite(r.get(m)) for m in costs)]
     return out
 
@@ -423,12 +406,13 @@ def hv_history(run: Run, ideal: Sequence[float], reference: Sequence[float]) -> 
     first trial started, in completion order."""
     metrics, dirs = run.metrics, run.directions
     box = math.prod(abs(r - i) for r, i in zip(reference, ideal)) or 1.0
-    counted = [r for r in run.records if r["category"] not in ("infeasible", "invalid", "running", "duplicate")]
+    never = (Category.INFEASIBLE, Category.INVALID, Category.RUNNING, Category.WAITING, Category.DUPLICATE)
+    counted = [r for r in run.records if r["category"] not in never]
 
     def curve(order: list[dict[str, Any]]) -> list[float]:
         pts, hv = [], []
         for r in order:
-            if r["category"] in ("pareto", "dominated"):
+            if r["category"] in COMPLETE:
                 pts.append([r[m] for m in metrics])
             hv.append(hypervolume(pts, dirs, list(reference)) / box if pts else 0.0)
         return hv
@@ -669,9 +653,9 @@ def table_rows(run: Run) -> list[dict[str, Any]]:
     for r in run.records:
         pf = run.path / "pareto" / f"trial_{r['number']:05d}.yaml"
         rows.append({"number": r["number"], "category": r["category"], "state": r["state"], "status": r["status"],
-                     **{m: r.get(m) for m in METRICS}, "fidelity": r.get("fidelity"),
+                     **{m: r.get(m) for m in SEARCH_METRICS}, "fidelity": r.get("fidelity"),
                      "wall_time_s": r.get("wall_time_s"), "digest": r.get("digest", ""),
                      "summary": r["summary"], "reason": r.get("reason") or "",
-                     "pareto_file": pf if r["category"] == "pareto" and pf.is_file() else None,
+                     "pareto_file": pf if r["category"] == Category.PARETO and pf.is_file() else None,
                      "arch": r.get("arch")})
     return rows

@@ -6,8 +6,9 @@ returned and builds a figure; :func:`build_report` lays them out in one HTML fil
 ArchConfig YAML, and a small script that records JavaScript errors and which figures drew into
 ``#report-status`` (read by the browser test, :mod:`mixnas.browser`).
 
-The summary table's numbers are :func:`run_summary`: :func:`mixnas.search.trial_counts`, the function the
-search console's progress line and summary print, so the two always agree. Axes name their units (MACs and
+The summary table's numbers are :func:`run_summary`: :func:`mixnas.runs.trial_counts`, the function the
+search console's progress line and summary print, so the two always agree. Metric names, axis titles, units
+and scales come from :data:`mixnas.vocab.METRICS`. Axes name their units (MACs and
 parameters are plotted in millions), log axes label every tick in full (:func:`log_axis`), parameter paths
 read as :func:`param_label` makes them, and metrics or table columns that no trial has are left out.
 """
@@ -30,8 +31,10 @@ from plotly.subplots import make_subplots
 from mixnas import analysis as A
 from mixnas import optuna_io
 from mixnas.errors import MixnasError
-from mixnas.search import trial_counts
+from mixnas.runs import trial_counts
 from mixnas.util import is_finite, short_number
+from mixnas.vocab import METRICS as VOCAB
+from mixnas.vocab import SEARCH_METRICS
 
 STYLE = {  # category -> marker (sizes in pixels, 2-D and 3-D alike); pareto points also get the front's line
     "pareto": {"color": "#d62728", "symbol": "circle", "size": 11, "line": {"color": "black", "width": 1}},
@@ -45,10 +48,10 @@ TEMPLATE = "plotly_white"
 FONT = {"size": 13}  # every figure's base font (plotly's default is 12)
 AXIS_FONT = {"size": 15}  # axis titles of the 3-D scene (they are drawn smaller in perspective)
 TICK_FONT = {"size": 12}
-METRICS = ("top1", "macs", "params", "latency_ms")
-NAMES = {"top1": "top-1", "macs": "MACs", "params": "parameters", "latency_ms": "latency"}  # in titles
-AXES = {"top1": "top-1 (%)", "macs": "MACs (M)", "params": "parameters (M)", "latency_ms": "latency (ms)"}
-SCALE = {"macs": 1e-6, "params": 1e-6}  # plotted in millions, as the axis titles say
+METRICS = SEARCH_METRICS
+NAMES = {m: VOCAB[m].title for m in METRICS}  # in titles
+AXES = {m: VOCAB[m].axis for m in METRICS}
+SCALE = {m: VOCAB[m].scale for m in METRICS if VOCAB[m].scale != 1.0}  # plotted in millions, as the axis titles say
 # 3-D markers are drawn as font glyphs, larger than 2-D markers of the same size; "x" is the emoji U+274C
 # (a box, or a colour emoji that ignores the marker's colour, in many fonts), so infeasible ones are "+" there.
 STYLE_3D = {"pareto": {"size": 7}, "dominated": {"size": 5}, "pruned": {"size": 5},
@@ -60,8 +63,7 @@ def _hover(records: Sequence[dict[str, Any]], shown: Sequence[str] = METRICS) ->
     """Hover text: trial, state, fidelity, digest, the ``shown`` metrics (those measured), the architecture."""
     custom = [[r["number"], r.get("digest", ""), r["summary"], r["category"], r.get("fidelity")]
               + [short_number(r.get(m)) for m in shown] for r in records]
-    unit = {"latency_ms": " ms", "top1": " %"}
-    values = " | ".join(f"{NAMES[m]} %{{customdata[{5 + i}]}}{unit.get(m, '')}" for i, m in enumerate(shown))
+    values = " | ".join(f"{NAMES[m]} %{{customdata[{5 + i}]}}{VOCAB[m].unit}" for i, m in enumerate(shown))
     template = ("trial %{customdata[0]} (%{customdata[3]}, %{customdata[4]} epochs)<br>digest %{customdata[1]}"
                 + (f"<br>{values}" if values else "") + "<br>%{customdata[2]}<extra></extra>")
     return custom, template
@@ -550,7 +552,7 @@ def _safe(name: str) -> str:
 
 def run_summary(run: A.Run) -> dict[str, Any]:
     """The numbers of the report's summary table for ``run``: its space, objectives and epochs, and
-    :func:`mixnas.search.trial_counts` of its study, the function the search console's progress line and
+    :func:`mixnas.runs.trial_counts` of its study, the function the search console's progress line and
     summary print (so ``trained``, ``complete``, ``reused``, ``infeasible``, ``invalid``, ``requeued``,
     ``pareto`` and ``best_top1`` agree with what ``mixnas search`` printed)."""
     return {"space": run.space, "objectives": [f"{m}:{d}" for m, d in run.objectives], "epochs": run.max_epochs,
@@ -589,8 +591,8 @@ def _summary_table(runs: Sequence[A.Run], labels: Sequence[str]) -> str:
 
 TRIAL_COLUMNS = ["number", "category", "status", "top1", "macs", "params", "latency_ms", "fidelity", "wall_time_s",
                  "digest", "architecture", "reason"]
-HEADERS = {"number": "trial", "top1": "top-1 (%)", "macs": "MACs (M)", "params": "params (M)",
-           "latency_ms": "latency (ms)", "fidelity": "epochs", "wall_time_s": "wall time (s)"}
+HEADERS = {"number": "trial", **{m: VOCAB[m].column for m in METRICS}, "fidelity": "epochs",
+           "wall_time_s": VOCAB["wall_time_s"].column}
 
 
 def table_columns(rows: Sequence[dict[str, Any]], cols: Sequence[str] = TRIAL_COLUMNS) -> list[str]:

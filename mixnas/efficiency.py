@@ -28,9 +28,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from mixnas.pareto import hypervolume, pareto_front
+from mixnas.vocab import COSTS, OutcomeStatus, search_values
 
 REFERENCE = 1.1
-LOG_METRICS = ("macs", "params", "latency_ms")
+LOG_METRICS = COSTS  # counts and times: compared on a log scale
 
 
 @dataclass(frozen=True)
@@ -66,10 +67,9 @@ def table_points(table: Any, metrics: Sequence[str]) -> dict[str, list[float]]:
     """Digest -> objective values of every completed architecture at the table's highest fidelity."""
     out = {}
     for d, r in table.arch_records().items():
-        if r.get("status") != "completed" or not r.get("curve"):
+        if r.get("status") != OutcomeStatus.COMPLETED or not r.get("curve"):
             continue
-        row = {"top1": r["curve"][-1].get("val_top1"), "macs": r["macs"], "params": r["params"],
-               "latency_ms": (r.get("measured") or {}).get("latency_ms")}
+        row = search_values(r["curve"][-1], {**r, "latency_ms": (r.get("measured") or {}).get("latency_ms")})
         vals = [row[m] for m in metrics]
         if all(isinstance(v, (int, float)) and math.isfinite(v) for v in vals):
             out[d] = [float(v) for v in vals]

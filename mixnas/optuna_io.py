@@ -282,10 +282,28 @@ def load_existing(storage: Any, name: str) -> optuna.Study:
     return optuna.load_study(study_name=name, storage=storage)
 
 
-def set_attrs(study: optuna.Study, trial_id: int, attrs: dict[str, Any]) -> None:
-    """Set user attributes on a trial by its id (also for a trial whose Trial object was lost in a crash)."""
+# -- Optuna's private state: every access in this one place, each pinned by tests/test_optuna_io.py ---------
+#
+# Optuna has no public way to name a trial by its storage id, to set a user attribute on a trial whose Trial
+# object is gone (a RUNNING trial a crashed driver left), or to read back one finished trial without loading
+# every trial of the study; these three helpers use its private ``_trial_id`` and ``Study._storage``.
+
+
+def trial_id(trial: optuna.Trial | optuna.trial.FrozenTrial) -> int:
+    """The storage id of a trial (a live ``Trial`` or a ``FrozenTrial``): unique across studies."""
+    return trial._trial_id
+
+
+def set_attrs(study: optuna.Study, trial: optuna.Trial | optuna.trial.FrozenTrial, attrs: dict[str, Any]) -> None:
+    """Set user attributes on an unfinished trial of ``study``, also one whose Trial object was lost in a
+    crash (a FrozenTrial read back from the storage)."""
     for key, value in attrs.items():
-        study._storage.set_trial_user_attr(trial_id, key, value)
+        study._storage.set_trial_user_attr(trial_id(trial), key, value)
+
+
+def frozen(study: optuna.Study, trial: optuna.Trial) -> optuna.trial.FrozenTrial:
+    """The stored record of one trial (after ``tell``), read without loading the study's other trials."""
+    return study._storage.get_trial(trial_id(trial))
 
 
 def set_constraints(trial: optuna.Trial, values: dict[str, float]) -> None:

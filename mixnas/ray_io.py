@@ -26,6 +26,9 @@ from ray.tune.search import Searcher
 from mixnas.moasha import CONTINUE, MOASHA
 from mixnas.search import Search
 from mixnas.trial import Candidate, Outcome
+from mixnas.vocab import OutcomeStatus
+
+RUNNING = "running"  # a row reported while the trial trains on (STATUS_KEY's value besides an OutcomeStatus)
 
 STATUS_KEY = "mixnas_status"
 CURVE_KEYS = ("epoch", "steps", "train_loss", "train_top1", "val_loss", "val_top1", "lr", "train_time_s",
@@ -66,19 +69,19 @@ def trainable(config: dict[str, Any]) -> None:
     def report(row: dict[str, Any]) -> bool:
         done = row.get("epoch", 0) >= max_epochs and row.get("partial", 1.0) >= 1.0
         tune.report({**row, **costs, **where, "top1": row.get("val_top1"),
-                     STATUS_KEY: "completed" if done else "running",
+                     STATUS_KEY: OutcomeStatus.COMPLETED.value if done else RUNNING,
                      "trial_wall_s": time.perf_counter() - t0, "worker_time": time.time()})
         return True
 
     try:
         outcome = run_candidate(config, report)
     except Exception as err:  # noqa: BLE001 - a trial that raises is recorded as FAIL with its reason
-        outcome = Outcome("error", [], f"{type(err).__name__}: {err}")
+        outcome = Outcome(OutcomeStatus.ERROR, [], f"{type(err).__name__}: {err}")
     extra = {k: outcome.info[k] for k in FINAL_KEYS if k in outcome.info}  # test top-1, pre-training measures
-    if outcome.status == "completed" and extra and outcome.curve:
+    if outcome.status == OutcomeStatus.COMPLETED and extra and outcome.curve:
         report({**outcome.curve[-1], **extra})
-    if outcome.status != "completed":
-        tune.report({**where, **extra, STATUS_KEY: outcome.status, "reason": outcome.reason,
+    if outcome.status != OutcomeStatus.COMPLETED:
+        tune.report({**where, **extra, STATUS_KEY: str(outcome.status), "reason": outcome.reason,
                      "trial_wall_s": time.perf_counter() - t0, "worker_time": time.time(),
                      "epoch": len(outcome.curve) + 1})
 
@@ -102,7 +105,7 @@ class MOASHAScheduler(FIFOScheduler):
         self.stopped: set[str] = set()
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> str:
-        if result.get(STATUS_KEY) != "running" or self.time_attr not in result:
+        if result.get(STATUS_KEY) != RUNNING or self.time_attr not in result:
             return TrialScheduler.CONTINUE
         t = int(result[self.time_attr])
         if t >= self.max_t:
@@ -230,7 +233,7 @@ class OptunaAskTellSearcher(Searcher):
 
 def add_curve_row(curve: list[dict[str, Any]], result: dict[str, Any]) -> None:
     """Keep one epoch's row of a trial's curve (a retried trial starts its curve again)."""
-    if result.get(STATUS_KEY) not in ("running", "completed"):
+    if result.get(STATUS_KEY) not in (RUNNING, OutcomeStatus.COMPLETED):
         return
     epoch = int(result.get("epoch", 0))
     del curve[max(0, epoch - 1):]
@@ -243,13 +246,13 @@ def outcome_of(curve: list[dict[str, Any]], last: dict[str, Any], error: bool, r
     wall = float(last.get("trial_wall_s", 0.0) or 0.0)
     status = last.get(STATUS_KEY)
     if error:
-        outcome = Outcome("error", curve, f"the trial's worker failed (after {retries} retries)", wall)
-    elif status == "completed":
-        outcome = Outcome("completed", curve, "", wall)
-    elif status == "running":
-        outcome = Outcome("stopped", curve, f"stopped by {stopper} after {len(curve)} epochs", wall)
+        outcome = Outcome(OutcomeStatus.ERROR, curve, f"the trial's worker failed (after {retries} retries)", wall)
+    elif status == OutcomeStatus.COMPLETED:
+        outcome = Outcome(OutcomeStatus.COMPLETED, curve, "", wall)
+    elif status == RUNNING:
+        outcome = Outcome(OutcomeStatus.STOPPED, curve, f"stopped by {stopper} after {len(curve)} epochs", wall)
     else:
-        outcome = Outcome(str(status or "error"), curve, str(last.get("reason", "no result reported")), wall)
+        outcome = Outcome(str(status or OutcomeStatus.ERROR), curve, str(last.get("reason", "no result reported")), wall)
     outcome.info = {k: last[k] for k in (*PLACEMENT_KEYS, *FINAL_KEYS) if k in last}
     return outcome
 

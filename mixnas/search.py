@@ -32,10 +32,9 @@ import csv
 import hashlib
 import io
 import math
-import os
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,14 +47,13 @@ from mixnas.config import ArchConfig
 from mixnas.errors import MixnasError
 from mixnas.pareto import pareto_front
 from mixnas.provenance import code_version
+from mixnas.runs import FINISHED, front_trials, lock_run_folder, trial_counts, trial_fields
 from mixnas.space import InvalidCandidate, LaunchPlan, MixerNode, Space, launch_check, load_space
-from mixnas.trial import Candidate, Outcome, Stopper, forget_data, load_data, run_candidate  # noqa: F401 (re-exported)
+from mixnas.trial import Candidate, Outcome, load_data
 from mixnas.util import atomic_write_text, duration, is_finite, plain, short_number
+from mixnas.vocab import COSTS, REUSABLE, SKIPPED, OutcomeStatus, Status, search_values
 
-METRICS = ("top1", "macs", "params", "latency_ms")
 SCHEDULERS = ("moasha", "asha", "none")
-FINISHED = ("COMPLETE", "PRUNED", "FAIL")
-SKIPPED = ("infeasible", "invalid")  # recorded but not counted in --trials
 MAX_SKIPPED_PER_TRIAL = 20  # give up when the space yields this many infeasible candidates per trial asked
 MAX_REPEAT_STREAK = 100  # give up when this many proposals in a row repeat recorded architectures
 
@@ -133,6 +131,9 @@ def grid_of(space: Space) -> dict[str, list[Any]]:
     return grid
 
 
+def costs_of(check: CandidateCheck) -> dict[str, Any]:
+    """A candidate's cost metrics (MACs, params, latency) from its checks, by metric name."""
+    return {m: getattr(check, m) for m in COSTS}
 
 
 def prelaunch(settings: SearchSettings, space: Space) -> tuple[LaunchPlan, str]:
@@ -273,7 +274,7 @@ class Search:
     # -- records ---------------------------------------------------------------------------------------
 
     def _remember(self, t: Any) -> None:
-        if t.user_attrs.get("status") in ("completed", "pruned") and "duplicate_of" not in t.user_attrs:
+        if t.user_attrs.get("status") in REUSABLE and "duplicate_of" not in t.user_attrs:
             self.by_digest.setdefault(t.user_attrs["digest"], t)
 
     def _requeue_running(self) -> None:
@@ -281,8 +282,8 @@ class Search:
         for t in self.study.get_trials(deepcopy=False, states=(TS.RUNNING,)):
             if not self._mine(t):  # another driver's trial, training right now
                 continue
-            optuna_io.set_attrs(self.study, t._trial_id, {
-                "requeued": True, "status": "failed",
+            optuna_io.set_attrs(self.study, t, {
+                "requeued": True, "status": Status.FAILED.value,
                 "fail_reason": "left RUNNING by a crashed driver; its parameters were re-queued"})
             self.study.tell(t.number, state=TS.FAIL)
             if t.params:
@@ -373,7 +374,7 @@ class Search:
                 arch = self.space.sample(trial, task=self.input)
             except InvalidCandidate as err:
                 optuna_io.record_invalid(trial, err, constraints)
-                for k, v in {"status": "invalid", "fidelity": 0, "fail_reason": f"invalid: {err.error}"}.items():
+                for k, v in {"status": Status.INVALID.value, "fidelity": 0, "fail_reason": f"invalid: {err.error}"}.items():
                     trial.set_user_attr(k, v)
                 self._tell(trial, "PRUNED", kind="skipped")
                 self.log(f"trial {trial.number}: invalid ({err.error}), not trained")
@@ -403,7 +404,7 @@ class Search:
         trial.set_user_attr("arch", arch.to_dict())
         if not check.feasible:
             why = ", ".join(f"{k} {check.constraints[k]:+.0%}" for k in check.violated)
-            for k, v in {"status": "infeasible", "fidelity": 0, "fail_reason": f"infeasible: {why}"}.items():
+            for k, v in {"status": Status.INFEASIBLE.value, "fidelity": 0, "fail_reason": f"infeasible: {why}"}.items():
                 trial.set_user_attr(k, v)
             self._tell(trial, "PRUNED", kind="skipped")
             self.log(f"trial {trial.number}: infeasible ({why}), not trained")
@@ -425,7 +426,7 @@ class Search:
         self.training[check.digest] = trial.number
         return Candidate(trial.number, check.digest, self.settings.seed, arch.to_dict(), dict(self.train_cfg),
                          self.dataset, self.settings.data_dir, self.threads,
-                         {"macs": check.macs, "params": check.params, "latency_ms": check.latency_ms},
+                         costs_of(check),
                          float(self.settings.resources.get("gpu", 0.0)), self.checkpoint_dir)
 
     def _copy(self, trial: Any, prev: Any) -> None:
@@ -442,8 +443,7 @@ class Search:
 
     def objective_values(self, digest: str, curve: list[dict[str, Any]]) -> dict[str, float | None]:
         check = self.checks[digest]
-        top1 = curve[-1].get("val_top1") if curve else None
-        table = {"top1": top1, "macs": check.macs, "params": check.params, "latency_ms": check.latency_ms}
+        table = search_values(curve[-1] if curve else None, costs_of(check))
         return {o.metric: table[o.metric] for o in self.objectives}
 
     def finish(self, number: int, outcome: Outcome) -> str:
@@ -458,19 +458,20 @@ class Search:
         attrs = {**outcome.info, "curve": curve, "fidelity": fidelity, "objectives": objectives,
                  "wall_time_s": round(outcome.wall_time_s, 3)}
         bad = [k for k, v in objectives.items() if not is_finite(v)]
-        if outcome.status == "completed" and fidelity >= self.max_epochs and not bad:
-            state, status, reason = "COMPLETE", "completed", ""
-        elif outcome.status in ("stopped", "completed") and not bad and fidelity < self.max_epochs:
-            state, status, reason = "PRUNED", "pruned", outcome.reason or f"stopped after {fidelity} epochs"
-        elif outcome.status == "stopped" and fidelity == 0:
-            state, status, reason = "PRUNED", "pruned", outcome.reason or "stopped before the first epoch"
+        ended = (OutcomeStatus.COMPLETED, OutcomeStatus.STOPPED)
+        if outcome.status == OutcomeStatus.COMPLETED and fidelity >= self.max_epochs and not bad:
+            state, status, reason = "COMPLETE", Status.COMPLETED, ""
+        elif outcome.status in ended and not bad and fidelity < self.max_epochs:
+            state, status, reason = "PRUNED", Status.PRUNED, outcome.reason or f"stopped after {fidelity} epochs"
+        elif outcome.status == OutcomeStatus.STOPPED and fidelity == 0:
+            state, status, reason = "PRUNED", Status.PRUNED, outcome.reason or "stopped before the first epoch"
         else:
-            state, status = "FAIL", "failed"
-            if outcome.status in ("completed", "stopped"):
+            state, status = "FAIL", Status.FAILED
+            if outcome.status in ended:
                 reason = f"objective {', '.join(bad)} is {objectives[bad[0]]!r}" if bad else outcome.reason
             else:
-                reason = f"{outcome.status}: {outcome.reason}" if outcome.reason else outcome.status
-        attrs["status"] = status
+                reason = f"{outcome.status}: {outcome.reason}" if outcome.reason else str(outcome.status)
+        attrs["status"] = status.value
         if reason:
             attrs["fail_reason" if state == "FAIL" else "reason"] = reason
         for k, v in attrs.items():
@@ -478,17 +479,17 @@ class Search:
         values = [float(objectives[o.metric]) for o in self.objectives] if state == "COMPLETE" else None
         self._tell(trial, state, values)
         self.finished_here += 1
-        frozen = self.study._storage.get_trial(trial._trial_id)
+        frozen = optuna_io.frozen(self.study, trial)
         self._remember(frozen)
         for dup in self.waiting.pop(digest, []):
-            if status in ("completed", "pruned"):
+            if status in REUSABLE:
                 self._copy(dup, frozen)
             else:  # a failure is not reused: train the duplicate itself later
-                dup.set_user_attr("status", "failed")
+                dup.set_user_attr("status", Status.FAILED.value)
                 dup.set_user_attr("duplicate_of", number)
                 dup.set_user_attr("fail_reason", f"waited for trial {number}, which failed")
                 self._tell(dup, "FAIL", kind="repeat")
-        self.log(f"trial {number}: {state} ({status}) fidelity {fidelity}/{self.max_epochs} "
+        self.log(f"trial {number}: {state} ({status.value}) fidelity {fidelity}/{self.max_epochs} "
                  + " ".join(f"{k}={short_number(v)}" for k, v in objectives.items()) + (f" - {reason}" if reason else ""))
         if self.settings.record and time.monotonic() - self._written_at >= self.write_every_s:
             self._written_at = time.monotonic()
@@ -497,7 +498,7 @@ class Search:
         return state
 
     def abandon(self, candidate: Candidate, reason: str) -> None:
-        self.finish(candidate.number, Outcome("error", [], reason))
+        self.finish(candidate.number, Outcome(OutcomeStatus.ERROR, [], reason))
 
     # -- outputs ----------------------------------------------------------------------------------------
 
@@ -514,7 +515,7 @@ class Search:
         trained, seen = [], set()
         for t in trials if trials is not None else self.trials():
             a = t.user_attrs
-            if a.get("status") in ("completed", "pruned") and a.get("fidelity", 0) >= 1 \
+            if a.get("status") in REUSABLE and a.get("fidelity", 0) >= 1 \
                     and "duplicate_of" not in a and a.get("digest") not in seen:
                 seen.add(a.get("digest"))
                 trained.append(t)
@@ -523,8 +524,7 @@ class Search:
         f = min(t.user_attrs["fidelity"] for t in trained)
         points = []
         for t in trained:
-            table = {"top1": t.user_attrs["curve"][f - 1].get("val_top1"), "macs": t.user_attrs.get("macs"),
-                     "params": t.user_attrs.get("params"), "latency_ms": t.user_attrs.get("latency_ms")}
+            table = search_values(t.user_attrs["curve"][f - 1], t.user_attrs)
             points.append((t, [table[o.metric] for o in self.objectives]))
         idx = pareto_front([v for _, v in points], self.directions)
         return f, [points[i] for i in idx]
@@ -549,18 +549,15 @@ class Search:
                    "drivers" if self.settings.join else ""))
 
     def rows(self, trials: list[Any] | None = None) -> list[dict[str, Any]]:
+        """``trials.csv``: one row per trial, its :func:`mixnas.runs.trial_fields` (the objectives first, then
+        the costs), its constraint values and its parameters; ``""`` where it recorded nothing."""
         rows = []
         for t in trials if trials is not None else self.trials():
-            a = t.user_attrs
-            obj = a.get("objectives", {})
-            row = {"number": t.number, "state": t.state.name, "status": a.get("status", ""),
-                   "digest": a.get("digest", ""), "seed": a.get("seed", ""), "fidelity": a.get("fidelity", "")}
-            for o in self.objectives:
-                row[o.metric] = obj.get(o.metric, a.get(o.metric, ""))
-            row.update({"params": a.get("params", ""), "macs": a.get("macs", ""),
-                        "latency_ms": a.get("latency_ms", ""), "wall_time_s": a.get("wall_time_s", ""),
-                        "duplicate_of": a.get("duplicate_of", ""), "driver": a.get("driver", ""),
-                        "reason": a.get("fail_reason", a.get("reason", ""))})
+            fields = {k: "" if v is None else v for k, v in trial_fields(t).items()}
+            row = {k: fields[k] for k in ("number", "state", "status", "digest", "seed", "fidelity")}
+            row.update({o.metric: fields[o.metric] for o in self.objectives})
+            row.update({k: fields[k] for k in ("params", "macs", "latency_ms", "wall_time_s", "duplicate_of",
+                                               "driver", "reason")})
             for name, cval in sorted(t.constraints.items()) if t.constraints else []:
                 row[f"constraint:{name}"] = round(cval, 6)
             for k, v in t.params.items():
@@ -642,62 +639,6 @@ class Search:
         return "\n".join(lines)
 
 
-def front_trials(trials: Sequence[Any], directions: Sequence[str]) -> list[Any]:
-    """The Pareto-optimal COMPLETE trials (full fidelity) over their told values, one per digest (the first
-    trial of each architecture). A trial with fewer values than ``directions`` (a study read against another
-    record's objectives) has a missing value and is left out, as a NaN one is."""
-    done, seen = [], set()
-    for t in trials:
-        if t.state.name == "COMPLETE" and t.values is not None and t.user_attrs.get("digest") not in seen:
-            seen.add(t.user_attrs.get("digest"))
-            done.append(t)
-    n = len(directions)
-    idx = pareto_front([[t.values[i] if i < len(t.values) else None for i in range(n)] for t in done], list(directions))
-    return [done[i] for i in idx]
-
-
-COUNT_KEYS = ("trials", "trained", "complete", "pruned", "failed", "reused", "infeasible", "invalid", "requeued",
-              "running", "waiting", "pareto", "best_top1")
-
-
-def trial_counts(trials: Sequence[Any], metrics: Sequence[str], directions: Sequence[str]) -> dict[str, Any]:
-    """The numbers of a study that the search console (progress line, summary) and the dashboard both show,
-    from its trials alone: ``trials`` (every record), ``trained`` = ``complete + pruned + failed`` (the
-    architectures trained, what ``--trials`` counts: re-used repeats, infeasible and invalid candidates and
-    re-queued trials are recorded but not trained), ``reused`` (finished records that re-used a recorded
-    architecture's result, ``duplicate_of``, whatever its state; a repeat that waited for a trial that failed
-    included), ``infeasible``, ``invalid``, ``requeued`` (left RUNNING by a crashed driver, failed and their
-    parameters queued again), ``running``, ``waiting`` (queued, not yet asked), ``pareto`` (the size of
-    :func:`front_trials`) and ``best_top1`` (the best told top-1 of a COMPLETE trial; None when top-1 is not
-    an objective or nothing completed). Every record is in exactly one of ``trained``, ``reused``,
-    ``infeasible``, ``invalid``, ``requeued``, ``running`` and ``waiting``."""
-    c: dict[str, Any] = {k: 0 for k in COUNT_KEYS}
-    top1: list[float] = []
-    k = list(metrics).index("top1") if "top1" in metrics else None
-    for t in trials:
-        a, state = t.user_attrs, t.state.name
-        c["trials"] += 1
-        if state == "RUNNING":
-            c["running"] += 1
-        elif state not in FINISHED:
-            c["waiting"] += 1
-        elif a.get("status") in SKIPPED:
-            c[a["status"]] += 1
-        elif state == "FAIL" and a.get("requeued"):
-            c["requeued"] += 1
-        elif a.get("duplicate_of") is not None:
-            c["reused"] += 1
-        else:
-            c["trained"] += 1
-            c[{"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed"}[state]] += 1
-        if state == "COMPLETE" and k is not None and t.values is not None and k < len(t.values) \
-                and is_finite(t.values[k]):
-            top1.append(float(t.values[k]))
-    c["pareto"] = len(front_trials(trials, directions))
-    c["best_top1"] = max(top1) if top1 else None
-    return c
-
-
 def counts_text(c: dict[str, Any], trained: bool = False) -> str:
     """:func:`trial_counts` as the console writes it: ``complete 26 pruned 45 failed 0 infeasible 0 invalid 0
     re-used 12 | best top1 80.02 | Pareto 11`` (``requeued N`` when there are any; ``trained``: led by ``N
@@ -741,57 +682,3 @@ def overhead_line(trials: list[Any]) -> str | None:
     mean_gap, mean_trial = sum(gaps) / len(gaps), sum(walls) / len(walls)
     return (f"framework overhead: {mean_gap:.2f} s between trials on a worker (mean of {len(gaps)} gaps), "
             f"{mean_gap / mean_trial:.1%} of the mean trial time ({mean_trial:.1f} s)")
-
-
-
-
-LOCK_FILE = ".mixnas.lock"
-
-
-def lock_run_folder(out: Path) -> Any:
-    """Hold ``out``'s lock for as long as this driver runs: a second driver on the same run folder (two
-    ``--resume`` at once) would interleave its trials and outputs with the first's, so it is refused. An
-    advisory ``flock`` on a file in the folder: the OS drops it when the holder dies, even by ``kill -9``, so a
-    crash never leaves a stale lock behind."""
-    import fcntl
-
-    fh = open(out / LOCK_FILE, "a+")  # noqa: SIM115 - held open until release()
-    try:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        fh.seek(0)
-        holder = fh.read().strip() or "unknown"
-        fh.close()
-        raise MixnasError(f"{out}: another mixnas driver is running on this run folder ({holder}); wait for it "
-                          "to end, or stop it, before resuming; two drivers on one run folder would interleave "
-                          "their trials") from None
-    fh.seek(0)
-    fh.truncate()
-    fh.write(f"pid {os.getpid()} on {os.uname().nodename} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
-    fh.flush()
-    return fh
-
-
-
-class LocalRunner:
-    """Runs trials one after another in this process (tests, and ``--scheduler`` logic without Ray)."""
-
-    def __init__(self, search: Search, body: Callable[[dict[str, Any], Callable], Outcome] = run_candidate):
-        self.search, self.body = search, body
-        s = search.settings
-        self.stopper = Stopper(s.scheduler, search.directions, search.max_epochs, s.grace, s.eta)
-
-    def run(self) -> None:
-        search = self.search
-        while (cand := search.next_candidate()) is not None:
-            def report(row: dict[str, Any], cand: Candidate = cand) -> bool:
-                vals = search.objective_values(cand.digest, [row])
-                return self.stopper.keep_going(str(cand.number), int(row.get("epoch", 0)),
-                                               [vals[o.metric] for o in search.objectives])
-
-            try:
-                outcome = self.body(cand.config(), report)
-            except Exception as err:  # noqa: BLE001 - a failed trial is recorded, the search goes on
-                outcome = Outcome("error", [], f"{type(err).__name__}: {err}")
-            search.finish(cand.number, outcome)
-        search.close()

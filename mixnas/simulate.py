@@ -34,6 +34,7 @@ from mixnas.config import ArchConfig
 from mixnas.errors import MixnasError
 from mixnas.tabular import FINAL, Table
 from mixnas.trial import Candidate, Outcome, Stopper
+from mixnas.vocab import OutcomeStatus
 
 # TrainConfig fields that may differ between a search and the table it replays: the search decides them.
 FREE_TRAIN_FIELDS = ("epochs", "seed", "max_minutes")
@@ -178,7 +179,7 @@ class SimulatedRunner:
                                               ev.cand, ev.epoch + 1))
                 continue
             done = ev.epoch >= search.max_epochs
-            self._end(ev, started.pop(ev.cand.number), "completed" if done else "stopped", rec["curve"][:ev.epoch],
+            self._end(ev, started.pop(ev.cand.number), OutcomeStatus.COMPLETED if done else OutcomeStatus.STOPPED, rec["curve"][:ev.epoch],
                       "" if done else f"stopped by the {search.settings.scheduler} scheduler after {ev.epoch} epochs")
             free = sorted(free + [ev.worker])
         search.close()
@@ -192,7 +193,7 @@ class SimulatedRunner:
     def _cost(self, cand: Candidate, epoch: int) -> float:
         rec = self.checks.record(cand.digest)
         curve = rec["curve"]
-        if epoch == len(curve) + 1 and rec.get("status") == "diverged":
+        if epoch == len(curve) + 1 and rec.get("status") == OutcomeStatus.DIVERGED:
             return 0.0  # the epoch it diverged in is not recorded: its time is not charged
         if epoch > len(curve):
             raise MixnasError(f"{self.table.file}: architecture {cand.digest} has {len(curve)} epochs recorded, "

@@ -51,11 +51,9 @@ from typing import Any, get_type_hints
 from mixnas.config import LIMITS, ArchConfig, InputSpec, MixerSpec, StageSpec
 from mixnas.errors import ArchError, MixnasError, did_you_mean
 from mixnas.registry import MixerContext, MixerFamily, Param, mixer_families
+from mixnas.vocab import DIRECTIONS as OBJECTIVES  # the metrics a search's trials report, by direction
 from mixnas.yamlio import Loc, LocatedError, LocDict, LocList, load_extended
 
-# The metrics a search's trials report (validation top-1 from training; params, MACs and latency from the
-# cheap checks), with the direction each is optimised in: an objective outside them would fail every trial.
-OBJECTIVES = {"top1": "max", "macs": "min", "params": "min", "latency_ms": "min"}
 TRAIN_KEYS = ("epochs", "batch_size", "lr", "weight_decay", "warmup_epochs", "label_smoothing", "fraction",
               "bf16", "max_minutes", "grad_clip", "val_fraction", "adamw")
 DEFAULT_TIE = ("token_mixer", "channel_mixer")

@@ -42,12 +42,12 @@ import yaml
 from mixnas.config import ArchConfig
 from mixnas.errors import ArchError, MixnasError, did_you_mean
 from mixnas.train import TrainConfig
+from mixnas.vocab import STUDY_METRICS as OBJECTIVES
 from mixnas.yamlio import LocatedError, LocDict, LocList, load_extended, loads_located, plain
 
 TOP_KEYS = ("name", "description", "extends", "base", "task", "train", "factors", "baseline", "seeds", "objectives",
             "paper", "resources")
 TASK_KEYS = ("dataset", "data_dir", "image_size", "in_channels", "num_classes", "test_eval")
-OBJECTIVES = ("top1", "test_top1", "params", "macs", "wall_time_s")
 _SEGMENT = re.compile(r"^(?P<key>[A-Za-z_][A-Za-z0-9_]*)(?:\[(?P<index>\d+|\d*:\d*)\])?$")
 
 

@@ -22,8 +22,10 @@ from typing import Any
 import yaml
 
 from mixnas.errors import MixnasError
+from mixnas.runs import lock_run_folder
 from mixnas.study import Study, StudyTrial, level_label, materialise
 from mixnas.util import atomic_write_json
+from mixnas.vocab import OutcomeStatus
 
 
 def result_path(run_dir: Path, key: str) -> Path:
@@ -57,7 +59,7 @@ def trial_record(t: StudyTrial, outcome: Any, cost: Any) -> dict[str, Any]:
     """A trial's result record: status, final validation top-1, params, MACs, the curve, where it ran."""
     last = outcome.curve[-1] if outcome.curve else {}
     return {"key": t.key, "label": t.label, "level": t.level, "seed": t.seed, "digest": t.digest,
-            "status": outcome.status, "reason": outcome.reason, "top1": last.get("val_top1"),
+            "status": str(outcome.status), "reason": outcome.reason, "top1": last.get("val_top1"),
             "epochs": last.get("epoch", 0), "params": cost.params, "macs": cost.macs,
             "test_top1": outcome.info.get("test_top1"), "wall_time_s": round(outcome.wall_time_s, 3),
             "curve": outcome.curve, "worker": {k: v for k, v in outcome.info.items() if k != "test_top1"}}
@@ -75,7 +77,7 @@ def run_local(study: Study, t: StudyTrial, number: int, data_dir: str | None = N
     except MixnasError:
         raise  # a missing dataset is the user's to fix, not a failed trial
     except Exception as err:  # noqa: BLE001 - a failed trial is recorded, the study goes on
-        return Outcome("error", [], f"{type(err).__name__}: {err}", time.perf_counter() - t0)
+        return Outcome(OutcomeStatus.ERROR, [], f"{type(err).__name__}: {err}", time.perf_counter() - t0)
 
 
 def check_data(study: Study, t: StudyTrial, data_dir: str | None) -> None:
@@ -103,8 +105,6 @@ def run_study(study: Study, run_dir: str | Path, *, resume: bool = False, data_d
     if (run_dir / "study.yaml").exists() and not resume:
         raise MixnasError(f"{run_dir}: already holds a study run; pass --resume to continue it")
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
-    from mixnas.search import lock_run_folder
-
     run_dir.mkdir(parents=True, exist_ok=True)
     lock = lock_run_folder(run_dir)  # a second `study run --resume` on this folder is refused, not interleaved
     try:
@@ -118,7 +118,7 @@ def _run_study(study: Study, run_dir: Path, resume: bool, data_dir: str | None, 
     from mixnas.complexity import complexity
 
     trials = materialise(study, run_dir)
-    todo = [t for t in trials if (read_result(run_dir, t.key) or {}).get("status") != "completed"]
+    todo = [t for t in trials if (read_result(run_dir, t.key) or {}).get("status") != OutcomeStatus.COMPLETED]
     done = len(trials) - len(todo)
     local = runner == "local" or body is not None
     log(f"study {study.name}: {len(trials)} trials ({len(study.levels())} levels x {len(study.seeds)} seeds), "
@@ -195,7 +195,7 @@ def report(run_dir: str | Path, out_dir: str | Path | None = None) -> dict[str, 
             missing += 1
             continue
         cost[rec["label"]] = (rec.get("params"), rec.get("macs"))
-        if rec["status"] != "completed" or rec.get(metric) is None:
+        if rec["status"] != OutcomeStatus.COMPLETED or rec.get(metric) is None:
             failed += 1
             continue
         values[rec["label"]].append(float(rec[metric]))

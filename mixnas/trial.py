@@ -12,6 +12,8 @@ this process, or on a Ray worker through :mod:`mixnas.ray_io`), or replayed from
   zero-cost proxies), which the benchmark build records beside the curve.
 * :class:`Stopper`: the in-process early-stopping decision (MO-ASHA, or single-objective ASHA on the first
   objective) shared by the local and the simulated runners; the Ray runner wraps the same rule.
+* :class:`LocalRunner`: a search's trials one after another in this process (tests, and the schedulers'
+  logic without Ray); it drives any :class:`Driver` (:class:`mixnas.search.Search` is one).
 * :func:`load_data` / :func:`forget_data`: the per-process dataset cache (a reused Ray actor loads once).
 """
 
@@ -23,9 +25,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from mixnas.config import ArchConfig
+from mixnas.vocab import OutcomeStatus
 
 MEASURES = ("latency", "proxies")  # what ``config["measure"]`` may ask for before training
 
@@ -54,7 +57,7 @@ class Candidate:
 class Outcome:
     """What a runner reports back about one trial."""
 
-    status: str  # completed | stopped | diverged | timeout | error
+    status: str  # an OutcomeStatus: completed | stopped | diverged | timeout | error
     curve: list[dict[str, Any]]
     reason: str = ""
     wall_time_s: float = 0.0
@@ -156,7 +159,7 @@ def run_candidate(config: dict[str, Any], report: Callable[[dict[str, Any]], boo
     if os.environ.get("MIXNAS_TEST_NAN_DIGEST") == config["digest"]:
         row = {"epoch": 1, "val_top1": math.nan, "partial": 1.0}
         report(row)
-        return Outcome("completed", [row], wall_time_s=time.perf_counter() - t0)
+        return Outcome(OutcomeStatus.COMPLETED, [row], wall_time_s=time.perf_counter() - t0)
     measured = measure_untrained(arch, data, config["measure"], seed=cfg.seed) if config.get("measure") else {}
     curve: list[dict[str, Any]] = []
 
@@ -169,9 +172,9 @@ def run_candidate(config: dict[str, Any], report: Callable[[dict[str, Any]], boo
     ckpt = Path(config["checkpoint_dir"]) / f"trial_{config['number']:05d}.pt" if config.get("checkpoint_dir") else None
     result = train(arch, data, cfg, callback, progress=False, device=device, checkpoint_path=ckpt,
                    final_eval=final_eval)
-    if ckpt is not None and result.status != "completed":
+    if ckpt is not None and result.status != OutcomeStatus.COMPLETED:
         ckpt.unlink(missing_ok=True)  # only COMPLETE trials keep their weights
-    status = {"completed": "completed", "stopped": "stopped"}.get(result.status, result.status)
+    status = result.status
     info: dict[str, Any] = {"test_top1": result.test["top1"]} if result.test else {}
     if measured:
         info["measured"] = measured
@@ -207,5 +210,49 @@ class Stopper:
         return self.core.on_result(trial_id, epoch, list(values)) == CONTINUE
 
 
-__all__ = ["MEASURES", "Candidate", "Outcome", "Stopper", "forget_data", "load_data", "measure_untrained",
-           "run_candidate", "trial_device"]
+# -- the local runner ---------------------------------------------------------------------------------------
+
+
+class Driver(Protocol):
+    """What :class:`LocalRunner` needs of a search driver (:class:`mixnas.search.Search`)."""
+
+    settings: Any  # scheduler, grace, eta
+    directions: list[str]
+    max_epochs: int
+    objectives: Sequence[Any]  # each with a ``metric``
+
+    def next_candidate(self) -> Candidate | None: ...
+
+    def objective_values(self, digest: str, curve: list[dict[str, Any]]) -> dict[str, float | None]: ...
+
+    def finish(self, number: int, outcome: Outcome) -> str: ...
+
+    def close(self) -> None: ...
+
+
+class LocalRunner:
+    """Runs a search's trials one after another in this process (tests, and ``--scheduler`` logic without Ray)."""
+
+    def __init__(self, search: Driver, body: Callable[[dict[str, Any], Callable], Outcome] = run_candidate):
+        self.search, self.body = search, body
+        s = search.settings
+        self.stopper = Stopper(s.scheduler, search.directions, search.max_epochs, s.grace, s.eta)
+
+    def run(self) -> None:
+        search = self.search
+        while (cand := search.next_candidate()) is not None:
+            def report(row: dict[str, Any], cand: Candidate = cand) -> bool:
+                vals = search.objective_values(cand.digest, [row])
+                return self.stopper.keep_going(str(cand.number), int(row.get("epoch", 0)),
+                                               [vals[o.metric] for o in search.objectives])
+
+            try:
+                outcome = self.body(cand.config(), report)
+            except Exception as err:  # noqa: BLE001 - a failed trial is recorded, the search goes on
+                outcome = Outcome(OutcomeStatus.ERROR, [], f"{type(err).__name__}: {err}")
+            search.finish(cand.number, outcome)
+        search.close()
+
+
+__all__ = ["MEASURES", "Candidate", "Driver", "LocalRunner", "Outcome", "Stopper", "forget_data", "load_data",
+           "measure_untrained", "run_candidate", "trial_device"]

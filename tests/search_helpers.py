@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 
 from mixnas.config import ArchConfig
-from mixnas.search import Outcome
+from mixnas.trial import Outcome
 
 TINY_SPACE = """
 name: tiny

@@ -98,8 +98,7 @@ def test_the_search_part_reads_placement_from_the_trial_records(tmp_path, monkey
 
     from mixnas import ray_io
     from mixnas.checks import CandidateCheck, constraint_values
-    from mixnas.search import LocalRunner
-    from mixnas.trial import Outcome
+    from mixnas.trial import LocalRunner, Outcome
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # the trial's view on a GPU worker
     monkeypatch.setattr(ray, "get_gpu_ids", lambda: [0])

@@ -15,7 +15,8 @@ from mixnas.errors import MixnasError
 
 
 def _search(tmp_path: Path, storage: str | None = None) -> Path:
-    from mixnas.search import LocalRunner, Search, SearchSettings
+    from mixnas.search import Search, SearchSettings
+    from mixnas.trial import LocalRunner
 
     space = write_space(tmp_path, "1G")
     out = tmp_path / "run"
@@ -52,7 +53,7 @@ def test_a_damaged_trials_csv_is_rebuilt_from_the_study(tmp_path, capsys, monkey
     """trials.csv is derived from the study (rewritten after every trial, never read back): a damaged one does
     not stop a resume, which writes it again, complete, from the study."""
     import mixnas.ray_io
-    from mixnas.search import LocalRunner
+    from mixnas.trial import LocalRunner
 
     out = _search(tmp_path)
     (out / "trials.csv").write_bytes(b"\xff\xfe garbage, \"unclosed\n")
@@ -119,7 +120,7 @@ def test_a_changed_study_is_refused_on_resume(tmp_path):
 def test_two_study_runs_on_one_folder_are_refused(tmp_path):
     from test_study_run import fake_body as study_body
 
-    from mixnas.search import lock_run_folder
+    from mixnas.runs import lock_run_folder
     from mixnas.study import load_study
     from mixnas.study_run import run_study
 

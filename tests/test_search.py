@@ -11,7 +11,8 @@ from search_helpers import fake_body, write_space
 
 from mixnas.config import ArchConfig
 from mixnas.errors import MixnasError
-from mixnas.search import LocalRunner, Search, SearchSettings
+from mixnas.search import Search, SearchSettings
+from mixnas.trial import LocalRunner
 
 
 def make(tmp_path, trials=12, max_macs="1G", **kw):

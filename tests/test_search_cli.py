@@ -115,7 +115,8 @@ def test_export_onnx(tmp_path, capsys):
     pytest.importorskip("onnx")
     from search_helpers import fake_body
 
-    from mixnas.search import LocalRunner, Search, SearchSettings
+    from mixnas.search import Search, SearchSettings
+    from mixnas.trial import LocalRunner
 
     space = write_space(tmp_path, "1G")
     s = Search(SearchSettings(space=str(space), out=str(tmp_path / "run"), trials=3, scheduler="none"))
@@ -132,7 +133,8 @@ def test_pareto_yaml_is_accepted_by_inspect_and_train(tmp_path, capsys):
     from search_helpers import fake_body
 
     from mixnas.models import resolve_arch
-    from mixnas.search import LocalRunner, Search, SearchSettings
+    from mixnas.search import Search, SearchSettings
+    from mixnas.trial import LocalRunner
 
     space = write_space(tmp_path, "1G")
     s = Search(SearchSettings(space=str(space), out=str(tmp_path / "run"), trials=6, scheduler="none", seed=2))

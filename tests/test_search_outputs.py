@@ -6,7 +6,8 @@ from __future__ import annotations
 from search_helpers import TOKEN_MIXERS, fake_body, write_space
 
 from mixnas.config import ArchConfig
-from mixnas.search import LocalRunner, Outcome, Search, SearchSettings
+from mixnas.search import Search, SearchSettings
+from mixnas.trial import LocalRunner, Outcome
 
 
 def test_pareto_folder_holds_exactly_the_current_front(tmp_path):

@@ -22,7 +22,7 @@ def local_runs(monkeypatch):
     """`mixnas search` with the fake trial body in this process instead of Ray (the CLI path is the same up
     to the runner). Records every Search it ran."""
     import mixnas.ray_io
-    from mixnas.search import LocalRunner
+    from mixnas.trial import LocalRunner
 
     ran = []
 
@@ -132,7 +132,8 @@ def test_a_flag_wins_over_the_space_epochs_and_the_space_over_the_default(tmp_pa
 
 
 def test_a_second_driver_on_one_run_folder_is_refused(tmp_path):
-    from mixnas.search import LocalRunner, Search, SearchSettings
+    from mixnas.search import Search, SearchSettings
+    from mixnas.trial import LocalRunner
 
     space = write_space(tmp_path, "1G")
     out = tmp_path / "run"
@@ -160,7 +161,8 @@ def test_a_second_driver_on_one_run_folder_is_refused(tmp_path):
 
 def test_a_lock_left_by_a_killed_driver_does_not_block(tmp_path):
     """flock dies with its holder: a driver killed with SIGKILL leaves no stale lock."""
-    from mixnas.search import LOCK_FILE, Search, SearchSettings
+    from mixnas.runs import LOCK_FILE
+    from mixnas.search import Search, SearchSettings
 
     space = write_space(tmp_path, "1G")
     out = tmp_path / "run"
@@ -207,7 +209,7 @@ def _fill(folder: Path) -> Path:
 
 def test_disk_full_is_a_clear_error_and_resume_continues(small_disk, monkeypatch, capsys):
     import mixnas.ray_io
-    from mixnas.search import LocalRunner
+    from mixnas.trial import LocalRunner
 
     space = write_space(small_disk.parent, "1G")
     out = small_disk / "run"

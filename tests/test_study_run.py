@@ -10,9 +10,9 @@ import pytest
 
 from mixnas.cli import main
 from mixnas.errors import MixnasError
-from mixnas.search import Outcome
 from mixnas.study import load_study
 from mixnas.study_run import report, run_study
+from mixnas.trial import Outcome
 
 BASE = Path(__file__).resolve().parent.parent / "examples" / "strip_mlp_1m_fmnist.yaml"
 TINY = f"""\
