@@ -1,16 +1,18 @@
 """Plotly figures of :mod:`mixnas.analysis` data, and the offline HTML report of ``mixnas dashboard``.
 
-The one module that imports plotly. Each ``*_figure`` function takes the plain data an analysis function
-returned and builds a figure; :func:`build_report` lays them out in one HTML file with plotly.js included once
-(inline, or as ``plotly.min.js`` beside the report), a sortable trials table linking every trial to its
-ArchConfig YAML, and a small script that records JavaScript errors and which figures drew into
-``#report-status`` (read by the browser test, :mod:`mixnas.browser`).
+The one module of mixnas that imports plotly (study reports draw theirs here too: :func:`seed_spread_html`).
+Each ``*_figure`` function takes the plain data an analysis function returned and builds a figure;
+:func:`build_report` lays them out, section by section, in one HTML file (the page is the template
+``mixnas/templates/report.html``) with plotly.js included once (inline, or as ``plotly.min.js`` beside the
+report), a sortable trials table linking every trial to its ArchConfig YAML, and a small script that records
+JavaScript errors and which figures drew into ``#report-status`` (read by the browser test,
+:mod:`mixnas.browser`).
 
 The summary table's numbers are :func:`run_summary`: :func:`mixnas.runs.trial_counts`, the function the
 search console's progress line and summary print, so the two always agree. Metric names, axis titles, units
-and scales come from :data:`mixnas.vocab.METRICS`. Axes name their units (MACs and
-parameters are plotted in millions), log axes label every tick in full (:func:`log_axis`), parameter paths
-read as :func:`param_label` makes them, and metrics or table columns that no trial has are left out.
+and scales come from :data:`mixnas.vocab.METRICS`. Axes name their units (MACs and parameters are plotted in
+millions), log axes label every tick in full (:func:`log_axis`), parameter paths read as :func:`param_label`
+makes them, and metrics or table columns that no trial has are left out.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ import html
 import json
 import math
 import re
+import string
 from collections.abc import Sequence
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +37,8 @@ from mixnas import optuna_io
 from mixnas.errors import MixnasError
 from mixnas.runs import trial_counts
 from mixnas.util import is_finite, short_number
+from mixnas.vocab import COSTS, SEARCH_METRICS
 from mixnas.vocab import METRICS as VOCAB
-from mixnas.vocab import SEARCH_METRICS
 
 STYLE = {  # category -> marker (sizes in pixels, 2-D and 3-D alike); pareto points also get the front's line
     "pareto": {"color": "#d62728", "symbol": "circle", "size": 11, "line": {"color": "black", "width": 1}},
@@ -319,70 +323,28 @@ def trends_figure(trends: dict[str, dict[str, Any]], title: str = "", cols: int 
                   height=260 * rows + 80, margin={"t": 90})
 
 
+def seed_spread_html(values: dict[str, list[float]], paper: dict[str, float], title: str, metric: str) -> str:
+    """A study report's page (``report.html`` of :func:`mixnas.study_run.report`): the seed spread per level
+    (every seed a point, the box over them) with the paper's values beside, plotly.js inline."""
+    fig = go.Figure()
+    for label, xs in values.items():
+        fig.add_trace(go.Box(y=xs, name=label, boxpoints="all", jitter=0.3, pointpos=0, showlegend=False))
+    if paper:
+        fig.add_trace(go.Scatter(x=list(paper), y=list(paper.values()), mode="markers", name="paper",
+                                 marker={"symbol": "diamond", "size": 11, "color": "black"}, yaxis="y2"))
+        fig.update_layout(yaxis2={"title": f"paper {metric}", "overlaying": "y", "side": "right"})
+    fig.update_layout(title=title, yaxis_title=f"measured {metric} (%)", template="plotly_white")
+    return fig.to_html(include_plotlyjs=True, full_html=True)
+
+
 # -- the report ------------------------------------------------------------------------------------------------
-
-STATUS_JS = r"""
-window.__reportErrors = [];
-window.addEventListener('error', function (e) { window.__reportErrors.push(String(e.message || e)); });
-window.addEventListener('unhandledrejection', function (e) { window.__reportErrors.push('promise: ' + String(e.reason)); });
-function reportStatus() {
-  var divs = document.querySelectorAll('div.plotly-graph-div');
-  var drawn = 0, missing = [];
-  divs.forEach(function (d) {
-    var ok = d.querySelector('.main-svg') !== null && d._fullLayout !== undefined
-             && d.textContent.indexOf('WebGL is not supported') < 0;
-    var fl = d._fullLayout;
-    if (fl && fl._has && (fl._has('gl3d') || fl._has('parcoords')))  // WebGL figures draw into canvases
-      ok = ok && d.querySelector('canvas') !== null;
-    if (ok) drawn++; else missing.push(d.id);
-  });
-  var el = document.getElementById('report-status');
-  el.textContent = 'errors=' + window.__reportErrors.length + ' figures=' + drawn + '/' + divs.length
-    + (missing.length ? ' missing=' + missing.join(',') : '')
-    + (window.__reportErrors.length ? ' first_error=' + window.__reportErrors[0] : '');
-  el.setAttribute('data-done', '1');
-}
-window.addEventListener('load', function () { setTimeout(reportStatus, 1500); });
-"""
-
-TABLE_JS = r"""
-function sortTable(th) {
-  var table = th.closest('table'), idx = Array.prototype.indexOf.call(th.parentNode.children, th);
-  var asc = th.getAttribute('data-dir') !== 'asc';
-  th.parentNode.querySelectorAll('th').forEach(function (h) { h.removeAttribute('data-dir'); });
-  th.setAttribute('data-dir', asc ? 'asc' : 'desc');
-  var body = table.tBodies[0], rows = Array.prototype.slice.call(body.rows);
-  rows.sort(function (a, b) {
-    var x = a.cells[idx].getAttribute('data-v'), y = b.cells[idx].getAttribute('data-v');
-    var nx = parseFloat(x), ny = parseFloat(y), c;
-    if (x === '' && y !== '') return 1;
-    if (y === '' && x !== '') return -1;
-    c = (!isNaN(nx) && !isNaN(ny)) ? nx - ny : x.localeCompare(y);
-    return asc ? c : -c;
-  });
-  rows.forEach(function (r) { body.appendChild(r); });
-}
-"""
-
-CSS = """
-body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
-h1 { margin-bottom: 0.2em; } h2 { border-bottom: 1px solid #ccc; margin-top: 1.6em; }
-.runs { display: grid; gap: 1em; }
-.fig { min-width: 0; }
-.note { color: #555; max-width: 70em; }
-table.trials { border-collapse: collapse; font-size: 12px; margin-bottom: 1em; }
-table.trials th { cursor: pointer; background: #eee; position: sticky; top: 0; }
-table.trials th[data-dir=asc]::after { content: ' \\25B2'; } table.trials th[data-dir=desc]::after { content: ' \\25BC'; }
-table.trials td, table.trials th { border: 1px solid #ddd; padding: 2px 6px; text-align: right; }
-table.trials td.l { text-align: left; max-width: 48em; }
-tr.pareto { background: #fde8e8; } tr.pruned, tr.duplicate { color: #666; }
-tr.infeasible, tr.invalid, tr.failed { color: #a55; }
-#report-status { display: none; }
-"""
+# The page around the sections, its style and its scripts are the template mixnas/templates/report.html: one
+# script records JavaScript errors and which figures drew into #report-status (read by mixnas.browser), another
+# sorts a trials table by the clicked column.
 
 
 class Report:
-    """Collects figures and HTML sections; :meth:`html` writes the page."""
+    """Collects figures and HTML sections; :func:`render_page` writes the page."""
 
     def __init__(self) -> None:
         self.parts: list[str] = []
@@ -415,8 +377,38 @@ def build_report(runs: Sequence[A.Run], out: str | Path, js: str = "inline", n_b
     files.mkdir(exist_ok=True)
     labels = [A.run_label(r, runs) for r in runs]
     rep = Report()
-    several = len(runs) > 1
+    _header_section(rep, runs, labels)
+    _fronts_section(rep, runs, labels)
+    _hv_section(rep, runs, labels)
+    _edf_section(rep, runs, n_boot)
+    _parallel_section(rep, runs, labels)
+    _importance_section(rep, runs, labels)
+    _trends_section(rep, runs, labels)
+    _trials_section(rep, runs, labels, out.parent, files)
+    out.write_text(render_page(rep.parts, _plotly_tag(js, files)))
+    written = sorted(p for p in files.rglob("*") if p.is_file())
+    return {"path": out, "figures": rep.figures, "bytes": out.stat().st_size, "files": files,
+            "files_bytes": sum(p.stat().st_size for p in written)}
 
+
+def render_page(parts: Sequence[str], plotly_tag: str, title: str = "mixnas dashboard") -> str:
+    """The report page: ``mixnas/templates/report.html`` (its style, the status and table scripts) around
+    the report's ``parts``, with plotly.js loaded by ``plotly_tag``."""
+    template = (resources.files("mixnas") / "templates" / "report.html").read_text(encoding="utf-8")
+    return string.Template(template.removesuffix("\n")).substitute(
+        title=html.escape(title), plotly=plotly_tag, body="\n".join(parts))
+
+
+def _plotly_tag(js: str, files: Path) -> str:
+    """plotly.js inline, or written once beside the report (``js="file"``) and loaded from there."""
+    if js == "inline":
+        return f"<script>{plotly.offline.get_plotlyjs()}</script>"
+    (files / "plotly.min.js").write_text(plotly.offline.get_plotlyjs())
+    return f'<script src="{html.escape(files.name)}/plotly.min.js"></script>'
+
+
+def _header_section(rep: Report, runs: Sequence[A.Run], labels: Sequence[str]) -> None:
+    """The title, the summary table of the runs' counts and the table of contents."""
     rep.add(f"<h1>mixnas dashboard: {html.escape(', '.join(labels))}</h1>")
     rep.add(_summary_table(runs, labels))
     rep.add('<p class="note">Sections: <a href="#fronts">Pareto fronts</a> · <a href="#hv">hypervolume and timeline</a> · '
@@ -424,13 +416,15 @@ def build_report(runs: Sequence[A.Run], out: str | Path, js: str = "inline", n_b
             '<a href="#importance">parameter importance</a> · <a href="#trends">trends</a> · '
             '<a href="#trials">trials</a></p>')
 
-    # Pareto fronts: each objective pair with top-1, and 3-D
+
+def _fronts_section(rep: Report, runs: Sequence[A.Run], labels: Sequence[str]) -> None:
+    """Pareto fronts: top-1 against each measured cost, a 3-D front, and the runs' fronts overlaid."""
     rep.add('<h2 id="fronts">Pareto fronts</h2><p class="note">Red: the non-dominated COMPLETE trials for the '
             "plotted metrics (one per architecture); blue: dominated COMPLETE trials; grey rings: pruned trials, at "
             "the lower fidelity they reached; orange crosses: infeasible candidates (over a budget, never trained: "
             "their top-1 is unknown, so they sit in a row below the others, placed by their costs); black diamonds: "
             "failed trials, likewise. Hover for the architecture and digest.</p>")
-    costs = [m for m in ("macs", "params", "latency_ms") if any(r.measured(m) for r in runs)]
+    costs = [m for m in COSTS if any(r.measured(m) for r in runs)]
     for cost in costs:
         rep.side_by_side([rep.figure(pareto_figure(A.pareto_points(r, ["top1", cost]),
                                                    f"{lab}: top-1 vs {NAMES[cost]}"))
@@ -440,11 +434,13 @@ def build_report(runs: Sequence[A.Run], out: str | Path, js: str = "inline", n_b
         rep.side_by_side([rep.figure(pareto_figure(A.pareto_points(r, ["top1", "macs", third]),
                                                    f"{lab}: top-1 vs MACs and {NAMES[third]} (3-D)"))
                           for r, lab in zip(runs, labels)])
-    if several:
+    if len(runs) > 1:
         rep.add(rep.figure(pareto_overlay_figure({lab: A.pareto_points(r, ["top1", "macs"])
                                                   for r, lab in zip(runs, labels)})))
 
-    # hypervolume, over the shared objectives with one reference point
+
+def _hv_section(rep: Report, runs: Sequence[A.Run], labels: Sequence[str]) -> None:
+    """Hypervolume histories (runs with the same objectives share one reference point) and Optuna's timeline."""
     rep.add('<h2 id="hv">Hypervolume</h2>')
     groups: dict[tuple, list[int]] = {}
     for i, r in enumerate(runs):
@@ -461,7 +457,9 @@ def build_report(runs: Sequence[A.Run], out: str | Path, js: str = "inline", n_b
     rep.side_by_side([rep.figure(_titled(optuna_io.timeline_figure(r.storage_url, r.study_name), f"{lab}: timeline"))
                       for r, lab in zip(runs, labels)])
 
-    # design-space EDFs
+
+def _edf_section(rep: Report, runs: Sequence[A.Run], n_boot: int) -> None:
+    """Design-space error EDFs with bootstrap bands, complexity-normalised beside them when several runs."""
     rep.add('<h2 id="edf">Design-space comparison: error EDFs</h2><p class="note">The empirical distribution '
             "function of the error (100 - top-1) over each run's COMPLETE architectures, F(e) = share of models with "
             "error at most e (Radosavovic et al. 2019/2020); the shaded band is a pointwise 95 % bootstrap band "
@@ -472,7 +470,7 @@ def build_report(runs: Sequence[A.Run], out: str | Path, js: str = "inline", n_b
             "part of each space.</p>")
     raw = A.design_space_edfs(runs, n_boot=n_boot)
     norm, why = None, ""
-    if several:
+    if len(runs) > 1:
         try:
             norm = A.design_space_edfs(runs, normalize=True, n_boot=n_boot)
         except MixnasError as err:
@@ -484,13 +482,19 @@ def build_report(runs: Sequence[A.Run], out: str | Path, js: str = "inline", n_b
     if why:
         rep.add(f'<p class="note">No complexity-normalised EDF: {html.escape(why)}.</p>')
 
-    # parallel coordinates, importance, trends: per run, side by side
+
+def _parallel_section(rep: Report, runs: Sequence[A.Run], labels: Sequence[str]) -> None:
+    """Parallel coordinates of each run's COMPLETE trials, side by side."""
     rep.add('<h2 id="parallel">Parallel coordinates</h2><p class="note">COMPLETE trials, one line each, coloured by '
             "top-1; one axis per architecture feature that varies (n/a where a conditional feature does not exist). "
             "Drag along an axis to filter.</p>")
     rep.side_by_side([_or_note(rep, lambda r=r, lab=lab: parallel_figure(A.parallel_dims(r), f"{lab}")
                                if A.parallel_dims(r)["dims"] else None, "no varying feature among COMPLETE trials")
                       for r, lab in zip(runs, labels)])
+
+
+def _importance_section(rep: Report, runs: Sequence[A.Run], labels: Sequence[str]) -> None:
+    """fANOVA parameter importance per run, per subset of trials where the parameters exist."""
     rep.add('<h2 id="importance">Parameter importance</h2><p class="note">Optuna\'s fANOVA evaluator on the COMPLETE '
             "trials (one per architecture), target top-1. Optuna evaluates only trials that have every parameter "
             "evaluated and by default drops conditional parameters; here the trials are grouped by which parameters "
@@ -503,6 +507,10 @@ def build_report(runs: Sequence[A.Run], out: str | Path, js: str = "inline", n_b
         cells.append(rep.figure(importance_figure(groups_imp, f"{lab}: parameter importance for top-1"))
                      if groups_imp else '<p class="note">Too few COMPLETE trials (fewer than 4) for importances.</p>')
     rep.side_by_side(cells)
+
+
+def _trends_section(rep: Report, runs: Sequence[A.Run], labels: Sequence[str]) -> None:
+    """Top-1 against each architecture feature, one figure per run."""
     rep.add('<h2 id="trends">Per-parameter trends</h2><p class="note">Top-1 of each COMPLETE trial against each '
             "architecture feature: all points, the box (median and quartiles) and the mean.</p>")
     for r, lab in zip(runs, labels):
@@ -510,27 +518,15 @@ def build_report(runs: Sequence[A.Run], out: str | Path, js: str = "inline", n_b
         rep.add(rep.figure(trends_figure(trends, f"{lab}: top-1 against each feature")) if trends else
                 f'<p class="note">{html.escape(lab)}: no varying feature among COMPLETE trials.</p>')
 
-    # trials tables
+
+def _trials_section(rep: Report, runs: Sequence[A.Run], labels: Sequence[str], base: Path, files: Path) -> None:
+    """The sortable trials table of each run, each architecture linked to its ArchConfig YAML."""
     rep.add('<h2 id="trials">Trials</h2><p class="note">Click a column header to sort. Each architecture links '
             "to its ArchConfig YAML (the run's pareto/ file for Pareto trials when the run folder is inside the "
             "report's folder, else a file written beside this report); <code>mixnas inspect FILE</code> or "
             "<code>mixnas train FILE</code> take it.</p>")
     for r, lab in zip(runs, labels):
-        rep.add(f"<h3>{html.escape(lab)}</h3>" + _trials_table(r, out.parent, files / "trials" / _safe(r.name)))
-
-    if js == "inline":
-        js_tag = f"<script>{plotly.offline.get_plotlyjs()}</script>"
-    else:
-        (files / "plotly.min.js").write_text(plotly.offline.get_plotlyjs())
-        js_tag = f'<script src="{html.escape(files.name)}/plotly.min.js"></script>'
-    page = ("<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>mixnas dashboard</title>"
-            f"<style>{CSS}</style><script>{STATUS_JS}{TABLE_JS}</script>{js_tag}</head><body>"
-            + "\n".join(rep.parts)
-            + '<pre id="report-status">pending</pre></body></html>')
-    out.write_text(page)
-    written = sorted(p for p in files.rglob("*") if p.is_file())
-    return {"path": out, "figures": rep.figures, "bytes": out.stat().st_size, "files": files,
-            "files_bytes": sum(p.stat().st_size for p in written)}
+        rep.add(f"<h3>{html.escape(lab)}</h3>" + _trials_table(r, base, files / "trials" / _safe(r.name)))
 
 
 def _titled(fig: go.Figure, title: str) -> go.Figure:

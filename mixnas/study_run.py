@@ -160,6 +160,7 @@ def _run_study(study: Study, run_dir: Path, resume: bool, data_dir: str | None, 
 
 def report(run_dir: str | Path, out_dir: str | Path | None = None) -> dict[str, Path]:
     """Write report.md / .csv / .tex / .html for a study run from its result files; returns the paths."""
+    from mixnas.dashboard import seed_spread_html
     from mixnas.study_stats import (
         kendall_tau,
         level_table,
@@ -228,20 +229,5 @@ def report(run_dir: str | Path, out_dir: str | Path | None = None) -> dict[str, 
     paths["md"].write_text(to_markdown(rows, title, notes))
     paths["csv"].write_text(to_csv(rows, spec["name"]))
     paths["tex"].write_text(to_latex(rows, title, notes))
-    paths["html"].write_text(_figure(values, paper.get("values", {}), title, metric))
+    paths["html"].write_text(seed_spread_html(values, paper.get("values", {}), title, metric))
     return paths
-
-
-def _figure(values: dict[str, list[float]], paper: dict[str, float], title: str, metric: str) -> str:
-    """The seed spread per level (every seed a point, the box over them) with the paper's values beside."""
-    import plotly.graph_objects as go
-
-    fig = go.Figure()
-    for label, xs in values.items():
-        fig.add_trace(go.Box(y=xs, name=label, boxpoints="all", jitter=0.3, pointpos=0, showlegend=False))
-    if paper:
-        fig.add_trace(go.Scatter(x=list(paper), y=list(paper.values()), mode="markers", name="paper",
-                                 marker={"symbol": "diamond", "size": 11, "color": "black"}, yaxis="y2"))
-        fig.update_layout(yaxis2={"title": f"paper {metric}", "overlaying": "y", "side": "right"})
-    fig.update_layout(title=title, yaxis_title=f"measured {metric} (%)", template="plotly_white")
-    return fig.to_html(include_plotlyjs=True, full_html=True)
