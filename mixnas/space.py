@@ -504,6 +504,20 @@ class MixerNode:
         return total
 
 
+def _one_value_per_name(suggest: Callable[[str, Domain], Any]) -> Callable[[str, Domain], Any]:
+    """``suggest``, asked once per parameter name within one build: a tied field's slot is drawn in every
+    stage under one name, and Optuna's trial answers a repeated name with its first value; random draws, the
+    grid and every other path without Optuna keep the same contract, so a tie holds for them too."""
+    chosen: dict[str, Any] = {}
+
+    def once(name: str, dom: Domain) -> Any:
+        if name not in chosen:
+            chosen[name] = suggest(name, dom)
+        return chosen[name]
+
+    return once
+
+
 def _slot_size(slot: Slot) -> int | None:
     return slot.domain.count()
 
@@ -538,6 +552,7 @@ class Space:
 
     # -- generation -----------------------------------------------------------------------------------
     def _build(self, suggest: Callable[[str, Domain], Any], task: InputSpec | None = None) -> ArchConfig:
+        suggest = _one_value_per_name(suggest)
         g = {k: s.draw(suggest) for k, s in self.globals_.items()}
         layout = self.layout.draw(suggest)
         stages = tuple(self._build_stage(suggest, i, g["stem.dim"], layout) for i in range(self.count))

@@ -109,6 +109,65 @@ def test_size_grid_and_contains(small):
     assert not small.contains(outside)  # depth 5 is outside int [1, 3]
 
 
+TIED = """\
+name: tied
+task: {dataset: digits, image_size: 16, in_channels: 1, num_classes: 10}
+arch:
+  layout: isotropic
+  stem: {patch_size: 4, dim: 32}
+  stages:
+    count: 3
+    depth: {int: [1, 2]}
+    token_mixer:
+      mixer: {token_hidden_dim: {choice: [8, 16]}}
+    channel_mixer:
+      mlp: {channel_hidden_dim: {ratio: {choice: [2, 4]}}}
+    tie: [token_mixer, channel_mixer, depth]
+"""
+
+
+def test_random_draws_keep_a_tied_field_one_value_in_every_stage():
+    """A tied field is one parameter: uniform draws (``space check``'s invalid share, the load-time probe)
+    give every stage its value, as Optuna does, so they only ever see candidates of the space."""
+    import random
+
+    space = load_space(ROOT / "search_spaces" / "strip_mlp.yaml")
+    widths = set()
+    for seed in range(60):
+        params, arch, err = space.sample_random(random.Random(seed))
+        if arch is None:
+            assert err.path == "stages[3].token_mixer.strip_width"
+            continue
+        mixers = {st.token_mixer for st in arch.stages}
+        assert len(mixers) == 1, (seed, mixers)
+        assert len({st.channel_mixer["channel_hidden_dim"] / st.dim for st in arch.stages}) == 1
+        widths.add(arch.stages[0].token_mixer["strip_width"])
+        assert params["arch.stages.token_mixer.strip.strip_width"] == arch.stages[0].token_mixer["strip_width"]
+        assert space.contains(arch)
+    assert widths == {1, 3, 5}
+
+
+def test_grid_of_a_tied_space_holds_size_candidates_all_in_it(tmp_path):
+    path = tmp_path / "tied.yaml"
+    path.write_text(TIED)
+    space = load_space(path)
+    assert space.size() == 2 * 2 * 2
+    grid = list(space.grid())
+    assert len(grid) == space.size()
+    assert len({a.digest() for a in grid}) == len(grid)
+    assert all(space.contains(a) for a in grid)
+    assert all(len({(st.depth, st.token_mixer, st.channel_mixer) for st in a.stages}) == 1 for a in grid)
+
+
+def test_optuna_draws_of_a_tied_space_keep_their_digests():
+    """Random-sampler draws of the shipped Strip space (four stages, two tied mixers), as before ties were
+    kept outside Optuna too: a search's candidates and their digests did not change."""
+    space = load_space(ROOT / "search_spaces" / "strip_mlp.yaml")
+    digests = [a.digest() for _, a, _ in sample_candidates(space, 8, seed=0) if a is not None]
+    assert digests == ["f17e5278ed2ea135", "61eb67dc65611731", "9091a2f08fdb1b12", "4095cd5e3e816395",
+                       "25b8aa2c5c4c8e07", "10d1c3cddd16c081", "b87bd771889359ef", "9178f82139de1404"]
+
+
 def test_ratio_widths_follow_the_stage_width(small):
     for _, arch, _ in sample_candidates(small, 10, seed=0):
         stage = arch.stages[0]
