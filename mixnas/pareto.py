@@ -45,11 +45,6 @@ def to_min(points: Sequence[Point], directions: Sequence[str]) -> list[tuple[flo
     return out
 
 
-def dominates(a: Point, b: Point) -> bool:
-    """``a`` dominates ``b`` (minimisation): no worse everywhere and better somewhere."""
-    return all(x <= y for x, y in zip(a, b)) and any(x < y for x, y in zip(a, b))
-
-
 def non_dominated_sort(points: Sequence[Point], directions: Sequence[str]) -> list[list[int]]:
     """Fronts of indices, best first (fast non-dominated sort, Deb et al. 2002; the n x n dominance matrix
     in numpy, since MO-ASHA sorts a rung at every decision)."""

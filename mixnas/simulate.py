@@ -25,7 +25,6 @@ against simulated compute (worker-seconds), the measure of search efficiency in 
 from __future__ import annotations
 
 import heapq
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -224,21 +223,4 @@ def table_run(table: Table, out: str, *, objectives: str = "top1:max,macs:min,la
     return search
 
 
-# -- analysis ---------------------------------------------------------------------------------------------
-
-
-def finished_points(trials: list[Any], metrics: list[str]) -> list[tuple[float, str, list[float]]]:
-    """``(sim_end, digest, objective values)`` of each COMPLETE trained trial, in the order they ended."""
-    out = []
-    for t in trials:
-        a = t.user_attrs
-        if t.state.name != "COMPLETE" or "sim_end" not in a:
-            continue
-        obj = a.get("objectives", {})
-        vals = [obj.get(m) for m in metrics]
-        if all(isinstance(v, (int, float)) and math.isfinite(v) for v in vals):
-            out.append((float(a["sim_end"]), a["digest"], [float(v) for v in vals]))
-    return sorted(out, key=lambda p: p[0])
-
-
-__all__ = ["SimulatedRunner", "TableChecks", "epoch_seconds", "finished_points", "table_run", "validate"]
+__all__ = ["SimulatedRunner", "TableChecks", "epoch_seconds", "table_run", "validate"]

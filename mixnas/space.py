@@ -1111,10 +1111,6 @@ def describe_space(space: Space) -> list[tuple[str, str]]:
     return rows
 
 
-def candidate_grid_size(space: Space) -> int | None:
-    return space.size()
-
-
 # -- before launch: what a search checks, and which draws are invalid ---------------------------------------
 
 
