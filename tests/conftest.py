@@ -7,9 +7,11 @@ writes outside one scratch folder or asks for credentials:
 * ``TMPDIR``, ``RAY_TMPDIR``, ``MPLCONFIGDIR`` and ``MIXNAS_CACHE`` point into a fresh scratch folder, which
   is removed at the end unless a test failed (then its path is printed).
 
-The scratch folder lives in ``/tmp``, not in the checkout: Ray puts AF_UNIX sockets under
-``$RAY_TMPDIR/ray/session_<date>_<pid>/sockets/``, and such a path may not exceed 107 bytes, which a
-folder inside a deep clone can break.
+The scratch folder lives in ``/dev/shm`` when that is a tmpfs with room to spare, else in ``/tmp``; never in
+the checkout: Ray puts AF_UNIX sockets under ``$RAY_TMPDIR/ray/session_<date>_<pid>/sockets/``, and such a
+path may not exceed 107 bytes, which a folder inside a deep clone can break. Memory rather than disk because
+every search test records its trials in SQLite, which syncs to disk at each of its thousands of commits (a few
+ms each on a virtual disk: minutes of a suite run); no test depends on data reaching the disk.
 """
 
 from __future__ import annotations
@@ -20,7 +22,23 @@ import tempfile
 from pathlib import Path
 
 os.environ["RAY_AUTH_MODE"] = "disabled"
-SCRATCH = Path(tempfile.mkdtemp(prefix="mixnas-tests-", dir="/tmp" if os.path.isdir("/tmp") else None))
+SHM_ROOM = 4 << 30  # bytes a tmpfs must have free to hold the scratch folder (a suite run writes far less)
+
+
+def _scratch_parent() -> str | None:
+    """``/dev/shm`` when it is a writable tmpfs with :data:`SHM_ROOM` free, else ``/tmp`` (else the default)."""
+    try:
+        with open("/proc/self/mounts", encoding="utf-8") as mounts:
+            tmpfs = any(line.split()[1:3] == ["/dev/shm", "tmpfs"] for line in mounts)
+        stat = os.statvfs("/dev/shm")
+        if tmpfs and stat.f_bavail * stat.f_frsize >= SHM_ROOM and os.access("/dev/shm", os.W_OK):
+            return "/dev/shm"
+    except OSError:
+        pass
+    return "/tmp" if os.path.isdir("/tmp") else None
+
+
+SCRATCH = Path(tempfile.mkdtemp(prefix="mixnas-tests-", dir=_scratch_parent()))
 for _var, _sub in (("TMPDIR", "tmp"), ("MPLCONFIGDIR", "matplotlib"), ("MIXNAS_CACHE", "cache")):
     (SCRATCH / _sub).mkdir()
     os.environ[_var] = str(SCRATCH / _sub)
