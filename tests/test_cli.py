@@ -77,12 +77,23 @@ def test_inspect_yaml_round_trip(tmp_path, capsys):
     (["inspect", "vit_s16_224", "--device", "cuda", "--latency"], "cuda"),
     (["inspect", "vit_s16_224", "--batch-size", "0"], "--batch-size must be at least 1"),
 ])
-def test_user_mistakes_print_one_line_and_exit_2(args, expected):
-    proc = run_cli(*args)
+def test_user_mistakes_print_one_line_and_exit_2(args, expected, capsys):
+    assert main(args) == 2
+    _assert_one_error_line(capsys.readouterr().err, expected)
+
+
+def test_a_user_mistake_in_a_real_process_prints_one_line_and_exits_2():
+    """As above through ``python -m mixnas.cli``: the exit status, and nothing else on stderr (no warning at
+    import, no traceback); the other mistakes run in this process, sparing a torch import each."""
+    proc = run_cli("inspect", "mixer_b16_22")
     assert proc.returncode == 2, proc.stderr
-    assert "Traceback" not in proc.stderr
-    lines = [line for line in proc.stderr.splitlines() if line.strip() and "measuring latency" not in line]
-    assert len(lines) == 1, proc.stderr
+    _assert_one_error_line(proc.stderr, "unknown model 'mixer_b16_22' (did you mean 'mixer_b16_224'?)")
+
+
+def _assert_one_error_line(stderr: str, expected: str) -> None:
+    assert "Traceback" not in stderr
+    lines = [line for line in stderr.splitlines() if line.strip() and "measuring latency" not in line]
+    assert len(lines) == 1, stderr
     assert expected in lines[0]
 
 
