@@ -306,11 +306,6 @@ def frozen(study: optuna.Study, trial: optuna.Trial) -> optuna.trial.FrozenTrial
     return study._storage.get_trial(trial_id(trial))
 
 
-def set_constraints(trial: optuna.Trial, values: dict[str, float]) -> None:
-    for name, value in values.items():
-        trial.set_constraint(name, value)
-
-
 def param_importances(trials: list[Any], directions: list[str], params: list[str], target_index: int = 0,
                       seed: int = 0) -> dict[str, float]:
     """Optuna's fANOVA importances (normalised to sum to 1) of ``params`` for objective ``target_index``,

@@ -497,9 +497,6 @@ class Search:
             self.log(self.progress())
         return state
 
-    def abandon(self, candidate: Candidate, reason: str) -> None:
-        self.finish(candidate.number, Outcome(OutcomeStatus.ERROR, [], reason))
-
     # -- outputs ----------------------------------------------------------------------------------------
 
     def trials(self) -> list[Any]:

@@ -51,11 +51,12 @@ from mixnas.config import ArchConfig
 from mixnas.errors import MixnasError
 from mixnas.tabular_stats import fidelity_stats
 from mixnas.util import atomic_write_text
+from mixnas.vocab import OutcomeStatus
 
 TABLE_FILE, BUILD_FILE, PLAN_FILE = "table.jsonl.gz", "build.yaml", "plan.csv"
 SPACE_FILE = "space.yaml"  # the space as resolved (extends merged), so the table folder stands alone
 SETTINGS = ("table", "noise", "long")
-FINAL = ("completed", "diverged")  # a job that ended so is done: divergence is deterministic, and is data
+FINAL = (OutcomeStatus.COMPLETED, OutcomeStatus.DIVERGED)  # a job that ended so is done: divergence is deterministic, and is data
 CURVE_KEYS = ("epoch", "train_loss", "train_top1", "val_loss", "val_top1", "train_time_s", "eval_time_s")
 
 
@@ -284,7 +285,7 @@ def _check_record(r: dict[str, Any], path: Path, i: int) -> None:
             if not _number(v) or not 0 < v <= 1:
                 raise bad(f"train.{name}", "a number in (0, 1]")
     curve = r.get("curve")
-    if curve is None and r["status"] != "completed":
+    if curve is None and r["status"] != OutcomeStatus.COMPLETED:
         curve = []
     if not isinstance(curve, list) or not all(isinstance(row, dict) for row in curve):
         raise bad("curve", "a list of per-epoch mappings")
@@ -350,7 +351,7 @@ class Table:
         return self._by.get((setting, digest, seed))
 
     def completed(self, setting: str = "table") -> list[dict[str, Any]]:
-        return [r for r in self.records if r["setting"] == setting and r.get("status") == "completed"]
+        return [r for r in self.records if r["setting"] == setting and r.get("status") == OutcomeStatus.COMPLETED]
 
     def arch_records(self) -> dict[str, dict[str, Any]]:
         """Digest -> the ``table`` record at seed 0 (what a simulated search replays)."""

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from mixnas.pareto import pareto_front
+from mixnas.vocab import OutcomeStatus
 
 CARD_FILE = "CARD.md"  # the card's name in the table's folder (see mixnas.tabular)
 
@@ -50,7 +51,7 @@ PROXIES = ("synflow", "naswot", "grad_norm", "snip")
 
 def _final(rec: dict[str, Any], epoch: int | None = None) -> float | None:
     curve = rec.get("curve") or []
-    if rec.get("status") != "completed" or not curve:
+    if rec.get("status") != OutcomeStatus.COMPLETED or not curve:
         return None
     row = curve[-1] if epoch is None else (curve[epoch - 1] if epoch <= len(curve) else None)
     v = row.get("val_top1") if row else None
@@ -102,7 +103,7 @@ def cost_stats(table: Table) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for setting in ("table", "noise", "long"):
         recs = [r for r in table.records if r["setting"] == setting]
-        out[setting] = {"jobs": len(recs), "completed": sum(r.get("status") == "completed" for r in recs),
+        out[setting] = {"jobs": len(recs), "completed": sum(r.get("status") == OutcomeStatus.COMPLETED for r in recs),
                         "core_hours": round(sum(float(r.get("wall_time_s") or 0) for r in recs) / 3600, 3)}
     out["total_core_hours"] = round(sum(v["core_hours"] for v in out.values() if isinstance(v, dict)), 3)
     return out
@@ -113,12 +114,12 @@ def noise_stats(table: Table) -> dict[str, Any]:
     table record is seed 0), and how it compares with the spread between architectures."""
     by_digest: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in table.records:
-        if r["setting"] == "noise" and r.get("status") == "completed":
+        if r["setting"] == "noise" and r.get("status") == OutcomeStatus.COMPLETED:
             by_digest[r["digest"]].append(r)
     groups = []
     for digest, recs in by_digest.items():
         base = table.get(digest, "table", 0)
-        if base is not None and base.get("status") == "completed":
+        if base is not None and base.get("status") == OutcomeStatus.COMPLETED:
             groups.append([base] + recs)
     epochs = table.epochs
     per_epoch = []

@@ -63,6 +63,7 @@ from mixnas.errors import MixnasError, did_you_mean
 from mixnas.network import build_model
 from mixnas.provenance import code_version, environment
 from mixnas.util import atomic_write_json, finite_or_none
+from mixnas.vocab import TrainStatus
 
 NO_DECAY_NAMES = ("pos_embed", "cls_token", "relative_position", "rel_pos")
 # AdamW implementations (the same update; ``fused`` saves about 10 % of a small model's CPU step, as
@@ -243,13 +244,13 @@ class TrainResult:
     @property
     def val_top1(self) -> float | None:
         """Validation top-1 (%) of the final model; None when diverged or no epoch finished."""
-        if self.status == "diverged" or not self.curve:
+        if self.status == TrainStatus.DIVERGED or not self.curve:
             return None
         return self.curve[-1].val_top1
 
     @property
     def best_val_top1(self) -> float | None:
-        if self.status == "diverged" or not self.curve:
+        if self.status == TrainStatus.DIVERGED or not self.curve:
             return None
         return max(m.val_top1 for m in self.curve)
 
@@ -485,7 +486,7 @@ def train(arch: ArchConfig, data: DataSplits, cfg: TrainConfig | None = None, ca
         run = _start_run(arch, data, cfg, device, loader, mix, tuned=tuned, show=show, t_start=t_start,
                          metrics_path=Path(metrics_path) if metrics_path else None)
         _run_epochs(run, callback)
-        if run.result.status != "diverged":
+        if run.result.status != TrainStatus.DIVERGED:
             _finish(run, final_eval, checkpoint_path)
         run.save()
     return run.result
@@ -601,16 +602,16 @@ def _run_epochs(run: _Run, callback: Callback | None) -> None:
     try:
         for epoch in range(1, run.cfg.epochs + 1):
             _epoch(run, epoch, callback)
-        run.result.status, run.result.reason = "completed", f"trained {run.cfg.epochs} epochs"
+        run.result.status, run.result.reason = TrainStatus.COMPLETED, f"trained {run.cfg.epochs} epochs"
     except _Stop as stop:
         run.result.status, run.result.reason = stop.status, stop.reason
     except KeyboardInterrupt:
         run.result.reason = f"interrupted after {len(run.result.curve)} epochs"
-        run.save("interrupted")
+        run.save(TrainStatus.INTERRUPTED)
         raise
     except BaseException as err:
         run.result.reason = f"{type(err).__name__}: {err}"
-        run.save("failed")
+        run.save(TrainStatus.FAILED)
         raise
 
 
@@ -621,13 +622,13 @@ def _epoch(run: _Run, epoch: int, callback: Callback | None) -> None:
     metrics = _validate(run, epoch, tally, train_time)
     run.result.curve.append(metrics)
     if tally.timed_out:
-        raise _Stop("timeout", f"the wall-clock cap of {cfg.max_minutes:g} min was reached after "
+        raise _Stop(TrainStatus.TIMEOUT, f"the wall-clock cap of {cfg.max_minutes:g} min was reached after "
                                f"{epoch - 1} epochs and {tally.steps} of {run.steps_per_epoch} steps")
     run.save("running")
     if callback is not None and callback(metrics) == "stop":
-        raise _Stop("stopped", f"stopped by the callback after epoch {epoch} of {cfg.epochs}")
+        raise _Stop(TrainStatus.STOPPED, f"stopped by the callback after epoch {epoch} of {cfg.epochs}")
     if epoch < cfg.epochs and time.perf_counter() > run.deadline:
-        raise _Stop("timeout", f"the wall-clock cap of {cfg.max_minutes:g} min was reached after "
+        raise _Stop(TrainStatus.TIMEOUT, f"the wall-clock cap of {cfg.max_minutes:g} min was reached after "
                                f"{epoch} of {cfg.epochs} epochs")
 
 
@@ -670,13 +671,13 @@ def _train_step(run: _Run, x: Tensor, y: Tensor, epoch: int, tally: _EpochTally)
     loss_value = float(loss.detach())
     where = f"at epoch {epoch}, step {tally.steps + 1} of {run.steps_per_epoch} (lr {lr:.3g})"
     if not math.isfinite(loss_value):
-        raise _Stop("diverged", f"the training loss became {loss_value} {where}")
+        raise _Stop(TrainStatus.DIVERGED, f"the training loss became {loss_value} {where}")
     run.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if cfg.grad_clip > 0:
         norm = float(torch.nn.utils.clip_grad_norm_(run.params, cfg.grad_clip))
         if not math.isfinite(norm):
-            raise _Stop("diverged", f"the gradient norm became {norm} {where}")
+            raise _Stop(TrainStatus.DIVERGED, f"the gradient norm became {norm} {where}")
     run.optimizer.step()
     run.step += 1
     tally.steps += 1
@@ -694,7 +695,7 @@ def _validate(run: _Run, epoch: int, tally: _EpochTally, train_time: float) -> E
                    crop_pct=cfg.eval_crop_pct)
     eval_time = time.perf_counter() - t_eval
     if not math.isfinite(val["loss"]):
-        raise _Stop("diverged", f"the validation loss became {val['loss']} after epoch {epoch}")
+        raise _Stop(TrainStatus.DIVERGED, f"the validation loss became {val['loss']} after epoch {epoch}")
     seen = tally.seen
     return EpochMetrics(
         epoch=epoch, steps=run.step, train_loss=tally.loss_sum / max(1, seen),

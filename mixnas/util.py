@@ -40,14 +40,16 @@ def atomic_write_json(path: str | Path, obj: Any, indent: int = 2) -> None:
 
 def plain(obj: Any) -> Any:
     """``obj`` as plain JSON/YAML data: mappings become ``dict`` with string keys, sequences ``list``, non-finite
-    floats ``None``; anything else that is not a bool, int, float, str or None becomes its ``str``."""
+    floats ``None``, str enums their value; anything else that is not a bool, int, float, str or None becomes its ``str``."""
     if isinstance(obj, dict):
         return {str(k): plain(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [plain(v) for v in obj]
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
-    if obj is None or isinstance(obj, (bool, int, float, str)):
+    if isinstance(obj, str):
+        return str(obj)  # a str enum (a trial status) as its plain value: yaml.safe_dump refuses subclasses
+    if obj is None or isinstance(obj, (bool, int, float)):
         return obj
     return str(obj)
 

@@ -91,6 +91,19 @@ class OutcomeStatus(enum.StrEnum):
     ERROR = "error"
 
 
+class TrainStatus(enum.StrEnum):
+    """What ``mixnas train``'s metrics file says of a run: its :class:`OutcomeStatus` once it ended, and the
+    states a reader may find while it runs or after it was interrupted or failed."""
+
+    RUNNING = "running"
+    COMPLETED = OutcomeStatus.COMPLETED.value
+    STOPPED = OutcomeStatus.STOPPED.value
+    DIVERGED = OutcomeStatus.DIVERGED.value
+    TIMEOUT = OutcomeStatus.TIMEOUT.value
+    INTERRUPTED = "interrupted"
+    FAILED = "failed"
+
+
 class Category(enum.StrEnum):
     """Where a run's trial belongs in the run readers, the dashboard's plots and its trials table."""
 

@@ -32,7 +32,6 @@ DOCS = ROOT / "docs"
 PAGES = sorted(DOCS.glob("*.md"))
 ALL_MARKDOWN = [ROOT / "README.md", *PAGES]
 COPIED = ["examples", "search_spaces", "studies", "bench/tables"]
-PAGES_WITHOUT_EXAMPLES = {"architecture.md"}  # the code map: prose about modules, nothing to run
 TIMEOUT_S = 300
 
 MARKER = re.compile(r"^\s*<!--\s*test(?::\s*(?P<kind>file|output)(?:\s+(?P<name>\S+))?)?\s*-->\s*$")
@@ -159,7 +158,7 @@ def test_page_examples_run(page: Path, tmp_path: Path):
 def test_every_page_has_runnable_examples():
     assert PAGES, "docs/ has no pages"
     bare = [p.name for p in PAGES
-            if p.name not in PAGES_WITHOUT_EXAMPLES and not any(b.kind == "run" for b in marked_blocks(p))]
+            if not any(b.kind == "run" for b in marked_blocks(p))]
     assert not bare, f"pages without an executed example (mark one with <!-- test -->): {bare}"
 
 

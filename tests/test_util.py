@@ -19,6 +19,7 @@ from mixnas.util import (
     plain,
     short_number,
 )
+from mixnas.vocab import OutcomeStatus
 
 
 def test_atomic_write_replaces_and_keeps_mode(tmp_path: Path) -> None:
@@ -50,6 +51,8 @@ def test_plain_is_strict_json() -> None:
     out = plain(data)
     assert out == {"1": [1.5, None], "p": "/x", "b": True, "n": None, "inf": None}
     json.dumps(out, allow_nan=False)
+    status = plain({"s": OutcomeStatus.COMPLETED})["s"]
+    assert type(status) is str and status == "completed"
 
 
 def test_finiteness() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 
 from mixnas.errors import MixnasError
+from mixnas.vocab import OutcomeStatus
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -64,7 +65,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise MixnasError("--address needs the ray runner (drop --runner local)")
     results = run_study(study, out, resume=args.resume, data_dir=args.data_dir, runner=args.runner,
                         address=args.address)
-    bad = [r["key"] for r in results if r is None or r["status"] != "completed"]
+    bad = [r["key"] for r in results if r is None or r["status"] != OutcomeStatus.COMPLETED]
     paths = report(out)
     print(f"study {study.name}: {len(results) - len(bad)}/{len(results)} trials completed; report {paths['md']}")
     if bad:

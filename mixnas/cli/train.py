@@ -25,6 +25,7 @@ from mixnas.cli.format import format_table
 from mixnas.cli.signals import terminate_as_interrupt
 from mixnas.errors import MixnasError
 from mixnas.util import human
+from mixnas.vocab import TrainStatus
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -132,9 +133,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         result = train(arch, data, cfg, callback=show_epoch, device=device, metrics_path=metrics,
                        checkpoint_path=out / "model.pt" if args.checkpoint else None, progress=args.progress,
                        final_eval=args.final_eval)
-    if result.status == "timeout" and result.curve and result.curve[-1].partial < 1:
+    if result.status == TrainStatus.TIMEOUT and result.curve and result.curve[-1].partial < 1:
         show_epoch(result.curve[-1])  # the partial epoch ends the run before the callback
-    if result.status == "diverged":
+    if result.status == TrainStatus.DIVERGED:
         raise MixnasError(f"{label} diverged: {result.reason}; metrics written to {metrics}")
     print(f"{result.status}: {result.reason}; val top-1 {result.val_top1:.2f}% "
           f"({result.params:,} params, wall {result.wall_time_s:.1f} s)")
