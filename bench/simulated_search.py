@@ -43,6 +43,7 @@ OBJECTIVE_SETS = {"2 objectives (top-1, MACs)": "top1:max,macs:min",
                   "3 objectives (top-1, MACs, latency)": "top1:max,macs:min,latency_ms:min"}
 
 
+GP_SEEDS = 5  # the GP sampler's default seed count: seconds of CPU per trial
 SYNETUNE = "synetune:"  # a Strategy whose sampler starts so runs Syne Tune's method through bench.synetune_peer
 
 
@@ -380,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--table", default=str(DEFAULT_TABLE))
     ap.add_argument("--space", help="space to search (default: the table's own)")
     ap.add_argument("--seeds", type=int, default=20)
-    ap.add_argument("--gp-seeds", type=int, default=5, help="seeds of the GP sampler (seconds of CPU per trial)")
+    ap.add_argument("--gp-seeds", type=int, default=GP_SEEDS, help="seeds of the GP sampler (seconds of CPU per trial)")
     ap.add_argument("--gp-seeds-3", type=int, help="seeds of the GP sampler with 3 objectives (default: --gp-seeds; "
                     "about 8 CPU-minutes per replay)")
     ap.add_argument("--workers", type=int, default=2, help="simulated workers (default 2, this machine's cores)")
@@ -431,8 +432,9 @@ def render(results: dict[str, Any], args: argparse.Namespace, budget: float, wal
     from bench.synetune_peer import version
 
     first = results[next(iter(results))]
-    gp3 = "" if args.gp_seeds_3 is None else f" --gp-seeds-3 {args.gp_seeds_3}"
-    lines = [f"`PYTHONPATH=. python -m bench.simulated_search --seeds {args.seeds}{gp3}` on the table "
+    gp = "" if args.gp_seeds == GP_SEEDS else f" --gp-seeds {args.gp_seeds}"
+    gp += "" if args.gp_seeds_3 is None else f" --gp-seeds-3 {args.gp_seeds_3}"
+    lines = [f"`PYTHONPATH=. python -m bench.simulated_search --seeds {args.seeds}{gp}` on the table "
              f"`{Path(args.table).name}` ({first['archs']} architectures), {args.workers} simulated workers, budget "
              f"{budget * args.workers / 3600:.2f} worker-hours per run (random search's {args.budget_trials} average "
              f"trainings), {table.epochs} epochs maximum fidelity; MO-ASHA at eta 2 and grace {table.recommended()['grace']} "
