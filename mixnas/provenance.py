@@ -15,9 +15,20 @@ from typing import Any
 import torch
 
 
-@functools.lru_cache(maxsize=1)
 def code_version() -> dict[str, Any]:
-    """``{"mixnas": version, "git_commit": sha or None, "git_dirty": bool or None}``."""
+    """``{"mixnas": version, "git_commit": sha or None, "git_dirty": bool or None}``, and ``"plugins"``: each
+    loaded plugin's spec, file and sha256 (:mod:`mixnas.plugins`) when any is loaded."""
+    from mixnas.plugins import loaded_plugins
+
+    out = dict(_own_version())
+    plugins = loaded_plugins()
+    if plugins:
+        out["plugins"] = [p.record() for p in plugins]
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def _own_version() -> dict[str, Any]:
     from mixnas import __version__
 
     root = Path(__file__).resolve().parent.parent

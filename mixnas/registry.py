@@ -20,15 +20,17 @@ spatial mixers view it as NCHW in ``channels_last`` memory format at no copy. Sp
 from __future__ import annotations
 
 import importlib
+import inspect
 import math
 import numbers
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from torch import nn
 
-from mixnas.errors import ArchError, UnknownNameError, did_you_mean
+from mixnas.errors import ArchError, MixnasError, UnknownNameError, did_you_mean
 
 ROLES = ("token", "channel")
 
@@ -176,11 +178,22 @@ def register_mixer(role: str, name: str, params: list[Param], *, rules: list[Rul
     several normalised residual steps of their own (RaftMLP's vertical then horizontal mixing).
     """
     if role not in ROLES:
-        raise ValueError(f"role must be one of {ROLES}")
+        raise RegistrationError(f"register_mixer: role {role!r} is not one of {', '.join(ROLES)}")
+    _check_name(name, f"{role} mixer")
+    params = list(params)
+    for p in params:
+        _check_param(p, f"{role} mixer {name!r}")
+    names = [p.name for p in params]
+    if len(set(names)) != len(names):
+        raise RegistrationError(f"{role} mixer {name!r}: a parameter is declared twice in {names}")
+    if not all(callable(r) for r in rules or ()):
+        raise RegistrationError(f"{role} mixer {name!r}: rules must be callables (params, ctx) -> [(key, message)]")
 
     def decorate(cls: type[nn.Module]) -> type[nn.Module]:
         if name in _FAMILIES[role]:
-            raise ValueError(f"{role} mixer {name!r} registered twice")
+            raise RegistrationError(f"{role} mixer {name!r} registered twice (the first: "
+                                    f"{_FAMILIES[role][name].cls.__module__}.{_FAMILIES[role][name].cls.__qualname__})")
+        _check_module_class(cls, names, f"{role} mixer {name!r}")
         doc = next(iter((cls.__doc__ or "").strip().splitlines()), "")
         _FAMILIES[role][name] = MixerFamily(name, role, cls, tuple(params), tuple(rules or ()), spatial, doc,
                                                own_norm)
@@ -189,8 +202,57 @@ def register_mixer(role: str, name: str, params: list[Param], *, rules: list[Rul
     return decorate
 
 
+class RegistrationError(MixnasError):
+    """A mixer, model or dataset registered with a declaration that cannot work (from a plugin, mostly)."""
+
+
+PARAM_KINDS = (bool, int, float, str)
+
+
+def _check_name(name: Any, what: str) -> None:
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+-]*", name):
+        raise RegistrationError(f"{what} name {name!r:.60} must be a non-empty string of letters, digits, _ . + - "
+                                "(it is written in YAML files and on the command line)")
+
+
+def _check_param(p: Any, what: str) -> None:
+    """A declared parameter must be a :class:`Param` of a YAML-able kind whose fixed default passes its own check."""
+    if not isinstance(p, Param):
+        raise RegistrationError(f"{what}: params must be mixnas.registry.Param objects, found {p!r:.60}")
+    if not isinstance(p.name, str) or not p.name.isidentifier():
+        raise RegistrationError(f"{what}: parameter name {p.name!r:.60} must be a Python identifier (it is a keyword "
+                                "argument of the module)")
+    if p.kind not in PARAM_KINDS:
+        raise RegistrationError(f"{what}: parameter {p.name!r} has kind {p.kind!r}; allowed: bool, int, float, str")
+    if not callable(p.default):
+        try:
+            p.check(p.default, f"{what}.{p.name}")
+        except ArchError as err:
+            raise RegistrationError(f"{what}: the default of parameter {p.name!r} fails its own declaration: "
+                                    f"{err.message}") from None
+
+
+def _check_module_class(cls: Any, names: list[str], what: str) -> None:
+    """The class must be an ``nn.Module`` whose ``__init__(ctx, **params)`` takes every declared parameter."""
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+        raise RegistrationError(f"{what}: register_mixer decorates a torch.nn.Module subclass, found {cls!r:.60}")
+    try:
+        sig = inspect.signature(cls.__init__)
+    except (TypeError, ValueError):
+        return  # a C-level __init__: nothing to check
+    ps = list(sig.parameters.values())[1:]  # after self
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in ps):
+        return
+    accepted = {p.name for p in ps}
+    missing = [n for n in names if n not in accepted]
+    if not ps or missing:
+        raise RegistrationError(f"{what}: {cls.__qualname__}.__init__ must take (ctx, " + ", ".join(names) +
+                                ")" + (f"; it lacks {', '.join(missing)}" if missing else ""))
+
+
 def _load_builtin() -> None:
     importlib.import_module("mixnas.mixers")
+    importlib.import_module("mixnas.plugins").load_entry_points()  # by name: registration, not a layer edge
 
 
 def mixer_families(role: str) -> dict[str, MixerFamily]:
@@ -267,9 +329,15 @@ _MODELS: dict[str, NamedModel] = {}
 def register_model(name: str, *, reported: Reported, family: str, paper: str):
     """Decorator for ``make(image_size=224, in_channels=3, num_classes=1000) -> ArchConfig``."""
 
+    _check_name(name, "model")
+    if not isinstance(reported, Reported):
+        raise RegistrationError(f"model {name!r}: reported= must be a mixnas.registry.Reported, found {reported!r:.60}")
+
     def decorate(make: Callable[..., Any]) -> Callable[..., Any]:
         if name in _MODELS:
-            raise ValueError(f"model {name!r} registered twice")
+            raise RegistrationError(f"model {name!r} registered twice")
+        if not callable(make):
+            raise RegistrationError(f"model {name!r}: register_model decorates a function that returns an ArchConfig")
         _MODELS[name] = NamedModel(name, make, reported, family, paper)
         return make
 
@@ -278,6 +346,7 @@ def register_model(name: str, *, reported: Reported, family: str, paper: str):
 
 def named_models() -> dict[str, NamedModel]:
     importlib.import_module("mixnas.zoo")
+    _load_builtin()  # the mixers, and the entry-point plugins that may register models
     return dict(_MODELS)
 
 

@@ -20,7 +20,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "mixnas"
 
 
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("foundations", ("mixnas.util", "mixnas.errors", "mixnas.vocab", "mixnas.yamlio", "mixnas.provenance")),
+    ("foundations", ("mixnas.util", "mixnas.errors", "mixnas.vocab", "mixnas.yamlio", "mixnas.plugins",
+                     "mixnas.provenance")),
     ("configuration", ("mixnas.config", "mixnas.registry")),
     ("building blocks", ("mixnas.layers",)),
     ("token and channel mixers", ("mixnas.mixers",)),

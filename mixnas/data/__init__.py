@@ -45,8 +45,20 @@ DATASETS: dict[str, DatasetSpec] = {}
 
 
 def register_dataset(spec: DatasetSpec) -> DatasetSpec:
+    """Add a dataset (a plugin may: :mod:`mixnas.plugins`); ``spec.load(LoadRequest) -> RawData``."""
+    from mixnas.registry import RegistrationError
+
+    if not isinstance(spec, DatasetSpec):
+        raise RegistrationError(f"register_dataset takes a mixnas.data.base.DatasetSpec, found {spec!r:.60}")
+    if not isinstance(spec.name, str) or not spec.name or any(c.isspace() or c == ":" for c in spec.name):
+        raise RegistrationError(f"dataset name {spec.name!r:.60} must be a non-empty string without spaces or ':'")
     if spec.name in DATASETS:
-        raise ValueError(f"dataset {spec.name!r} registered twice")
+        raise RegistrationError(f"dataset {spec.name!r} registered twice")
+    if not callable(spec.load):
+        raise RegistrationError(f"dataset {spec.name!r}: load must be a callable (LoadRequest) -> RawData")
+    if spec.in_channels not in (1, 3) or not isinstance(spec.default_image_size, int) or spec.default_image_size < 1:
+        raise RegistrationError(f"dataset {spec.name!r}: in_channels must be 1 or 3 and default_image_size a positive "
+                                f"integer; found {spec.in_channels!r}, {spec.default_image_size!r}")
     DATASETS[spec.name] = spec
     return spec
 
