@@ -9,6 +9,9 @@ A fenced block in ``docs/*.md`` (or README.md) is an executed example when the l
   sees the file the commands after it read).
 * ``<!-- test: output -->`` before a ``text`` block: every line of it (spacing aside; ``...`` skips) is in the
   output of the executed block before it.
+* ``<!-- test: replace "OLD" "NEW" -->`` (no block follows): the examples and files after it on the page run with
+  ``OLD`` replaced by ``NEW``, for a tutorial whose budgets are minutes as written (the page says so; its
+  commands run here as written apart from those budgets).
 
 The folder holds copies of ``examples/``, ``search_spaces/``, ``studies/`` and ``bench/tables/``, so the
 commands read as in a clone and nothing an example writes lands in the checkout. Examples are kept cheap (the
@@ -22,7 +25,7 @@ import re
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -35,6 +38,7 @@ COPIED = ["examples", "search_spaces", "studies", "bench/tables"]
 TIMEOUT_S = 300
 
 MARKER = re.compile(r"^\s*<!--\s*test(?::\s*(?P<kind>file|output)(?:\s+(?P<name>\S+))?)?\s*-->\s*$")
+REPLACE = re.compile(r'^\s*<!--\s*test:\s*replace\s+"(?P<old>[^"]+)"\s+"(?P<new>[^"]*)"\s*-->\s*$')
 FENCE = re.compile(r"^(?P<indent>\s*)(?P<ticks>```+)(?P<info>.*)$")
 
 
@@ -44,7 +48,7 @@ class Block:
 
     page: Path
     line: int
-    kind: str  # "run", "file" or "output"
+    kind: str  # "run", "file", "output" or "replace" (text: the old string, name: the new one)
     lang: str
     name: str | None
     text: str
@@ -72,6 +76,11 @@ def marked_blocks(page: Path) -> list[Block]:
     lines = page.read_text(encoding="utf-8").splitlines()
     blocks, i = [], 0
     while i < len(lines):
+        swap = REPLACE.match(lines[i])
+        if swap:
+            blocks.append(Block(page, i + 1, "replace", "", swap["new"], swap["old"]))
+            i += 1
+            continue
         marker = MARKER.match(lines[i])
         if not marker:
             i += 1
@@ -144,7 +153,13 @@ def _check_output(block: Block, output: str | None) -> None:
 def test_page_examples_run(page: Path, tmp_path: Path):
     work, env = _workdir(tmp_path)
     output = None
+    replaced: list[tuple[str, str]] = []
     for index, block in enumerate(marked_blocks(page)):
+        if block.kind == "replace":
+            replaced.append((block.text, block.name or ""))
+            continue
+        for old, new in replaced if block.kind != "output" else ():
+            block = replace(block, text=block.text.replace(old, new))
         if block.kind == "file":
             target = work / block.name
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -235,3 +250,6 @@ def test_the_checks_above_catch_mistakes(tmp_path: Path):
         "mixnas/no_such.py"}
     assert _slug("Why this default (and `--dry-run`)") == "why-this-default-and---dry-run"
     assert "a-title" in _anchors(page)
+    page.write_text('<!-- test: replace "--epochs 2" "--epochs 1" -->\n<!-- test -->\n```bash\necho --epochs 2\n```\n')
+    blocks = marked_blocks(page)
+    assert [(b.kind, b.text, b.name) for b in blocks][0] == ("replace", "--epochs 2", "--epochs 1")
