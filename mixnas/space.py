@@ -51,6 +51,7 @@ from typing import Any, get_type_hints
 from mixnas.config import LIMITS, ArchConfig, InputSpec, MixerSpec, StageSpec
 from mixnas.errors import ArchError, MixnasError, did_you_mean
 from mixnas.registry import MixerContext, MixerFamily, Param, mixer_families
+from mixnas.util import parse_si
 from mixnas.vocab import DIRECTIONS as OBJECTIVES  # the metrics a search's trials report, by direction
 from mixnas.yamlio import Loc, LocatedError, LocDict, LocList, load_extended
 
@@ -765,10 +766,8 @@ def _load_tree(path: Path) -> LocDict:
 def _number(ctx: _Ctx, value: Any, path: str, loc: Loc | None) -> float:
     """A positive budget: a number, or text like '2M', '150M', '1.5e6', '3G'."""
     if isinstance(value, str):
-        text = value.strip().replace("_", "")
-        scale = {"K": 1e3, "M": 1e6, "G": 1e9}.get(text[-1:].upper(), 1.0)
         try:
-            value = float(text[:-1] if scale != 1.0 else text) * scale
+            value = parse_si(value)
         except ValueError:
             raise ctx.fail(loc, path, f"expected a positive number such as 2000000, '2M' or '1.5e6', "
                                       f"found {value!r}") from None

@@ -12,6 +12,8 @@ seeds, the task and training recipe, the objectives, and optionally the values a
       strip_width:
         path: stages[0:2].token_mixer.strip_width # or stages.*.x (every stage), stages[2].depth, train.lr
         levels: [1, 3, 5, 7]
+    # a named level may ask for the comparison's MACs: match_macs: {target: median | LEVEL | 19.2M,
+    # by: width | depth} (mixnas/study_match.py: the backbone's width or depth is chosen at load)
     baseline: {strip_width: 3}                    # default: the first level of every factor
     seeds: [0, 1, 2]
     objectives: [top1]
@@ -33,7 +35,7 @@ import hashlib
 import itertools
 import json
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +102,7 @@ class Study:
     resources: dict[str, float] = field(default_factory=lambda: {"cpu": 1.0, "gpu": 0.0})
     description: str = ""
     base_arch: ArchConfig | None = None
+    matched: dict[str, dict[Any, dict[str, Any]]] = field(default_factory=dict)  # factor -> level -> match_macs outcome
 
     def levels(self) -> list[dict[str, Any]]:
         """Every level, as factor -> value: the full grid of the factors' levels, in file order."""
@@ -114,7 +117,8 @@ class Study:
                 "train": self.train,
                 "factors": {f.name: _factor_dict(f) for f in self.factors},
                 "baseline": self.baseline, "seeds": self.seeds, "objectives": self.objectives,
-                **({"paper": self.paper} if self.paper else {}), "resources": self.resources}
+                **({"paper": self.paper} if self.paper else {}), "resources": self.resources,
+                **({"matched": self.matched} if self.matched else {})}
 
 
 def _factor_dict(f: Factor) -> dict[str, Any]:
@@ -305,11 +309,13 @@ def parse_study(data: Any, source: Path | None) -> Study:
     base_arch, base_ref = _parse_base(data, source, task_d)
     base_dict = base_arch.to_dict()
     factors_node = _mapping(data["factors"], data, "factors", "factors")
+    matches = _take_matches(factors_node)  # match_macs keys leave the levels before their paths are checked
     factors = _parse_factors(data, factors_node, base_dict, train_fields)
     study = Study(name=name, source=str(source or "<study>"), base=base_ref, task=task_d,
                   train=plain(dict(train)), factors=factors, baseline=_parse_baseline(data, factors),
                   seeds=_parse_seeds(data), objectives=_parse_objectives(data), resources=_parse_resources(data),
                   description=str(data.get("description", "")), base_arch=base_arch)
+    _apply_matches(study, matches)
     if "paper" in data:
         study.paper = _parse_paper(data, study)
     _check_levels_build(study, data, train, factors_node, base_dict)
@@ -410,6 +416,91 @@ def _path_factor(spec: LocDict, fpath: str, fname: str, base_dict: dict[str, Any
     if len({json.dumps(v) for v in levels}) != len(levels):
         raise _err(spec, "levels", f"{fpath}.levels", "repeats a level")
     return Factor(fname, tuple(paths), tuple(plain(levels)))
+
+
+def _take_matches(factors_node: LocDict) -> dict[str, dict[Any, tuple[Any, LocDict, str]]]:
+    """Remove and validate every named level's ``match_macs`` (:mod:`mixnas.study_match`): factor -> level ->
+    (the request, the level's node and YAML path, for errors)."""
+    from mixnas.study_match import KEY, parse_match
+
+    out: dict[str, dict[Any, tuple[Any, LocDict, str]]] = {}
+    for fname, spec in factors_node.items():
+        levels = spec.get("levels") if isinstance(spec, dict) and "path" not in spec else None
+        if not isinstance(levels, dict):
+            continue
+        for lname, assign in levels.items():
+            if isinstance(assign, dict) and KEY in assign:
+                lpath = f"factors.{fname}.levels.{lname}"
+                request = parse_match(assign[KEY], assign, KEY, f"{lpath}.{KEY}", list(levels))
+                out.setdefault(fname, {})[lname] = (request, assign, lpath)
+                del assign[KEY]
+    return out
+
+
+def _apply_matches(study: Study, matches: dict[str, dict[Any, tuple[Any, LocDict, str]]]) -> None:
+    """Give every ``match_macs`` level the width or depth whose MACs land closest to its target: the chosen
+    settings go before the level's own (so they are part of its trials), the outcome to ``study.matched``."""
+    for fname, requests in matches.items():
+        i = next(i for i, f in enumerate(study.factors) if f.name == fname)
+        settings = dict(study.factors[i].settings or {})
+        for lname, (request, node, lpath) in requests.items():
+            settings[lname], outcome = _match_level(study, study.factors[i], settings, lname, request, requests,
+                                                    node, f"{lpath}.match_macs")
+            study.matched.setdefault(fname, {})[lname] = outcome.to_dict()
+        study.factors[i] = replace(study.factors[i], settings=settings,
+                                   paths=tuple(sorted({p for a in settings.values() for p in a})))
+
+
+def _level_arch(study: Study, factor: Factor, settings: dict[Any, dict[str, Any]], lname: Any,
+                prefix: dict[str, Any]) -> ArchConfig:
+    """The level ``lname`` of ``factor`` (the other factors at the baseline) with ``prefix`` set before its own
+    settings."""
+    trial_factor = replace(factor, settings={**settings, lname: {**prefix, **settings[lname]}})
+    trial_study = replace(study, factors=[trial_factor if f.name == factor.name else f for f in study.factors])
+    return _resolve_level(trial_study, {**study.baseline, factor.name: lname})[0]
+
+
+def _match_level(study: Study, factor: Factor, settings: dict[Any, dict[str, Any]], lname: Any, request: Any,
+                 requests: dict[Any, Any], node: LocDict, where: str) -> tuple[dict[str, Any], Any]:
+    """One ``match_macs`` level: its settings with the chosen width or depth first, and the outcome."""
+    from functools import partial
+
+    from mixnas.complexity import complexity
+    from mixnas.study_match import KEY, conflicting_path, match
+
+    conflict = conflicting_path(list(settings[lname]), request.by)
+    if conflict:
+        raise _err(node, KEY, where, f"the level sets {conflict} itself; matching by {request.by} chooses it "
+                                      "(drop one of them)")
+    arch_of = partial(_level_arch, study, factor, settings)
+    try:
+        target, target_of = _match_target(request.target, factor, requests,
+                                          lambda lv: complexity(arch_of(lv, {})).macs)
+        prefix, outcome = match(study.base_arch, request, partial(arch_of, lname), target, target_of)
+    except (ArchError, MixnasError) as err:
+        raise _err(node, KEY, where, str(err)) from None
+    if request.tolerance is not None and abs(outcome.off_pct) > request.tolerance:
+        raise _err(node, KEY, where, f"the closest {request.by} ({outcome.value}) costs {outcome.macs:,} MACs, "
+                                      f"{outcome.off_pct:+.1f} % from the target {target:,.0f}; the tolerance is "
+                                      f"{request.tolerance:g} %")
+    return {**prefix, **settings[lname]}, outcome
+
+
+def _match_target(target: Any, factor: Factor, requests: dict[Any, Any], macs_of: Any) -> tuple[float, str]:
+    """A match's target MACs and how the report names it: a number, a level's MACs, or the median of the
+    levels that are not matched themselves (each at the baseline of the other factors)."""
+    from mixnas.study_match import median_target
+
+    if isinstance(target, float):
+        return target, "given"
+    if target == "median":
+        fixed = [lv for lv in factor.levels if lv not in requests]
+        if not fixed:
+            raise MixnasError("target median needs levels that are not matched themselves")
+        return median_target({lv: macs_of(lv) for lv in fixed})
+    if target in requests:
+        raise MixnasError(f"level {target!r} is matched itself; name a level with a fixed backbone")
+    return float(macs_of(target)), f"level {target}"
 
 
 def _parse_baseline(data: LocDict, factors: list[Factor]) -> dict[str, Any]:

@@ -158,6 +158,14 @@ def _run_study(study: Study, run_dir: Path, resume: bool, data_dir: str | None, 
 # -- report ----------------------------------------------------------------------------------------------------
 
 
+def matched_lines(spec: dict[str, Any]) -> list[str]:
+    """A line per ``match_macs`` level of a resolved study: its width or depth and its MACs against the target."""
+    from mixnas.study_match import match_line
+
+    return [match_line(level_label({f: lv}), rec) for f, by_level in (spec.get("matched") or {}).items()
+            for lv, rec in by_level.items()]
+
+
 def report(run_dir: str | Path, out_dir: str | Path | None = None) -> dict[str, Path]:
     """Write report.md / .csv / .tex / .html for a study run from its result files; returns the paths."""
     from mixnas.dashboard import seed_spread_html
@@ -218,6 +226,7 @@ def report(run_dir: str | Path, out_dir: str | Path | None = None) -> dict[str, 
         notes.append(f"Paper values: {paper['citation']}" + (f" ({paper['note']})" if paper.get("note") else ""))
     else:
         notes.append("No paper values in this study.")
+    notes += matched_lines(spec)
     power = power_line(values, baseline)
     if power:
         notes.append(power)

@@ -64,6 +64,14 @@ def finite_or_none(v: Any) -> float | None:
     return v if is_finite(v) else None
 
 
+def parse_si(text: str) -> float:
+    """A count written with an SI suffix, as budgets and MAC targets are: '2M', '1.5e6', '3G', '150_000' (the
+    inverse of :func:`human`); ValueError when it is not one."""
+    text = text.strip().replace("_", "")
+    scale = {"K": 1e3, "M": 1e6, "G": 1e9}.get(text[-1:].upper(), 1.0)
+    return float(text[:-1] if scale != 1.0 else text) * scale
+
+
 def human(n: float | None, unit: str = "") -> str:
     """A count with an SI suffix: 12_620_000_000 -> '12.62G'; ``None`` -> '—'."""
     if n is None:

@@ -31,7 +31,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("spaces and the trial", ("mixnas.space", "mixnas.checks", "mixnas.pareto", "mixnas.moasha", "mixnas.optuna_io",
                               "mixnas.trial", "mixnas.runs")),
     ("drivers", ("mixnas.search", "mixnas.ray_io", "mixnas.tabular_stats", "mixnas.tabular", "mixnas.simulate",
-                 "mixnas.efficiency", "mixnas.study", "mixnas.study_stats")),
+                 "mixnas.efficiency", "mixnas.study", "mixnas.study_match", "mixnas.study_stats")),
     ("readers and reports", ("mixnas.analysis", "mixnas.browser", "mixnas.dashboard")),
     ("study runs", ("mixnas.study_run",)),  # runs a study's trials, then reports them through the dashboard
     ("interfaces", ("mixnas.cli", "mixnas")),

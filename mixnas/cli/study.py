@@ -41,6 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from mixnas.study import level_label, load_study, resolve
+    from mixnas.study_run import matched_lines
 
     study = load_study(args.file)
     trials = resolve(study)
@@ -52,6 +53,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         rank = ((study.paper or {}).get("ranks") or {}).get(label)
         print(f"  {label}" + (f"  (paper {paper:g})" if paper is not None else "")
               + (f"  (paper's order: rank {rank:g})" if rank is not None else ""))
+    for line in matched_lines(study.to_dict()):
+        print(f"  {line}")
     return 0
 
 
