@@ -139,7 +139,13 @@ ZERO_COST_OPS: frozenset[str] = frozenset({
 
 
 class UnhandledOperatorError(RuntimeError):
-    """An operator with neither a MAC handle nor a place in :data:`ZERO_COST_OPS` (a mixnas bug)."""
+    """An operator with neither a MAC handle nor a place in :data:`ZERO_COST_OPS` (a mixnas bug, or a plugin
+    mixer's operator). ``ops``: each such operator with its count and the modules it runs in
+    (``aten::cumsum (x1, in 'proj')``), for reports that name them."""
+
+    def __init__(self, message: str, ops: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.ops = ops
 
 
 # -- handles ---------------------------------------------------------------------------------------------
@@ -228,11 +234,15 @@ def _analysis(model: nn.Module, inputs: tuple[Tensor, ...]) -> FlopCountAnalysis
         analysis.total()
     unhandled = analysis.unsupported_ops()
     if unhandled:
-        raise UnhandledOperatorError(_describe_unhandled(analysis, unhandled))
+        ops = _describe_unhandled(analysis, unhandled)
+        raise UnhandledOperatorError("no MAC handle for " + "; ".join(ops) + ". Add a handle to "
+                                     "mixnas.complexity.EXTRA_HANDLES, or, if the operator does no multiply-add, "
+                                     "list it in mixnas.complexity.ZERO_COST_OPS", ops)
     return analysis
 
 
-def _describe_unhandled(analysis: FlopCountAnalysis, unhandled: Counter) -> str:
+def _describe_unhandled(analysis: FlopCountAnalysis, unhandled: Counter) -> tuple[str, ...]:
+    """Each unhandled operator, its count and the deepest modules it runs in: ``aten::cumsum (x1, in 'proj')``."""
     names = list(analysis.by_module())
     parts = []
     for op, n in sorted(unhandled.items()):
@@ -240,8 +250,7 @@ def _describe_unhandled(analysis: FlopCountAnalysis, unhandled: Counter) -> str:
         deepest = [m for m in where if not any(o != m and (m == "" or o.startswith(m + ".")) for o in where)]
         shown = ", ".join(repr(m or "<model>") for m in deepest[:3]) + (" ..." if len(deepest) > 3 else "")
         parts.append(f"{op} (x{n}, in {shown})")
-    return ("no MAC handle for " + "; ".join(parts) + ". Add a handle to mixnas.complexity.EXTRA_HANDLES, or, "
-            "if the operator does no multiply-add, list it in mixnas.complexity.ZERO_COST_OPS")
+    return tuple(parts)
 
 
 def _int(value: float) -> int:
