@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -60,6 +61,26 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def forget():
+    """Undo what a test's plugins registered and loaded (mixers, modules), so that names can be reused and
+    later tests see only the built-in families."""
+    from mixnas import plugins
+    from mixnas.registry import _FAMILIES, get_mixer
+
+    get_mixer("token", "attention")  # the built-ins first: they stay
+    before = {r: dict(f) for r, f in _FAMILIES.items()}
+    loaded = dict(plugins._LOADED)
+    yield
+    for role, fams in before.items():
+        _FAMILIES[role].clear()
+        _FAMILIES[role].update(fams)
+    for key in set(plugins._LOADED) - set(loaded):
+        sys.modules.pop(plugins._LOADED[key].module, None)
+    plugins._LOADED.clear()
+    plugins._LOADED.update(loaded)
 
 
 def pytest_report_header(config) -> str:

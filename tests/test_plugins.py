@@ -33,22 +33,6 @@ class {cls}(nn.Module):
 '''
 
 
-@pytest.fixture
-def forget():
-    """Undo what a test's plugins registered and loaded, so names can be reused."""
-    get_mixer("token", "attention")  # the built-ins first: they stay
-    before = {r: dict(f) for r, f in _FAMILIES.items()}
-    loaded = dict(plugins._LOADED)
-    yield
-    for role, fams in before.items():
-        _FAMILIES[role].clear()
-        _FAMILIES[role].update(fams)
-    for key in set(plugins._LOADED) - set(loaded):
-        sys.modules.pop(plugins._LOADED[key].module, None)
-    plugins._LOADED.clear()
-    plugins._LOADED.update(loaded)
-
-
 def write(folder: Path, name: str, text: str) -> Path:
     path = folder / name
     path.write_text(textwrap.dedent(text))
