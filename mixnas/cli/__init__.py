@@ -7,9 +7,9 @@ This package's modules: :mod:`~mixnas.cli.format` (tables, percentages, progress
 each command group has a module with a ``register(sub)`` that adds its commands: :mod:`~mixnas.cli.models`
 (``models``, ``inspect``), :mod:`~mixnas.cli.space`, :mod:`~mixnas.cli.train` (``train``, ``proxy``),
 :mod:`~mixnas.cli.search` (with :mod:`~mixnas.cli.resume`), :mod:`~mixnas.cli.export`,
-:mod:`~mixnas.cli.dashboard`, :mod:`~mixnas.cli.study` and :mod:`~mixnas.cli.bench`. They import the shared
-modules, never this one; this one imports them when the parser is built, so that importing ``mixnas.cli``
-stays cheap.
+:mod:`~mixnas.cli.dashboard`, :mod:`~mixnas.cli.study`, :mod:`~mixnas.cli.bench` and :mod:`~mixnas.cli.check`
+(``check-mixer``). They import the shared modules, never this one; this one imports them when the parser is
+built, so that importing ``mixnas.cli`` stays cheap.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from mixnas.cli.format import Parser
 from mixnas.errors import MixnasError
 
 # The command modules, in the order their commands appear in `mixnas --help`.
-COMMAND_MODULES = ("models", "space", "train", "search", "export", "dashboard", "study", "bench")
+COMMAND_MODULES = ("models", "check", "space", "train", "search", "export", "dashboard", "study", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:
