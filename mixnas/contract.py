@@ -377,6 +377,8 @@ def check_parameters(family: MixerFamily) -> str:
         result = check_parameter(family, p.name)
         if result.failed:
             raise _Failed(result.detail)
+    if len(family.params) == 1:
+        return f"its declared parameter ({family.params[0].name}) changes the module"
     return f"all {len(family.params)} declared parameters change the module"
 
 

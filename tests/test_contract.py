@@ -39,6 +39,8 @@ def test_a_mixer_that_keeps_the_contract_passes_every_check(plugin):
     assert not failed, failed
     assert outcome(results)["compile"] is contract.Status.SKIPPED
     assert next(r for r in results if r.name == "compile").detail == "not run: slow"
+    assert next(r for r in results if r.name == "parameters").detail == \
+        "its declared parameter (rank_ratio) changes the module"
     ref = contract.reference(get_mixer("token", "lowrank"))
     assert (ref.dim, ref.grid) == (64, (8, 8))
     assert ref.params == 2 * 64 * 32 + 32 + 64  # down (64 -> 32 tokens) and up, with biases
