@@ -67,3 +67,11 @@ def test_an_unregistered_class_in_the_plugin_is_named(tmp_path, capsys, forget):
     assert main(["check-mixer", f"{path}:NotRegistered"]) == 2
     assert "class NotRegistered is not registered as a mixer: decorate it with @register_mixer" in \
         capsys.readouterr().err
+
+
+def test_the_parser_spells_the_roles_and_checks_of_the_library():
+    from mixnas import contract
+    from mixnas.cli import check
+    from mixnas.registry import ROLES
+
+    assert check.ROLE_CHOICES == ROLES and check.CHECK_NAMES == contract.CHECKS

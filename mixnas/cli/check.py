@@ -18,7 +18,9 @@ from mixnas.cli.format import MAC_NOTE, fmt_count, format_table
 from mixnas.errors import MixnasError, did_you_mean
 from mixnas.util import human
 
-ROLE_CHOICES = ("token", "channel")  # mixnas.registry.ROLES, without importing torch to build the parser
+# mixnas.registry.ROLES and mixnas.contract.CHECKS, spelled here so that building the parser imports no torch
+ROLE_CHOICES = ("token", "channel")
+CHECK_NAMES = ("defaults", "shape", "determinism", "fvcore", "gradients", "parameters", "compile", "onnx")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,8 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fast", action="store_true",
                    help="skip the torch.compile check (30-40 s the first time on a CPU)")
     p.add_argument("--skip", action="append", default=[], metavar="CHECK",
-                   help="a check not to run (repeatable; comma-separated lists too): defaults, shape, determinism, "
-                        "fvcore, gradients, parameters, compile, onnx")
+                   help="a check not to run (repeatable; comma-separated lists too): " + ", ".join(CHECK_NAMES))
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_check_mixer)
 
