@@ -195,11 +195,20 @@ def _input_elements(inputs: list[Any], outputs: list[Any]) -> int:
     return math.prod(_shape(inputs[0]))
 
 
+def _int_list(value: Any) -> list[int]:
+    """A traced int-list argument: a constant, or a ``prim::ListConstruct`` of constants (what
+    ``F.avg_pool2d(x, 3, ...)`` traces to: its ``toIValue()`` is None)."""
+    constant = value.toIValue()
+    if constant is None and value.node().kind() == "prim::ListConstruct":
+        constant = [v.toIValue() for v in value.node().inputs()]
+    if constant is None or (not isinstance(constant, int) and None in constant):
+        raise ValueError(f"a non-constant int list in the traced graph: {value}")
+    return [constant] if isinstance(constant, int) else list(constant)
+
+
 def _avg_pool_macs(inputs: list[Any], outputs: list[Any]) -> int:
     """``avg_pool1d/2d``: one add per output element and window element."""
-    kernel = inputs[1].toIValue()
-    kernel = [kernel] if isinstance(kernel, int) else list(kernel)
-    return math.prod(_shape(outputs[0])) * math.prod(kernel)
+    return math.prod(_shape(outputs[0])) * math.prod(_int_list(inputs[1]))
 
 
 EXTRA_HANDLES: Mapping[str, Any] = {

@@ -80,6 +80,17 @@ def test_matmul_counts_broadcast_batch_dimensions():
     assert cx.count_macs(Vector(), (torch.randn(3, 5, 7),))[0] == 3 * 5 * 7
 
 
+@pytest.mark.parametrize("kernel", [3, (3, 3), [3, 3]])
+def test_avg_pool_counts_one_add_per_window_element_however_the_kernel_is_spelled(kernel):
+    """An int kernel traces to a list of constants whose toIValue() is None (a PoolFormer mixer's ``F.avg_pool2d(x,
+    3, 1, 1)`` once failed the count with a TypeError)."""
+    class Pool(nn.Module):
+        def forward(self, x):
+            return F.avg_pool2d(x, kernel, 1, 1, count_include_pad=False)
+
+    assert cx.count_macs(Pool(), (torch.randn(1, 4, 8, 8),))[0] == 4 * 8 * 8 * 9
+
+
 def test_named_vits_reproduce_published_macs():
     """fvcore alone gives 16.87 G for ViT-B/16: the SDPA handle adds attention's two products."""
     for name, params, macs in (("vit_b16_224", 86_567_656, 17_582_740_224),
