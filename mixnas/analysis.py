@@ -39,6 +39,7 @@ import numpy as np
 from mixnas import optuna_io
 from mixnas.errors import MixnasError
 from mixnas.pareto import hypervolume, pareto_front
+from mixnas.plugins import reload_recorded
 from mixnas.runs import category, trial_fields, unique_front
 from mixnas.util import is_finite
 from mixnas.vocab import DIRECTIONS, SEARCH_METRICS, Category
@@ -133,6 +134,7 @@ def read_run_record(path: str | Path) -> dict[str, Any]:
     if isinstance(doc.get("settings"), dict) and doc["settings"].get("storage") is not None \
             and not isinstance(doc["settings"]["storage"], str):
         raise LocatedError(doc["settings"].loc("storage"), "settings.storage", "expected a storage URL or null")
+    reload_recorded(doc.get("plugins"), f"{meta}: plugins")  # before any of its architectures is read
     return doc
 
 

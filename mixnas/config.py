@@ -49,6 +49,8 @@ STEM_ACTS = ("none", "relu")
 TOKEN_NORMS = ("same",) + NORMS
 POOLS = ("mean", "cls")
 POS_EMBEDS = ("none", "learned")
+# The end of an unknown-mixer message: how a mixer of one's own is made known (mixnas.plugins).
+OWN_MIXER = " (a mixer of your own: load its file with `plugins: [FILE.py]` or --plugin FILE.py)"
 # The largest value of each integer field (the space language's bounds where it has them): a file is
 # untrusted input, and an integer past these builds nothing a machine can hold (or overflows torch's C types).
 LIMITS = {"input.image_size": 4096, "input.in_channels": 1024, "input.num_classes": 1_000_000,
@@ -382,7 +384,8 @@ def _resolve_stage(arch: ArchConfig, i: int) -> StageSpec:
 
             names = mixer_families(role)
             raise ArchError(f"{path}.name", f"unknown {role} mixer {spec.name!r}"
-                                            f"{did_you_mean(spec.name, names)}; allowed: {', '.join(sorted(names))}")
+                                            f"{did_you_mean(spec.name, names)}; allowed: {', '.join(sorted(names))}"
+                                            f"{OWN_MIXER}")
         specs[role] = MixerSpec.of(spec.name, **family.resolve(spec.as_dict(), ctx, path))
     return replace(stage, token_mixer=specs["token"], channel_mixer=specs["channel"],
                    drop_path=float(stage.drop_path), layer_scale=float(stage.layer_scale))

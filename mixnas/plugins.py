@@ -276,6 +276,80 @@ def ensure_plugins(records: Sequence[dict[str, Any]] | None) -> list[Plugin]:
     return out
 
 
+def yaml_plugins(data: Any, key: str = "plugins") -> list[Plugin]:
+    """Load the plugins a YAML file's ``plugins:`` key names (a list of strings, or one string), before the rest
+    of the file is validated (its mixers may come from them).
+
+    Each item is a ``.py`` path relative to the file that wrote it (its location, ``(file, line)``, says which:
+    a file that ``extends`` another keeps each parent's items relative to the parent) or a module name.
+    Mistakes are located: ``FILE:LINE: plugins[i]: ...``."""
+    from mixnas.yamlio import LocatedError
+
+    if not isinstance(data, dict) or data.get(key) is None:
+        return []
+    raw = data[key]
+    top = data.loc(key) if hasattr(data, "loc") else None
+    items = [raw] if isinstance(raw, str) else raw
+    if not isinstance(items, list):
+        raise LocatedError(top, key, "expected a list of plugins (.py file paths relative to this file, or "
+                                     f"module names), found {type(raw).__name__}")
+    out: list[Plugin] = []
+    for i, spec in enumerate(items):
+        loc = (items.loc(i) if hasattr(items, "loc") else None) or top
+        where = f"{loc[0]}:{loc[1]}: {key}[{i}]" if loc else f"{key}[{i}]"
+        if not isinstance(spec, str):
+            raise PluginError(f"{where}: expected a .py file path or a module name, found "
+                              f"{'null' if spec is None else type(spec).__name__}")
+        base = Path(loc[0]).parent if loc and loc[0] and not loc[0].startswith("<") else None
+        plugin = load_plugin(spec, base, where)
+        if plugin not in out:
+            out.append(plugin)
+    return out
+
+
+def plugin_ref(plugin: Plugin) -> str:
+    """How a written file names a loaded plugin so that it loads again from anywhere: the absolute path of a
+    file plugin, the module name of the others."""
+    return plugin.file if plugin.kind == "file" and plugin.file else plugin.module
+
+
+def recorded() -> list[dict[str, Any]]:
+    """What a run folder records about the plugins of this process (:func:`reload_recorded` reads it back)."""
+    return [p.record() for p in loaded_plugins()]
+
+
+def _warn(message: str) -> None:
+    print(f"mixnas: warning: {message}", file=sys.stderr, flush=True)
+
+
+def reload_recorded(records: Any, where: str, warn: Any = _warn) -> list[Plugin]:
+    """Reopening a run: load the plugins it recorded (:func:`recorded`) from the recorded file, before any of
+    its architectures is read. A file that is gone is a :class:`PluginError` naming it; a file whose sha256
+    changed loads with a warning (the run's results came from other code); ``where`` names the record."""
+    if records is None:
+        return []
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        raise PluginError(f"{where}: expected a list of plugin records (spec, kind, module, file, sha256)")
+    out = []
+    for i, rec in enumerate(records):
+        kind, file, sha = rec.get("kind"), rec.get("file"), rec.get("sha256")
+        if kind == "file":
+            if not isinstance(file, str) or not Path(file).is_file():
+                raise PluginError(f"{where}[{i}]: the plugin file {file} this run was made with is gone; restore "
+                                  "it (or the run's architectures cannot be built)")
+            plugin = load_plugin(file, where=f"{where}[{i}]")
+        elif isinstance(rec.get("module"), str):
+            plugin = _import_module(rec["module"], f"{where}[{i}]", str(kind or "module"))
+        else:
+            raise PluginError(f"{where}[{i}]: a plugin record names a file or a module")
+        if sha and plugin.sha256 and plugin.sha256 != sha:
+            warn(f"{where}[{i}]: plugin {plugin.file or plugin.module} changed since this run recorded it "
+                 f"(sha256 {str(sha)[:12]}... then, {plugin.sha256[:12]}... now); its results came from the "
+                 "recorded version")
+        out.append(plugin)
+    return out
+
+
 def split_target(target: str) -> tuple[str | None, str]:
     """``MODULE:NAME`` -> (``MODULE``, ``NAME``); a bare ``NAME`` -> (None, ``NAME``). ``MODULE`` may be a
     file path (``my_mixer.py:MyMixer``)."""

@@ -35,8 +35,9 @@ CURVE_KEYS = ("epoch", "steps", "train_loss", "train_top1", "val_loss", "val_top
               "eval_time_s", "epoch_time_s", "images_per_s", "partial")  # EpochMetrics, as kept per epoch
 FINAL_KEYS = ("test_top1", "measured")  # Outcome.info a trial reports once, with its last row
 # Where a trial ran, in every row it reports (kept as the trial's record): node, worker process, its start and
-# latest wall-clock times, the device it trained on and the GPU ids Ray gave it ("" without a GPU share).
-PLACEMENT_KEYS = ("node_id", "pid", "worker_start", "worker_time", "device", "gpu_ids")
+# latest wall-clock times, the device it trained on and the GPU ids Ray gave it ("" without a GPU share), and the
+# sha256s of the plugins the worker loaded for it (mixnas.trial.trial_plugins; absent without plugins).
+PLACEMENT_KEYS = ("node_id", "pid", "worker_start", "worker_time", "device", "gpu_ids", "plugin_sha256")
 
 
 def init_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
@@ -58,7 +59,7 @@ def trainable(config: dict[str, Any]) -> None:
 
     Every row carries ``worker_start`` / ``worker_time`` (wall-clock seconds since the epoch, on the worker),
     from which the search measures the framework's overhead: the time a slot spends between trials."""
-    from mixnas.trial import run_candidate
+    from mixnas.trial import run_candidate, trial_plugins
 
     t0, started = time.perf_counter(), time.time()
     max_epochs = config["train"]["epochs"]
@@ -74,6 +75,8 @@ def trainable(config: dict[str, Any]) -> None:
         return True
 
     try:
+        if config.get("plugins"):  # before the first row: every row names the code the worker trains with
+            where["plugin_sha256"] = trial_plugins(config)
         outcome = run_candidate(config, report)
     except Exception as err:  # noqa: BLE001 - a trial that raises is recorded as FAIL with its reason
         outcome = Outcome(OutcomeStatus.ERROR, [], f"{type(err).__name__}: {err}")

@@ -41,7 +41,7 @@ from typing import Any
 
 import yaml
 
-from mixnas import optuna_io
+from mixnas import optuna_io, plugins
 from mixnas.checks import CandidateCheck, check_candidate
 from mixnas.config import ArchConfig
 from mixnas.errors import MixnasError
@@ -164,6 +164,7 @@ class Search:
                  log: Callable[[str], None] | None = None, check_data: bool = False):
         self.settings = s = settings
         self.space = space or load_space(s.space)
+        self.shipped_plugins = plugins.shipped()  # the space's and --plugin's, as loaded now: every trial trains this code
         self.out = Path(s.out)
         self.log_fn = log
         plan, self.sampler_name = prelaunch(s, self.space)
@@ -301,6 +302,7 @@ class Search:
                             "input": {"image_size": self.input.image_size, "in_channels": self.input.in_channels,
                                       "num_classes": self.input.num_classes}},
                "space": self.space.raw if isinstance(self.space.raw, dict) else {},
+               "plugins": plugins.recorded(),  # reloaded first by every reader of the run (analysis)
                "code": code_version()}
         name = "search.yaml" if not self.settings.resume else "search.resume.yaml"
         atomic_write_text(self.out / name, yaml.safe_dump(plain(doc), sort_keys=False))
@@ -427,7 +429,7 @@ class Search:
         return Candidate(trial.number, check.digest, self.settings.seed, arch.to_dict(), dict(self.train_cfg),
                          self.dataset, self.settings.data_dir, self.threads,
                          costs_of(check),
-                         float(self.settings.resources.get("gpu", 0.0)), self.checkpoint_dir)
+                         float(self.settings.resources.get("gpu", 0.0)), self.checkpoint_dir, self.shipped_plugins)
 
     def _copy(self, trial: Any, prev: Any) -> None:
         for key in ("fidelity", "curve", "objectives", "status", "reason", "fail_reason"):
@@ -594,17 +596,23 @@ class Search:
             name = f"trial_{t.number:05d}.yaml"
             names.add(name)
             if not (pdir / name).exists():  # a trial's architecture never changes
-                atomic_write_text(pdir / name, arch.to_yaml())
+                atomic_write_text(pdir / name, self._plugins_yaml() + arch.to_yaml())
             entries.append({"trial": t.number, "digest": t.user_attrs["digest"],
                             "objectives": {o.metric: t.values[i] for i, o in enumerate(self.objectives)},
                             "file": f"pareto/{name}", "arch": arch.to_dict()})
-        atomic_write_text(self.out / "pareto.yaml", yaml.safe_dump(plain(
+        atomic_write_text(self.out / "pareto.yaml", self._plugins_yaml() + yaml.safe_dump(plain(
             {"study": self.study_name, "objectives": [str(o) for o in self.objectives], "fidelity": self.max_epochs,
              "pareto": entries}), sort_keys=False))
         for stale in pdir.glob("trial_*.yaml"):
             if stale.name not in names:
                 stale.unlink()
         self._written_front = [t.number for t in front]
+
+    def _plugins_yaml(self) -> str:
+        """The ``plugins:`` line of an architecture file the run writes (``mixnas train`` / ``inspect`` load
+        them first): the absolute path of each file plugin, the module name of the others; empty without."""
+        refs = [plugins.plugin_ref(p) for p in plugins.loaded_plugins()]
+        return yaml.safe_dump({"plugins": refs}, sort_keys=False) if refs else ""
 
     def close(self) -> None:
         """Write the outputs once more (records told without training since the last finished trial), then

@@ -1,9 +1,10 @@
 """The search-space language: composable YAML files that generate valid, buildable ArchConfigs.
 
-A space file has five top-level keys (all but ``arch`` optional)::
+A space file has six top-level keys (all but ``arch`` optional)::
 
     name: strip_mlp                    # defaults to the file name
     extends: base.yaml                 # deep-merge this file over another space (composition)
+    plugins: [my_mixer.py]             # modules that register mixers (mixnas.plugins), loaded first
     task: {dataset: fashion-mnist, image_size: 32, in_channels: 1, num_classes: 10,
            objectives: [top1:max, macs:min], train: {epochs: 3}}
     constraints: {max_params: 2M, max_macs: 150M, max_latency_ms: 5,
@@ -48,8 +49,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any, get_type_hints
 
-from mixnas.config import LIMITS, ArchConfig, InputSpec, MixerSpec, StageSpec
+from mixnas.config import LIMITS, OWN_MIXER, ArchConfig, InputSpec, MixerSpec, StageSpec
 from mixnas.errors import ArchError, MixnasError, did_you_mean
+from mixnas.plugins import plugin_ref, yaml_plugins
 from mixnas.registry import MixerContext, MixerFamily, Param, mixer_families
 from mixnas.util import parse_si
 from mixnas.vocab import DIRECTIONS as OBJECTIVES  # the metrics a search's trials report, by direction
@@ -550,6 +552,7 @@ class Space:
     dim_rule: tuple[str, tuple[float, ...]] | None
     locs: dict[str, Loc] = field(default_factory=dict, repr=False)
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
+    plugins: tuple[str, ...] = ()  # the plugins it loaded (absolute file paths or module names; also in raw)
 
     # -- generation -----------------------------------------------------------------------------------
     def _build(self, suggest: Callable[[str, Domain], Any], task: InputSpec | None = None) -> ArchConfig:
@@ -752,7 +755,7 @@ def _under(values: Mapping[str, Any], part: str) -> dict[str, Any]:
 
 # -- loading ----------------------------------------------------------------------------------------------
 
-TOP_KEYS = ("name", "description", "extends", "task", "constraints", "arch")
+TOP_KEYS = ("name", "description", "extends", "plugins", "task", "constraints", "arch")
 STAGES_KEYS = ("count", "tie", *STAGE_FIELDS)
 TASK_KEYS = ("dataset", *(f.name for f in fields(InputSpec)), "objectives", "train")
 CONSTRAINT_KEYS = ("max_params", "max_macs", "max_latency_ms", "latency")
@@ -887,7 +890,7 @@ def _mixer_node(ctx: _Ctx, raw: Any, role: str, path: str, loc: Loc | None, prob
         floc = _loc(raw, fam_name)
         if fam_name not in families:
             raise ctx.fail(floc, f"{path}.{fam_name}", f"unknown {role} mixer{did_you_mean(str(fam_name), families)}; "
-                                                       f"allowed: {', '.join(sorted(families))}")
+                                                       f"allowed: {', '.join(sorted(families))}{OWN_MIXER}")
         family: MixerFamily = families[fam_name]
         params = params if params is not None else {}
         if not isinstance(params, Mapping):
@@ -1025,6 +1028,7 @@ def load_space(path: str | Path) -> Space:
     data = _load_tree(path)
     ctx = _Ctx()
     top = _check_keys(ctx, data, "", TOP_KEYS, data.start)
+    plugins = tuple(plugin_ref(p) for p in yaml_plugins(top))  # before anything names a mixer or a dataset
     name = top.get("name", path.stem)
     if not isinstance(name, str) or not name:
         raise ctx.fail(top.loc("name"), "name", f"expected a non-empty name, found {_kind(name)}")
@@ -1055,7 +1059,8 @@ def load_space(path: str | Path) -> Space:
         raise ctx.fail(globals_["stem.patch_size"].loc, "arch.stem.patch_size",
                        f"no patch size in {list(ps)} divides the task's image size {task.image_size}")
     space = Space(name=name, path=str(path), task=task, constraints=constraints, layout=layout, globals_=globals_,
-                  count=count, fields=fields, dim_rule=dim_rule, locs=ctx.locs, raw=dict(top))
+                  count=count, fields=fields, dim_rule=dim_rule, locs=ctx.locs,
+                  raw={**top, **({"plugins": list(plugins)} if plugins else {})}, plugins=plugins)
     _probe_validity(space)
     return space
 

@@ -4,6 +4,7 @@ A study file (YAML, see ``studies/``) names a base architecture, the factors to 
 seeds, the task and training recipe, the objectives, and optionally the values a paper reported per level::
 
     name: strip_width
+    plugins: [my_mixer.py]                        # optional: modules registering mixers (relative to this file)
     base: ../examples/strip_mlp_1m_fmnist.yaml   # a named model, or an ArchConfig YAML (relative to this file)
     task: {dataset: fashion-mnist}                # dataset, data_dir, image_size, in_channels, num_classes,
                                                   # test_eval (also score the final model on the test split)
@@ -43,11 +44,12 @@ import yaml
 
 from mixnas.config import ArchConfig
 from mixnas.errors import ArchError, MixnasError, did_you_mean
+from mixnas.plugins import plugin_ref, yaml_plugins
 from mixnas.train import TrainConfig
 from mixnas.vocab import STUDY_METRICS as OBJECTIVES
 from mixnas.yamlio import LocatedError, LocDict, LocList, load_extended, loads_located, plain
 
-TOP_KEYS = ("name", "description", "extends", "base", "task", "train", "factors", "baseline", "seeds", "objectives",
+TOP_KEYS = ("name", "description", "extends", "plugins", "base", "task", "train", "factors", "baseline", "seeds", "objectives",
             "paper", "resources")
 TASK_KEYS = ("dataset", "data_dir", "image_size", "in_channels", "num_classes", "test_eval")
 _SEGMENT = re.compile(r"^(?P<key>[A-Za-z_][A-Za-z0-9_]*)(?:\[(?P<index>\d+|\d*:\d*)\])?$")
@@ -103,6 +105,7 @@ class Study:
     description: str = ""
     base_arch: ArchConfig | None = None
     matched: dict[str, dict[Any, dict[str, Any]]] = field(default_factory=dict)  # factor -> level -> match_macs outcome
+    plugins: tuple[str, ...] = ()  # the plugins the file loaded (absolute .py paths or module names)
 
     def levels(self) -> list[dict[str, Any]]:
         """Every level, as factor -> value: the full grid of the factors' levels, in file order."""
@@ -294,6 +297,7 @@ def parse_study(data: Any, source: Path | None) -> Study:
     if not isinstance(data, LocDict):
         raise LocatedError((str(source or "<study>"), 1), "", "a study file must be a mapping")
     _check_keys(data, TOP_KEYS, "")
+    plugins = tuple(plugin_ref(p) for p in yaml_plugins(data))  # before the base and levels name mixers
     for req in ("base", "factors", "seeds"):
         if req not in data:
             raise LocatedError(data.start, "", f"required key {req!r} {data.missing(req)}")
@@ -314,7 +318,7 @@ def parse_study(data: Any, source: Path | None) -> Study:
     study = Study(name=name, source=str(source or "<study>"), base=base_ref, task=task_d,
                   train=plain(dict(train)), factors=factors, baseline=_parse_baseline(data, factors),
                   seeds=_parse_seeds(data), objectives=_parse_objectives(data), resources=_parse_resources(data),
-                  description=str(data.get("description", "")), base_arch=base_arch)
+                  description=str(data.get("description", "")), base_arch=base_arch, plugins=plugins)
     _apply_matches(study, matches)
     if "paper" in data:
         study.paper = _parse_paper(data, study)
@@ -659,7 +663,10 @@ def materialise(study: Study, run_dir: str | Path) -> list[StudyTrial]:
     (run_dir / "trials").mkdir(parents=True, exist_ok=True)
     for t in trials:
         (run_dir / "trials" / f"{t.key}.yaml").write_text(yaml.safe_dump(t.to_dict(study), sort_keys=False))
-    text = yaml.safe_dump({**study.to_dict(), "trials": [t.key for t in trials]}, sort_keys=False)
+    from mixnas.plugins import recorded
+
+    record = {**study.to_dict(), **({"plugins": recorded()} if recorded() else {})}  # reloaded by the report
+    text = yaml.safe_dump({**record, "trials": [t.key for t in trials]}, sort_keys=False)
     (run_dir / "study.yaml").write_text(text)
     return trials
 

@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from mixnas.errors import MixnasError
+from mixnas.plugins import reload_recorded, shipped
 from mixnas.runs import lock_run_folder
 from mixnas.study import Study, StudyTrial, level_label, materialise
 from mixnas.util import atomic_write_json
@@ -52,17 +53,21 @@ def trial_config(study: Study, t: StudyTrial, number: int, data_dir: str | None 
     return {"arch": t.arch.to_dict(), "train": t.train, "dataset": study.task["dataset"],
             "data_dir": data_dir or study.task.get("data_dir"), "digest": t.digest, "number": number,
             "threads": max(1, int(study.resources.get("cpu", 1))), "gpu": study.resources.get("gpu", 0.0),
-            "final_eval": bool(study.task.get("test_eval", False))}
+            "final_eval": bool(study.task.get("test_eval", False)), "plugins": shipped()}
 
 
 def trial_record(t: StudyTrial, outcome: Any, cost: Any) -> dict[str, Any]:
-    """A trial's result record: status, final validation top-1, params, MACs, the curve, where it ran."""
+    """A trial's result record: status, final validation top-1, params, MACs, the curve, where it ran (with the
+    sha256 of the plugins its worker loaded) and the driver's code version (mixnas's and the plugins')."""
+    from mixnas.provenance import code_version
+
     last = outcome.curve[-1] if outcome.curve else {}
     return {"key": t.key, "label": t.label, "level": t.level, "seed": t.seed, "digest": t.digest,
             "status": str(outcome.status), "reason": outcome.reason, "top1": last.get("val_top1"),
             "epochs": last.get("epoch", 0), "params": cost.params, "macs": cost.macs,
             "test_top1": outcome.info.get("test_top1"), "wall_time_s": round(outcome.wall_time_s, 3),
-            "curve": outcome.curve, "worker": {k: v for k, v in outcome.info.items() if k != "test_top1"}}
+            "curve": outcome.curve, "worker": {k: v for k, v in outcome.info.items() if k != "test_top1"},
+            "code": code_version()}
 
 
 def run_local(study: Study, t: StudyTrial, number: int, data_dir: str | None = None,
@@ -186,6 +191,7 @@ def report(run_dir: str | Path, out_dir: str | Path | None = None) -> dict[str, 
     if not spec_path.is_file():
         raise MixnasError(f"{run_dir}: not a study run (no study.yaml; start one with mixnas study run)")
     spec = yaml.safe_load(spec_path.read_text())
+    reload_recorded(spec.get("plugins"), f"{spec_path}: plugins")  # the run's mixers, as every reader of a run
     names = list(spec["factors"])
     grid = [[]]
     for f in names:

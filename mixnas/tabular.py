@@ -393,7 +393,7 @@ def record_of(job: Job, train: dict[str, Any], outcome: Any, cost: Any) -> dict[
             "arch": job.arch.to_dict(), "train": train, "params": cost.params, "macs": cost.macs,
             "status": outcome.status, "reason": outcome.reason, "curve": curve,
             "wall_time_s": round(float(outcome.wall_time_s), 3), "measured": info.get("measured", {}),
-            "worker": {k: info[k] for k in ("node_id", "pid") if k in info}, "code": code_version(),
+            "worker": {k: info[k] for k in ("node_id", "pid", "plugin_sha256") if k in info}, "code": code_version(),
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
 
 
@@ -489,15 +489,17 @@ def _price(pending: list[Job]) -> dict[str, Any]:
 def _trial_configs(pending: list[Job], settings: BuildSettings, space: Any,
                    data_dir: str | None) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
     """Key -> the trial config :func:`mixnas.ray_io.run_trials` runs, and key -> the job's TrainConfig dict."""
+    from mixnas.plugins import shipped
     from mixnas.trial import MEASURES
 
     task = space.task
-    configs, trains = {}, {}
+    configs, trains, ship = {}, {}, shipped()  # the space's plugins: the workers build its mixers too
     for n, j in enumerate(pending):
         trains[j.key] = train_config(settings, space, j)
         configs[j.key] = {"arch": j.arch.to_dict(), "train": trains[j.key], "dataset": task.dataset,
                           "data_dir": data_dir, "digest": j.digest, "number": n, "threads": settings.threads,
-                          "gpu": 0.0, "measure": list(MEASURES) if j.setting == "table" else []}
+                          "gpu": 0.0, "measure": list(MEASURES) if j.setting == "table" else [],
+                          "plugins": ship}
     return configs, trains
 
 

@@ -48,6 +48,7 @@ class Candidate:
     costs: dict[str, Any] = field(default_factory=dict)  # macs, params, latency_ms: fixed per architecture
     gpu: float = 0.0  # GPU share per trial: train on CUDA when > 0 and one is visible
     checkpoint_dir: str | None = None  # keep the weights of COMPLETE trials here (trial_NNNNN.pt)
+    plugins: list[dict[str, Any]] = field(default_factory=list)  # mixnas.plugins.shipped(): loaded before building
 
     def config(self) -> dict[str, Any]:
         return asdict(self)
@@ -137,6 +138,16 @@ def _killed_after(report: Callable[[dict[str, Any]], bool], epoch: int, marker: 
     return wrapped
 
 
+def trial_plugins(config: dict[str, Any]) -> str:
+    """Load the plugins a trial config ships (``config["plugins"]``, :func:`mixnas.plugins.shipped`) in this
+    process, before anything names their mixers: the same code as the driver's (by sha256), from the node's
+    copy of the file or from the shipped text. Returns their sha256s, comma-separated, which the trial records
+    as ``plugin_sha256`` (the code that trained it, as seen on the worker)."""
+    from mixnas.plugins import ensure_plugins
+
+    return ",".join(p.sha256 or p.module for p in ensure_plugins(config.get("plugins")))
+
+
 def run_candidate(config: dict[str, Any], report: Callable[[dict[str, Any]], bool]) -> Outcome:
     """Train one candidate; ``report(row)`` after every epoch returns False to stop (the scheduler's say)."""
     import torch
@@ -145,6 +156,7 @@ def run_candidate(config: dict[str, Any], report: Callable[[dict[str, Any]], boo
 
     t0 = time.perf_counter()
     torch.set_num_threads(int(config.get("threads", 1)))
+    plugin_sha256 = trial_plugins(config)
     arch = ArchConfig.from_dict(config["arch"])
     cfg = TrainConfig.from_dict(config["train"])
     final_eval = bool(config.get("final_eval"))  # studies that compare with a paper's test-split numbers
@@ -176,6 +188,8 @@ def run_candidate(config: dict[str, Any], report: Callable[[dict[str, Any]], boo
         ckpt.unlink(missing_ok=True)  # only COMPLETE trials keep their weights
     status = result.status
     info: dict[str, Any] = {"test_top1": result.test["top1"]} if result.test else {}
+    if plugin_sha256:
+        info["plugin_sha256"] = plugin_sha256
     if measured:
         info["measured"] = measured
     return Outcome(status, curve, result.reason, time.perf_counter() - t0, info)
@@ -255,4 +269,4 @@ class LocalRunner:
 
 
 __all__ = ["MEASURES", "Candidate", "Driver", "LocalRunner", "Outcome", "Stopper", "forget_data", "load_data",
-           "measure_untrained", "run_candidate", "trial_device"]
+           "measure_untrained", "run_candidate", "trial_device", "trial_plugins"]

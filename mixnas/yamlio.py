@@ -326,13 +326,17 @@ def _describe(value: Any) -> str:
 
 
 def load_extended(path: str | Path, what: str, keys: tuple[str, ...], rebase: tuple[str, ...] = (),
-                  own: tuple[str, ...] = ("name",), seen: tuple[Path, ...] = ()) -> LocDict:
+                  own: tuple[str, ...] = ("name",), seen: tuple[Path, ...] = (),
+                  concat: tuple[str, ...] = ("plugins",)) -> LocDict:
     """Load a YAML mapping that may say ``extends: OTHER.yaml`` (relative to itself; or a list of files,
     merged left to right): the result is the other file (itself possibly extending a third) deep-merged with
     this one. Top-level keys named in
     ``rebase`` hold file paths relative to the file that sets them; an inherited one is rewritten relative to
     ``path`` so it keeps pointing at the same file. Keys in ``own`` (the name) are never inherited. ``keys`` are
-    the file kind's top-level keys (for messages)."""
+    the file kind's top-level keys (for messages). Keys in ``concat`` (``plugins``) are lists that add up
+    instead of replacing: the parents' items first, then this file's (a child's mixers come on top of the
+    ones its parent's architecture uses); one string counts as a list of one, and every item keeps the
+    ``(file, line)`` it was written at, so a path in it stays relative to the file that wrote it."""
     import os
 
     path = Path(path)
@@ -342,6 +346,11 @@ def load_extended(path: str | Path, what: str, keys: tuple[str, ...], rebase: tu
     if not isinstance(data, dict):
         raise LocatedError((str(path), 1), "", f"a {what} file is a mapping with keys {', '.join(keys)}; "
                                                 f"found {_describe(data)}")
+    for key in concat:
+        if isinstance(data.get(key), str):
+            one = LocList([data[key]])
+            one.locs, one.start = [data.loc(key)], data.loc(key)
+            data[key] = one
     if "extends" not in data:
         return data
     parents = data["extends"] if isinstance(data["extends"], list) else [data["extends"]]
@@ -361,7 +370,7 @@ def load_extended(path: str | Path, what: str, keys: tuple[str, ...], rebase: tu
             why = f"{parent} is a directory, not a file" if is_dir(ppath) else f"no such file {parent}"
             raise LocatedError(data.loc("extends"), "extends", f"{why} (relative to {path.parent}); extends names "
                                                                f"{what} files")
-        loaded = load_extended(ppath, what, keys, rebase, own, seen + (path.resolve(),))
+        loaded = load_extended(ppath, what, keys, rebase, own, seen + (path.resolve(),), concat)
         sources[parent] = loaded
         for key in own:
             loaded.pop(key, None)
@@ -374,6 +383,13 @@ def load_extended(path: str | Path, what: str, keys: tuple[str, ...], rebase: tu
     child.locs = {k: v for k, v in data.locs.items() if k != "extends"}
     child.start = data.start
     merged = merge(base, child)
+    for key in concat:  # added up over the parents and this file, in that order
+        lists = [src.get(key) for src in (*sources.values(), child)]
+        if all(isinstance(v, list) for v in lists if v is not None) and any(v is not None for v in lists):
+            total = LocList(item for v in lists if v is not None for item in v)
+            total.locs = [loc for v in lists if v is not None for loc in getattr(v, "locs", [None] * len(v))]
+            total.start = next((getattr(v, "start", None) for v in reversed(lists) if v is not None), None)
+            merged[key] = total
     merged.extends = tuple(dict.fromkeys(f for parent in parents for f in
                                          (str(path.parent / parent),
                                           *getattr(sources.get(parent), "extends", ()))))

@@ -143,3 +143,48 @@ def test_output_cut_short_by_head_is_not_an_error(monkeypatch, capsys):
     root = Path(__file__).resolve().parent.parent
     monkeypatch.setattr(sys, "stdout", ClosedPipe())
     assert main(["study", "check", str(root / "studies" / "token_mixer_comparison.yaml")]) == 0
+
+
+PLUGIN_ARCH = """\
+plugins: [mean_mixer.py]
+layout: isotropic
+input: {image_size: 16, in_channels: 1, num_classes: 10}
+stem: {patch_size: 4, dim: 8}
+stages:
+- {depth: 1, dim: 8, token_mixer: {name: plug_cli, scale: 2.0}, channel_mixer: {name: mlp, channel_hidden_dim: 16}}
+"""
+
+
+def test_the_plugin_option_registers_mixers_that_models_lists(tmp_path, capsys, forget_plugins):
+    from plugin_helpers import write_mixer
+
+    path = write_mixer(tmp_path, name="plug_cli")
+    assert main(["models", "--mixers", "--plugin", str(path)]) == 0
+    row = [line for line in capsys.readouterr().out.splitlines() if " plug_cli " in line]
+    assert len(row) == 1 and row[0].split()[:3] == ["token", "plug_cli", "scale"]
+    assert row[0].rstrip().endswith(str(path.resolve()))  # where the mixer comes from
+
+
+def test_an_arch_file_loads_its_plugins_relative_to_itself(tmp_path, capsys, forget_plugins, monkeypatch):
+    from plugin_helpers import write_mixer
+
+    (tmp_path / "lab").mkdir()
+    write_mixer(tmp_path / "lab", name="plug_cli")
+    (tmp_path / "lab" / "arch.yaml").write_text(PLUGIN_ARCH)
+    monkeypatch.chdir(tmp_path)
+    assert main(["inspect", "lab/arch.yaml"]) == 0
+    out = capsys.readouterr().out
+    assert "plug_cli(scale=2.0) + mlp(channel_hidden_dim=16)" in out
+
+
+@pytest.mark.parametrize("spec, expected", [
+    ("nope.py", "mixnas models: error: --plugin[0]: plugin file 'nope.py' not found"),
+    ("broken.py", "mixnas models: error: --plugin[0]: plugin {broken}, line 2: ZeroDivisionError: division by zero"),
+])
+def test_a_plugin_option_that_fails_is_one_line_naming_its_file_and_line(tmp_path, capsys, forget_plugins, spec,
+                                                                         expected):
+    broken = tmp_path / "broken.py"
+    broken.write_text("x = 1\ny = x / 0\n")
+    assert main(["models", "--mixers", "--plugin", str(tmp_path / spec)]) == 2
+    _assert_one_error_line(capsys.readouterr().err, expected.format(broken=broken.resolve()).replace(
+        "'nope.py'", repr(str(tmp_path / "nope.py"))))

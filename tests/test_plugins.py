@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import sys
-import textwrap
-from pathlib import Path
 
 import pytest
+from plugin_helpers import MIXER, write, write_mixer
 
 from mixnas import plugins
 from mixnas.errors import MixnasError
@@ -14,32 +13,8 @@ from mixnas.plugins import PluginError, load_plugin, load_plugins, split_target
 from mixnas.provenance import code_version
 from mixnas.registry import _FAMILIES, RegistrationError, get_mixer
 
-MIXER = '''
-from torch import nn
-from mixnas.registry import MixerContext, Param, register_mixer
 
-
-@register_mixer("token", "{name}", params=[Param("scale", float, 1.0, min=0.0)])
-class {cls}(nn.Module):
-    """A token mixer that scales the mean token."""
-
-    def __init__(self, ctx: MixerContext, scale: float):
-        super().__init__()
-        self.scale = scale
-        self.proj = nn.Linear(ctx.dim, ctx.dim)
-
-    def forward(self, x):
-        return self.proj(x.mean(1, keepdim=True).expand_as(x)) * self.scale
-'''
-
-
-def write(folder: Path, name: str, text: str) -> Path:
-    path = folder / name
-    path.write_text(textwrap.dedent(text))
-    return path
-
-
-def test_a_file_plugin_registers_its_mixer_and_is_recorded_with_its_hash(tmp_path, forget):
+def test_a_file_plugin_registers_its_mixer_and_is_recorded_with_its_hash(tmp_path, forget_plugins):
     path = write(tmp_path, "mean_mixer.py", MIXER.format(name="plug_mean", cls="MeanMixer"))
     plugin = load_plugin("mean_mixer.py", base_dir=tmp_path)
     assert get_mixer("token", "plug_mean").cls.__name__ == "MeanMixer"
@@ -51,7 +26,7 @@ def test_a_file_plugin_registers_its_mixer_and_is_recorded_with_its_hash(tmp_pat
             "sha256": plugin.sha256} in recorded
 
 
-def test_a_module_plugin_is_imported_by_name(tmp_path, forget, monkeypatch):
+def test_a_module_plugin_is_imported_by_name(tmp_path, forget_plugins, monkeypatch):
     pkg = tmp_path / "mylab"
     pkg.mkdir()
     write(pkg, "__init__.py", "from mylab import mixers  # noqa\n")
@@ -69,7 +44,7 @@ def test_a_module_plugin_is_imported_by_name(tmp_path, forget, monkeypatch):
     ("def f(:\n    pass\n", 1, "SyntaxError"),
     ("import not_a_module_anywhere\n", 1, "ModuleNotFoundError"),
 ])
-def test_a_plugin_that_fails_to_import_names_its_file_and_line(tmp_path, forget, body, line, what):
+def test_a_plugin_that_fails_to_import_names_its_file_and_line(tmp_path, forget_plugins, body, line, what):
     path = write(tmp_path, "broken.py", body)
     with pytest.raises(PluginError) as err:
         load_plugins([str(path)], where="space.yaml: plugins")
@@ -87,7 +62,7 @@ def test_a_plugin_that_fails_to_import_names_its_file_and_line(tmp_path, forget,
     ('@register_mixer("token", "x", params=[Param("missing", int, 1)])', 3, "lacks missing"),
     ('@register_mixer("token", "attention", params=[])', 3, "registered twice"),
 ])
-def test_a_plugin_that_registers_something_invalid_names_its_file_and_line(tmp_path, forget, decl, line, message):
+def test_a_plugin_that_registers_something_invalid_names_its_file_and_line(tmp_path, forget_plugins, decl, line, message):
     body = f"from torch import nn\nfrom mixnas.registry import Param, register_mixer\n{decl}\nclass M(nn.Module):\n" \
            "    def __init__(self, ctx):\n        super().__init__()\n"
     path = write(tmp_path, "invalid.py", body)
@@ -97,7 +72,7 @@ def test_a_plugin_that_registers_something_invalid_names_its_file_and_line(tmp_p
     assert "RegistrationError" in str(err.value)
 
 
-def test_registration_errors_are_user_errors_for_the_builtin_path_too(forget):
+def test_registration_errors_are_user_errors_for_the_builtin_path_too(forget_plugins):
     from mixnas.registry import register_mixer
 
     with pytest.raises(RegistrationError) as err:
@@ -114,7 +89,7 @@ def test_missing_plugins_say_what_a_plugin_is(tmp_path):
         load_plugin("my-mixer")
 
 
-def test_a_worker_without_the_file_imports_the_shipped_source(tmp_path, forget):
+def test_a_worker_without_the_file_imports_the_shipped_source(tmp_path, forget_plugins):
     path = write(tmp_path, "shipped_mixer.py", MIXER.format(name="plug_shipped", cls="ShippedMixer"))
     load_plugin(str(path))
     records = [r for r in plugins.shipped() if r["file"] == str(path.resolve())]
@@ -129,7 +104,7 @@ def test_a_worker_without_the_file_imports_the_shipped_source(tmp_path, forget):
     assert plugins.ensure_plugins(records)[0] is got[0]  # loaded once
 
 
-def test_entry_points_are_loaded_with_the_builtins(tmp_path, forget, monkeypatch):
+def test_entry_points_are_loaded_with_the_builtins(tmp_path, forget_plugins, monkeypatch):
     import importlib.metadata as md
 
     write(tmp_path, "ep_mixers.py", MIXER.format(name="plug_ep", cls="EpMixer"))
@@ -154,3 +129,43 @@ def test_split_target(target, expected):
 def test_split_target_refuses_half_a_target():
     with pytest.raises(PluginError, match="expected MODULE:NAME"):
         split_target("my_mixer.py:")
+
+
+def test_a_yaml_plugins_list_loads_relative_to_its_file_and_locates_mistakes(tmp_path, forget_plugins):
+    from mixnas.plugins import yaml_plugins
+    from mixnas.yamlio import LocatedError, load_located
+
+    (tmp_path / "lab").mkdir()
+    write_mixer(tmp_path / "lab", name="plug_yaml")
+    doc = tmp_path / "lab" / "arch.yaml"
+    doc.write_text("name: x\nplugins: mean_mixer.py\n")  # one string, relative to the file, not the cwd
+    got = yaml_plugins(load_located(doc))
+    assert [p.file for p in got] == [str((tmp_path / "lab" / "mean_mixer.py").resolve())]
+    assert get_mixer("token", "plug_yaml")
+    doc.write_text("plugins:\n  - mean_mixer.py\n  - gone.py\n")
+    with pytest.raises(PluginError, match=rf"^{doc}:3: plugins\[1\]: plugin file 'gone.py' not found"):
+        yaml_plugins(load_located(doc))
+    doc.write_text("plugins: [3]\n")
+    with pytest.raises(PluginError, match=rf"^{doc}:1: plugins\[0\]: expected a .py file path or a module name"):
+        yaml_plugins(load_located(doc))
+    doc.write_text("plugins: {a: 1}\n")
+    with pytest.raises(LocatedError, match=rf"^{doc}:1: plugins: expected a list of plugins"):
+        yaml_plugins(load_located(doc))
+
+
+def test_a_run_reloads_its_recorded_plugins_warns_when_changed_and_fails_when_gone(tmp_path, forget_plugins):
+    from mixnas.plugins import recorded, reload_recorded
+
+    path = write_mixer(tmp_path, name="plug_rec")
+    load_plugin(str(path))
+    records = [r for r in recorded() if r["file"] == str(path.resolve())]
+    warned: list[str] = []
+    assert reload_recorded(records, "run/search.yaml: plugins", warned.append)[0].sha256 == records[0]["sha256"]
+    assert warned == []
+    changed = [{**records[0], "sha256": "0" * 64}]
+    reload_recorded(changed, "run/search.yaml: plugins", warned.append)
+    assert len(warned) == 1 and f"plugin {path.resolve()} changed since this run recorded it" in warned[0]
+    path.unlink()
+    with pytest.raises(PluginError, match=rf"run/search.yaml: plugins\[0\]: the plugin file {path.resolve()} this "
+                                          "run was made with is gone"):
+        reload_recorded(records, "run/search.yaml: plugins")

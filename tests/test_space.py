@@ -425,3 +425,51 @@ def test_every_field_of_every_config_part_is_a_space_key(tmp_path):
             assert hasattr(owner, f.name)
             if f.metadata.get("choices") is None and f.default is not MISSING:
                 assert getattr(owner, f.name) == f.default, (section, f.name)
+
+
+PLUGIN_MIXERS = "      mixer: {token_hidden_dim: {choice: [8, 16]}}\n      attention: {num_heads: {choice: [2, 4]}}\n"
+
+
+def test_a_space_searches_a_plugin_mixer_named_relative_to_the_file(tmp_path, monkeypatch, forget_plugins):
+    from plugin_helpers import write_mixer
+
+    folder = tmp_path / "lab"
+    folder.mkdir()
+    plugin = write_mixer(folder, name="plug_space")
+    text = SMALL.replace("name: small\n", "name: small\nplugins: [mean_mixer.py]\n").replace(
+        PLUGIN_MIXERS, "      plug_space: {scale: {choice: [0.5, 1.0]}}\n")
+    (folder / "space.yaml").write_text(text)
+    monkeypatch.chdir(tmp_path)  # the path is relative to the space file, not the working directory
+    space = load_space("lab/space.yaml")
+    assert space.plugins == (str(plugin.resolve()),)
+    assert space.raw["plugins"] == [str(plugin.resolve())]  # a saved copy of raw loads from anywhere
+    archs = [a for _, a, _ in sample_candidates(space, 8, 0) if a is not None]
+    assert {a.stages[0].token_mixer.name for a in archs} == {"plug_space"}
+    assert {dict(a.stages[0].token_mixer.params)["scale"] for a in archs} == {0.5, 1.0}
+
+
+def test_extends_adds_up_plugins_each_relative_to_the_file_that_names_it(tmp_path, forget_plugins):
+    from plugin_helpers import write_mixer
+
+    (tmp_path / "base").mkdir()
+    first = write_mixer(tmp_path / "base", "first.py", name="plug_first", cls="First")
+    second = write_mixer(tmp_path, "second.py", name="plug_second", cls="Second")
+    (tmp_path / "base" / "base.yaml").write_text(SMALL.replace("name: small\n", "name: small\nplugins: first.py\n")
+                                                 .replace(PLUGIN_MIXERS, "      plug_first: {}\n"))
+    (tmp_path / "child.yaml").write_text("extends: base/base.yaml\nplugins: [second.py]\narch:\n  stages:\n"
+                                         "    token_mixer:\n      plug_second: {scale: 2.0}\n")
+    space = load_space(tmp_path / "child.yaml")
+    assert space.plugins == (str(first.resolve()), str(second.resolve()))  # the parent's first, then the child's
+    names = {a.stages[0].token_mixer.name for _, a, _ in sample_candidates(space, 12, 0) if a is not None}
+    assert names == {"plug_first", "plug_second"}  # mixer families merge as before: both branches
+
+
+def test_a_broken_plugin_of_a_space_is_located_at_its_line(tmp_path, forget_plugins):
+    (tmp_path / "broken.py").write_text("x = 1\nraise ImportError('no such lab')\n")
+    path = tmp_path / "space.yaml"
+    path.write_text(SMALL.replace("name: small\n", "name: small\nplugins:\n  - broken.py\n"))
+    with pytest.raises(MixnasError) as err:
+        load_space(path)
+    assert str(err.value) == (f"{path}:3: plugins[0]: plugin {(tmp_path / 'broken.py').resolve()}, line 2: "
+                              "ImportError: no such lab")
+    assert err.value.exit_code == 2

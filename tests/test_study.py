@@ -205,3 +205,62 @@ seeds: 2
     assert child.base == "a/arch.yaml" and child.base_arch.stages[0].dim == 32
     (tmp_path / "loop.yaml").write_text("extends: loop.yaml\n")
     assert "circular extends" in str(pytest.raises(MixnasError, load_study, tmp_path / "loop.yaml").value)
+
+
+PLUGIN_ARCH = """\
+plugins: [mean_mixer.py]
+name: plug
+layout: isotropic
+input: {image_size: 16, in_channels: 1, num_classes: 10}
+stem: {patch_size: 4, dim: 8}
+stages:
+- depth: 1
+  dim: 8
+  token_mixer: {name: plug_study, scale: 1.0}
+  channel_mixer: {name: mlp, channel_hidden_dim: 16}
+"""
+
+PLUGIN_STUDY = """\
+name: plugged
+plugins: [../lab/mean_mixer.py]
+base: ../lab/arch.yaml
+task: {dataset: digits, image_size: 16}
+train: {epochs: 1, fraction: 0.1}
+factors:
+  scale:
+    path: stages[0].token_mixer.scale
+    levels: [0.5, 2.0]
+seeds: [0]
+"""
+
+
+def test_a_study_varies_a_plugin_mixer_and_its_run_records_the_plugin(tmp_path, forget_plugins):
+    from plugin_helpers import write_mixer
+
+    from mixnas.plugins import file_sha256
+    from mixnas.study_run import report, run_study
+    from mixnas.trial import Outcome
+
+    (tmp_path / "lab").mkdir()
+    (tmp_path / "studies").mkdir()
+    plugin = write_mixer(tmp_path / "lab", name="plug_study")
+    (tmp_path / "lab" / "arch.yaml").write_text(PLUGIN_ARCH)  # the base names the plugin too (its own file)
+    study = load_study(write(tmp_path / "studies", PLUGIN_STUDY))
+    assert study.plugins == (str(plugin.resolve()),)
+    assert [t.arch.stages[0].token_mixer["scale"] for t in resolve(study)] == [0.5, 2.0]
+    sha = file_sha256(plugin)
+
+    def body(config, report):
+        assert [p["sha256"] for p in config["plugins"]] == [sha]  # shipped to the worker with the trial
+        row = {"epoch": 1, "val_top1": 50.0, "partial": 1.0}
+        return Outcome("completed", [row], "", 0.1, {"plugin_sha256": sha})
+
+    run = tmp_path / "run"
+    results = run_study(study, run, body=body, log=lambda line: None)
+    assert all(r["code"]["plugins"][0]["sha256"] == sha and r["worker"]["plugin_sha256"] == sha for r in results)
+    recorded = yaml.safe_load((run / "study.yaml").read_text())["plugins"]
+    assert [r["sha256"] for r in recorded if r["file"] == str(plugin.resolve())] == [sha]
+    plugin.unlink()
+    with pytest.raises(MixnasError, match=rf"study.yaml: plugins\[\d\]: the plugin file {plugin.resolve()} this run "
+                                          "was made with is gone"):
+        report(run)

@@ -28,18 +28,37 @@ from mixnas.errors import MixnasError
 COMMAND_MODULES = ("models", "check", "space", "train", "search", "export", "dashboard", "study", "bench")
 
 
+PLUGIN_HELP = ("a module that registers mixers, named models or datasets: a .py file (relative to the working "
+               "directory) or an importable module name; repeatable (docs/search.md#plugins-bring-your-own-mixer)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="mixnas", description="Design-space exploration and NAS for vision MLPs.")
     parser.add_argument("--version", action="version", version=f"mixnas {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(f"mixnas.cli.{name}").register(sub)
+    for command in _commands(parser):
+        command.add_argument("--plugin", action="append", dest="plugins", metavar="PATH_OR_MODULE",
+                             help=PLUGIN_HELP)
     return parser
+
+
+def _commands(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """Every command's own parser (``train``, ``space check``, ...): the leaves below ``parser``."""
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        return [parser]
+    return [leaf for a in subs for child in dict.fromkeys(a.choices.values()) for leaf in _commands(child)]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if getattr(args, "plugins", None):  # before the command reads any file that names their mixers
+            from mixnas.plugins import load_plugins
+
+            load_plugins(args.plugins, where="--plugin")
         return args.func(args)
     except MixnasError as err:
         line = " ".join(part.strip() for part in str(err).splitlines() if part.strip())  # one line, always

@@ -23,6 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="named models: reported params / MACs beside measured")
     p.add_argument("--family", help="only models of this token-mixer family")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--mixers", action="store_true", help="list the registered token and channel mixers instead "
+                                                         "(built-in and from plugins) with their parameters")
     p.set_defaults(func=cmd_models)
 
     p = sub.add_parser("inspect", help="per-stage params, MACs and latency of a model or ArchConfig YAML")
@@ -69,9 +71,37 @@ def model_rows(names: Sequence[str] | None = None, on_row: Callable[[dict], None
     return rows
 
 
+def mixer_rows() -> list[dict]:
+    """Every registered mixer family: role, name, declared parameters and the module that registered it (a
+    plugin's file, or ``mixnas.mixers...`` for the built-ins)."""
+    from mixnas.plugins import loaded_plugins
+    from mixnas.registry import ROLES, mixer_families
+
+    files = {p.module: p.file or p.module for p in loaded_plugins()}
+    rows = []
+    for role in ROLES:
+        for name, fam in sorted(mixer_families(role).items()):
+            module = fam.cls.__module__
+            rows.append({"role": role, "name": name, "params": {p.name: p.describe() for p in fam.params},
+                         "source": files.get(module, files.get(module.split(".")[0], module))})
+    return rows
+
+
+def cmd_mixers(args: argparse.Namespace) -> int:
+    rows = mixer_rows()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    table = [(r["role"], r["name"], ", ".join(r["params"]) or "—", r["source"]) for r in rows]
+    print(format_table(["role", "mixer", "parameters", "registered by"], table, [False] * 4))
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from mixnas.registry import named_models
 
+    if args.mixers:
+        return cmd_mixers(args)
     names = sorted(n for n, m in named_models().items() if not args.family or m.family == args.family)
     if not names:
         raise MixnasError(f"no named model of family {args.family!r}")

@@ -38,6 +38,9 @@ def read_record(out: Path) -> dict:
             not isinstance(doc.get("resolved"), dict):
         raise MixnasError(f"{meta}: not a search record (expected the mappings 'settings' and 'resolved'); "
                           "it was damaged: restore it, or start a new search in another --out")
+    from mixnas.plugins import reload_recorded
+
+    reload_recorded(doc.get("plugins"), f"{meta}: plugins")  # the run's --plugin ones too, before its space
     record = {**doc["settings"], "resolved": doc["resolved"], "space_doc": doc.get("space")}
     later = out / "search.resume.yaml"
     if later.is_file():
