@@ -35,6 +35,7 @@ from plotly.subplots import make_subplots
 from mixnas import analysis as A
 from mixnas import optuna_io
 from mixnas.errors import MixnasError
+from mixnas.plugins import yaml_header
 from mixnas.runs import trial_counts
 from mixnas.util import is_finite, short_number
 from mixnas.vocab import COSTS, SEARCH_METRICS
@@ -615,7 +616,8 @@ def _trials_table(run: A.Run, base: Path, trial_dir: Path) -> str:
             trial_dir.mkdir(parents=True, exist_ok=True)
             target = trial_dir / f"trial_{row['number']:05d}.yaml"
             try:
-                text = ArchConfig.from_dict(row["arch"]).with_name(f"{run.study_name}-t{row['number']}").to_yaml()
+                text = yaml_header() + ArchConfig.from_dict(row["arch"]).with_name(
+                    f"{run.study_name}-t{row['number']}").to_yaml()  # with the run's plugins: trainable as is
             except MixnasError:
                 import yaml
 

@@ -313,6 +313,18 @@ def plugin_ref(plugin: Plugin) -> str:
     return plugin.file if plugin.kind == "file" and plugin.file else plugin.module
 
 
+def yaml_header() -> str:
+    """The ``plugins:`` line that heads an architecture file mixnas writes while plugins are loaded (a search's
+    ``pareto.yaml``, a sampled or saved architecture), so that ``mixnas train`` / ``inspect`` of the file load
+    them first: each as :func:`plugin_ref` names it. Empty without plugins."""
+    refs = [plugin_ref(p) for p in loaded_plugins()]
+    return f"plugins: [{', '.join(_quoted(r) for r in refs)}]\n" if refs else ""
+
+
+def _quoted(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"  # YAML single quotes: any path reads back as written
+
+
 def recorded() -> list[dict[str, Any]]:
     """What a run folder records about the plugins of this process (:func:`reload_recorded` reads it back)."""
     return [p.record() for p in loaded_plugins()]

@@ -596,23 +596,17 @@ class Search:
             name = f"trial_{t.number:05d}.yaml"
             names.add(name)
             if not (pdir / name).exists():  # a trial's architecture never changes
-                atomic_write_text(pdir / name, self._plugins_yaml() + arch.to_yaml())
+                atomic_write_text(pdir / name, plugins.yaml_header() + arch.to_yaml())
             entries.append({"trial": t.number, "digest": t.user_attrs["digest"],
                             "objectives": {o.metric: t.values[i] for i, o in enumerate(self.objectives)},
                             "file": f"pareto/{name}", "arch": arch.to_dict()})
-        atomic_write_text(self.out / "pareto.yaml", self._plugins_yaml() + yaml.safe_dump(plain(
+        atomic_write_text(self.out / "pareto.yaml", plugins.yaml_header() + yaml.safe_dump(plain(
             {"study": self.study_name, "objectives": [str(o) for o in self.objectives], "fidelity": self.max_epochs,
              "pareto": entries}), sort_keys=False))
         for stale in pdir.glob("trial_*.yaml"):
             if stale.name not in names:
                 stale.unlink()
         self._written_front = [t.number for t in front]
-
-    def _plugins_yaml(self) -> str:
-        """The ``plugins:`` line of an architecture file the run writes (``mixnas train`` / ``inspect`` load
-        them first): the absolute path of each file plugin, the module name of the others; empty without."""
-        refs = [plugins.plugin_ref(p) for p in plugins.loaded_plugins()]
-        return yaml.safe_dump({"plugins": refs}, sort_keys=False) if refs else ""
 
     def close(self) -> None:
         """Write the outputs once more (records told without training since the last finished trial), then

@@ -33,3 +33,32 @@ def write(folder: Path, name: str, text: str) -> Path:
 def write_mixer(folder: Path, file: str = "mean_mixer.py", name: str = "plug_mean", cls: str = "MeanMixer") -> Path:
     """A plugin file registering the token mixer ``name`` (one parameter, ``scale``)."""
     return write(folder, file, MIXER.format(name=name, cls=cls))
+
+
+def write_plugin_space(folder: Path, name: str, max_macs: str = "1G") -> tuple[Path, Path]:
+    """The tiny search space of :mod:`search_helpers` with the plugin mixer ``name`` (``scale`` 0.5 or 1) as its
+    token mixer, the plugin in ``folder/lab`` and the space in ``folder/spaces`` naming it relatively:
+    ``(space file, plugin file)``."""
+    from search_helpers import TINY_SPACE, TOKEN_MIXERS
+
+    (folder / "lab").mkdir()
+    (folder / "spaces").mkdir()
+    plugin = write_mixer(folder / "lab", "lab_mixer.py", name=name, cls="LabMixer")
+    space = folder / "spaces" / "plug.yaml"
+    space.write_text((TINY_SPACE % {"max_macs": max_macs})
+                     .replace("name: tiny\n", "name: plug\nplugins: [../lab/lab_mixer.py]\n")
+                     .replace(TOKEN_MIXERS["mixer"], f"      {name}: {{scale: {{choice: [0.5, 1.0]}}}}\n"))
+    return space, plugin
+
+
+def unload(plugin: Path, name: str) -> None:
+    """Make this process forget a loaded plugin file and its token mixer ``name``, as a fresh process would."""
+    import sys
+
+    from mixnas import plugins
+    from mixnas.registry import _FAMILIES
+
+    _FAMILIES["token"].pop(name, None)
+    loaded = plugins._LOADED.pop(str(plugin.resolve()), None)
+    if loaded is not None:
+        sys.modules.pop(loaded.module, None)

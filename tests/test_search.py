@@ -181,3 +181,47 @@ def test_slot_gaps_are_per_worker_and_skip_duplicates():
     assert line is not None and "0.57 s" in line
     assert overhead_line(trials[-2:]) is None
 
+
+
+def test_a_run_records_its_plugins_and_every_reader_reloads_them(tmp_path, capsys, forget_plugins):
+    from plugin_helpers import unload, write_plugin_space
+
+    from mixnas.analysis import load_run
+    from mixnas.cli import main
+    from mixnas.cli.resume import read_record
+    from mixnas.plugins import file_sha256
+    from mixnas.registry import mixer_families
+
+    space, plugin = write_plugin_space(tmp_path, "plug_run")
+    run = tmp_path / "run"
+    search = Search(SearchSettings(space=str(space), out=str(run), trials=3, sampler="random"))
+    LocalRunner(search, fake_body()).run()
+    sha = file_sha256(plugin)
+    assert [(r["file"], r["sha256"]) for r in yaml.safe_load((run / "search.yaml").read_text())["plugins"]
+            if r["file"] == str(plugin.resolve())] == [(str(plugin.resolve()), sha)]
+    front = yaml.safe_load((run / "pareto.yaml").read_text())
+    assert str(plugin.resolve()) in front["plugins"]  # `mixnas train pareto.yaml#N` loads it first
+    first = front["pareto"][0]["trial"]
+
+    unload(plugin, "plug_run")  # each reader below as in a new process
+    assert main(["inspect", f"{run}/pareto.yaml#{first}"]) == 0
+    assert "plug_run(scale=" in capsys.readouterr().out
+    unload(plugin, "plug_run")
+    read_record(run)  # search --resume
+    assert "plug_run" in mixer_families("token")
+    unload(plugin, "plug_run")
+    complete = [t for t in search.trials() if t.state.name == "COMPLETE"]
+    assert complete and len(load_run(run).complete()) == len(complete)
+    assert capsys.readouterr().err == ""
+
+    plugin.write_text(plugin.read_text() + "# edited after the run\n")
+    unload(plugin, "plug_run")
+    load_run(run)
+    assert f"mixnas: warning: {run}/search.yaml: plugins[" in capsys.readouterr().err  # changed: said, still read
+
+    plugin.unlink()
+    unload(plugin, "plug_run")
+    assert main(["dashboard", str(run)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"mixnas dashboard: error: {run}/search.yaml: plugins[") and len(err.splitlines()) == 1
+    assert f"the plugin file {plugin.resolve()} this run was made with is gone" in err

@@ -4,7 +4,7 @@ the mixnas code and with a user's plugin mixer from a file outside the package."
 from __future__ import annotations
 
 import pytest
-from search_helpers import TINY_SPACE, TOKEN_MIXERS, write_space
+from search_helpers import write_space
 
 ray = pytest.importorskip("ray")
 
@@ -54,11 +54,11 @@ def test_search_on_two_node_cluster(tmp_path, two_nodes):
     assert ray.is_initialized()  # run_search leaves a cluster it did not start alone
 
 
-def test_a_plugin_mixer_is_searched_on_both_nodes_counted_and_drawn(tmp_path, two_nodes, forget_plugins, capsys):
+def test_a_plugin_mixer_is_searched_on_both_nodes_counted_and_drawn(tmp_path, two_nodes, forget_plugins):
     """The user's mixer lives in a file the test writes outside the package, named by the space file: the
     workers of both nodes import it before they build a candidate, fvcore counts it on the driver, every
     record carries its sha256, and the dashboard of the run (which reloads it) draws it."""
-    from plugin_helpers import write_mixer
+    from plugin_helpers import unload, write_plugin_space
 
     from mixnas.cli import main
     from mixnas.complexity import complexity
@@ -66,14 +66,8 @@ def test_a_plugin_mixer_is_searched_on_both_nodes_counted_and_drawn(tmp_path, tw
     from mixnas.plugins import file_sha256
     from mixnas.ray_io import run_search
 
-    (tmp_path / "lab").mkdir()
-    (tmp_path / "spaces").mkdir()
-    plugin = write_mixer(tmp_path / "lab", "lab_mixer.py", name="plug_cluster", cls="ClusterMixer")
+    space, plugin = write_plugin_space(tmp_path, "plug_cluster")
     sha = file_sha256(plugin)
-    space = tmp_path / "spaces" / "plug.yaml"
-    space.write_text((TINY_SPACE % {"max_macs": "1G"})
-                     .replace("name: tiny\n", "name: plug\nplugins: [../lab/lab_mixer.py]\n")
-                     .replace(TOKEN_MIXERS["mixer"], "      plug_cluster: {scale: {choice: [0.5, 1.0]}}\n"))
     search = cluster_search(space, tmp_path / "run", two_nodes.address, trials=4)
     run_search(search)
     trained = trained_trials(search)
@@ -86,6 +80,6 @@ def test_a_plugin_mixer_is_searched_on_both_nodes_counted_and_drawn(tmp_path, tw
         assert a["macs"] > 0 and a["macs"] == complexity(arch).macs  # fvcore's count, the driver's
         assert [p["sha256"] for p in a["code"]["plugins"] if p["file"] == str(plugin.resolve())] == [sha]
         assert a["plugin_sha256"] == sha  # the code the worker imported, as it saw it
+    unload(plugin, "plug_cluster")  # as a later process: the dashboard reloads it from the run's record
     assert main(["dashboard", str(tmp_path / "run"), "--bootstrap", "10"]) == 0
     assert "plug_cluster" in (tmp_path / "run" / "report.html").read_text()
-    capsys.readouterr()

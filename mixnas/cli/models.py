@@ -163,6 +163,7 @@ def inspect_collection(path: str, entries: list) -> int:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     from mixnas.models import load_arch_entries, looks_like_file, resolve_arch, split_ref
+    from mixnas.plugins import yaml_header
 
     if looks_like_file(args.model):
         path, entry = split_ref(args.model)
@@ -184,7 +185,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     _print_inspect(arch, args.model, rows, latency is not None, total_latency)
     if args.save_yaml:
         with open(args.save_yaml, "w") as fh:
-            fh.write(arch.to_yaml())
+            fh.write(yaml_header() + arch.to_yaml())
         print(f"wrote {args.save_yaml}")
     return 0
 

@@ -86,6 +86,7 @@ def cmd_space_sample(args: argparse.Namespace) -> int:
 
     from mixnas.checks import check_candidate
     from mixnas.optuna_io import sample_candidates
+    from mixnas.plugins import yaml_header
     from mixnas.space import load_space
 
     if args.n < 1:
@@ -101,7 +102,8 @@ def cmd_space_sample(args: argparse.Namespace) -> int:
             continue
         chk = check_candidate(arch, space.constraints, latency=args.latency)
         path = out / f"{len(rows):03d}_{chk.digest}.yaml"
-        path.write_text(f"# sampled from {args.file} (seed {args.seed}); params: {params}\n" + arch.to_yaml())
+        path.write_text(f"# sampled from {args.file} (seed {args.seed}); params: {params}\n" + yaml_header()
+                        + arch.to_yaml())
         row = [len(rows), chk.digest, f"{chk.params:,}", human(chk.macs)]
         if args.latency:
             row.append(f"{chk.latency_ms:.3f}")
