@@ -44,7 +44,7 @@ import yaml
 
 from mixnas.config import ArchConfig
 from mixnas.errors import ArchError, MixnasError, did_you_mean
-from mixnas.plugins import plugin_ref, yaml_plugins
+from mixnas.plugins import plugin_ref, recorded, yaml_plugins
 from mixnas.train import TrainConfig
 from mixnas.vocab import STUDY_METRICS as OBJECTIVES
 from mixnas.yamlio import LocatedError, LocDict, LocList, load_extended, loads_located, plain
@@ -663,8 +663,6 @@ def materialise(study: Study, run_dir: str | Path) -> list[StudyTrial]:
     (run_dir / "trials").mkdir(parents=True, exist_ok=True)
     for t in trials:
         (run_dir / "trials" / f"{t.key}.yaml").write_text(yaml.safe_dump(t.to_dict(study), sort_keys=False))
-    from mixnas.plugins import recorded
-
     record = {**study.to_dict(), **({"plugins": recorded()} if recorded() else {})}  # reloaded by the report
     text = yaml.safe_dump({**record, "trials": [t.key for t in trials]}, sort_keys=False)
     (run_dir / "study.yaml").write_text(text)
