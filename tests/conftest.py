@@ -92,25 +92,3 @@ def pytest_sessionfinish(session, exitstatus) -> None:
         shutil.rmtree(SCRATCH, ignore_errors=True)
     else:
         print(f"\nmixnas: scratch folder kept for inspection: {SCRATCH}")
-
-
-@pytest.fixture
-def forget_plugins():
-    """Undo what a test's plugins registered and loaded (mixers, modules, the loaded list), so that names and
-    files can be reused by the next test."""
-    import sys
-
-    from mixnas import plugins
-    from mixnas.registry import _FAMILIES, get_mixer
-
-    get_mixer("token", "attention")  # the built-ins first: they stay
-    before = {r: dict(f) for r, f in _FAMILIES.items()}
-    loaded = dict(plugins._LOADED)
-    yield
-    for role, fams in before.items():
-        _FAMILIES[role].clear()
-        _FAMILIES[role].update(fams)
-    for key in set(plugins._LOADED) - set(loaded):
-        sys.modules.pop(plugins._LOADED[key].module, None)
-    plugins._LOADED.clear()
-    plugins._LOADED.update(loaded)

@@ -155,7 +155,7 @@ stages:
 """
 
 
-def test_the_plugin_option_registers_mixers_that_models_lists(tmp_path, capsys, forget_plugins):
+def test_the_plugin_option_registers_mixers_that_models_lists(tmp_path, capsys, forget):
     from plugin_helpers import write_mixer
 
     path = write_mixer(tmp_path, name="plug_cli")
@@ -165,7 +165,7 @@ def test_the_plugin_option_registers_mixers_that_models_lists(tmp_path, capsys, 
     assert row[0].rstrip().endswith(str(path.resolve()))  # where the mixer comes from
 
 
-def test_an_arch_file_loads_its_plugins_relative_to_itself(tmp_path, capsys, forget_plugins, monkeypatch):
+def test_an_arch_file_loads_its_plugins_relative_to_itself(tmp_path, capsys, forget, monkeypatch):
     from plugin_helpers import write_mixer
 
     (tmp_path / "lab").mkdir()
@@ -181,7 +181,7 @@ def test_an_arch_file_loads_its_plugins_relative_to_itself(tmp_path, capsys, for
     ("nope.py", "mixnas models: error: --plugin[0]: plugin file 'nope.py' not found"),
     ("broken.py", "mixnas models: error: --plugin[0]: plugin {broken}, line 2: ZeroDivisionError: division by zero"),
 ])
-def test_a_plugin_option_that_fails_is_one_line_naming_its_file_and_line(tmp_path, capsys, forget_plugins, spec,
+def test_a_plugin_option_that_fails_is_one_line_naming_its_file_and_line(tmp_path, capsys, forget, spec,
                                                                          expected):
     broken = tmp_path / "broken.py"
     broken.write_text("x = 1\ny = x / 0\n")

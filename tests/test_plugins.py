@@ -14,7 +14,7 @@ from mixnas.provenance import code_version
 from mixnas.registry import _FAMILIES, RegistrationError, get_mixer
 
 
-def test_a_file_plugin_registers_its_mixer_and_is_recorded_with_its_hash(tmp_path, forget_plugins):
+def test_a_file_plugin_registers_its_mixer_and_is_recorded_with_its_hash(tmp_path, forget):
     path = write(tmp_path, "mean_mixer.py", MIXER.format(name="plug_mean", cls="MeanMixer"))
     plugin = load_plugin("mean_mixer.py", base_dir=tmp_path)
     assert get_mixer("token", "plug_mean").cls.__name__ == "MeanMixer"
@@ -26,7 +26,7 @@ def test_a_file_plugin_registers_its_mixer_and_is_recorded_with_its_hash(tmp_pat
             "sha256": plugin.sha256} in recorded
 
 
-def test_a_module_plugin_is_imported_by_name(tmp_path, forget_plugins, monkeypatch):
+def test_a_module_plugin_is_imported_by_name(tmp_path, forget, monkeypatch):
     pkg = tmp_path / "mylab"
     pkg.mkdir()
     write(pkg, "__init__.py", "from mylab import mixers  # noqa\n")
@@ -44,7 +44,7 @@ def test_a_module_plugin_is_imported_by_name(tmp_path, forget_plugins, monkeypat
     ("def f(:\n    pass\n", 1, "SyntaxError"),
     ("import not_a_module_anywhere\n", 1, "ModuleNotFoundError"),
 ])
-def test_a_plugin_that_fails_to_import_names_its_file_and_line(tmp_path, forget_plugins, body, line, what):
+def test_a_plugin_that_fails_to_import_names_its_file_and_line(tmp_path, forget, body, line, what):
     path = write(tmp_path, "broken.py", body)
     with pytest.raises(PluginError) as err:
         load_plugins([str(path)], where="space.yaml: plugins")
@@ -62,7 +62,7 @@ def test_a_plugin_that_fails_to_import_names_its_file_and_line(tmp_path, forget_
     ('@register_mixer("token", "x", params=[Param("missing", int, 1)])', 3, "lacks missing"),
     ('@register_mixer("token", "attention", params=[])', 3, "registered twice"),
 ])
-def test_a_plugin_that_registers_something_invalid_names_its_file_and_line(tmp_path, forget_plugins, decl, line, message):
+def test_a_plugin_that_registers_something_invalid_names_its_file_and_line(tmp_path, forget, decl, line, message):
     body = f"from torch import nn\nfrom mixnas.registry import Param, register_mixer\n{decl}\nclass M(nn.Module):\n" \
            "    def __init__(self, ctx):\n        super().__init__()\n"
     path = write(tmp_path, "invalid.py", body)
@@ -72,7 +72,7 @@ def test_a_plugin_that_registers_something_invalid_names_its_file_and_line(tmp_p
     assert "RegistrationError" in str(err.value)
 
 
-def test_registration_errors_are_user_errors_for_the_builtin_path_too(forget_plugins):
+def test_registration_errors_are_user_errors_for_the_builtin_path_too(forget):
     from mixnas.registry import register_mixer
 
     with pytest.raises(RegistrationError) as err:
@@ -89,7 +89,7 @@ def test_missing_plugins_say_what_a_plugin_is(tmp_path):
         load_plugin("my-mixer")
 
 
-def test_a_worker_without_the_file_imports_the_shipped_source(tmp_path, forget_plugins):
+def test_a_worker_without_the_file_imports_the_shipped_source(tmp_path, forget):
     path = write(tmp_path, "shipped_mixer.py", MIXER.format(name="plug_shipped", cls="ShippedMixer"))
     load_plugin(str(path))
     records = [r for r in plugins.shipped() if r["file"] == str(path.resolve())]
@@ -104,7 +104,7 @@ def test_a_worker_without_the_file_imports_the_shipped_source(tmp_path, forget_p
     assert plugins.ensure_plugins(records)[0] is got[0]  # loaded once
 
 
-def test_entry_points_are_loaded_with_the_builtins(tmp_path, forget_plugins, monkeypatch):
+def test_entry_points_are_loaded_with_the_builtins(tmp_path, forget, monkeypatch):
     import importlib.metadata as md
 
     write(tmp_path, "ep_mixers.py", MIXER.format(name="plug_ep", cls="EpMixer"))
@@ -131,7 +131,7 @@ def test_split_target_refuses_half_a_target():
         split_target("my_mixer.py:")
 
 
-def test_a_yaml_plugins_list_loads_relative_to_its_file_and_locates_mistakes(tmp_path, forget_plugins):
+def test_a_yaml_plugins_list_loads_relative_to_its_file_and_locates_mistakes(tmp_path, forget):
     from mixnas.plugins import yaml_plugins
     from mixnas.yamlio import LocatedError, load_located
 
@@ -153,7 +153,7 @@ def test_a_yaml_plugins_list_loads_relative_to_its_file_and_locates_mistakes(tmp
         yaml_plugins(load_located(doc))
 
 
-def test_a_run_reloads_its_recorded_plugins_warns_when_changed_and_fails_when_gone(tmp_path, forget_plugins):
+def test_a_run_reloads_its_recorded_plugins_warns_when_changed_and_fails_when_gone(tmp_path, forget):
     from mixnas.plugins import recorded, reload_recorded
 
     path = write_mixer(tmp_path, name="plug_rec")

@@ -183,7 +183,7 @@ def test_slot_gaps_are_per_worker_and_skip_duplicates():
 
 
 
-def test_a_run_records_its_plugins_and_every_reader_reloads_them(tmp_path, capsys, forget_plugins):
+def test_a_run_records_its_plugins_and_every_reader_reloads_them(tmp_path, capsys, forget):
     from plugin_helpers import unload, write_plugin_space
 
     from mixnas.analysis import load_run

@@ -54,7 +54,7 @@ def test_search_on_two_node_cluster(tmp_path, two_nodes):
     assert ray.is_initialized()  # run_search leaves a cluster it did not start alone
 
 
-def test_a_plugin_mixer_is_searched_on_both_nodes_counted_and_drawn(tmp_path, two_nodes, forget_plugins):
+def test_a_plugin_mixer_is_searched_on_both_nodes_counted_and_drawn(tmp_path, two_nodes, forget):
     """The user's mixer lives in a file the test writes outside the package, named by the space file: the
     workers of both nodes import it before they build a candidate, fvcore counts it on the driver, every
     record carries its sha256, and the dashboard of the run (which reloads it) draws it."""

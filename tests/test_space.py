@@ -430,7 +430,7 @@ def test_every_field_of_every_config_part_is_a_space_key(tmp_path):
 PLUGIN_MIXERS = "      mixer: {token_hidden_dim: {choice: [8, 16]}}\n      attention: {num_heads: {choice: [2, 4]}}\n"
 
 
-def test_a_space_searches_a_plugin_mixer_named_relative_to_the_file(tmp_path, monkeypatch, forget_plugins):
+def test_a_space_searches_a_plugin_mixer_named_relative_to_the_file(tmp_path, monkeypatch, forget):
     from plugin_helpers import write_mixer
 
     folder = tmp_path / "lab"
@@ -448,7 +448,7 @@ def test_a_space_searches_a_plugin_mixer_named_relative_to_the_file(tmp_path, mo
     assert {dict(a.stages[0].token_mixer.params)["scale"] for a in archs} == {0.5, 1.0}
 
 
-def test_extends_adds_up_plugins_each_relative_to_the_file_that_names_it(tmp_path, forget_plugins):
+def test_extends_adds_up_plugins_each_relative_to_the_file_that_names_it(tmp_path, forget):
     from plugin_helpers import write_mixer
 
     (tmp_path / "base").mkdir()
@@ -464,7 +464,7 @@ def test_extends_adds_up_plugins_each_relative_to_the_file_that_names_it(tmp_pat
     assert names == {"plug_first", "plug_second"}  # mixer families merge as before: both branches
 
 
-def test_a_broken_plugin_of_a_space_is_located_at_its_line(tmp_path, forget_plugins):
+def test_a_broken_plugin_of_a_space_is_located_at_its_line(tmp_path, forget):
     (tmp_path / "broken.py").write_text("x = 1\nraise ImportError('no such lab')\n")
     path = tmp_path / "space.yaml"
     path.write_text(SMALL.replace("name: small\n", "name: small\nplugins:\n  - broken.py\n"))

@@ -234,7 +234,7 @@ seeds: [0]
 """
 
 
-def test_a_study_varies_a_plugin_mixer_and_its_run_records_the_plugin(tmp_path, forget_plugins):
+def test_a_study_varies_a_plugin_mixer_and_its_run_records_the_plugin(tmp_path, forget):
     from plugin_helpers import write_mixer
 
     from mixnas.plugins import file_sha256

@@ -23,7 +23,7 @@ def plugin_arch() -> dict:
                         "channel_mixer": {"name": "mlp", "channel_hidden_dim": 16}}]}
 
 
-def test_a_worker_without_the_plugin_file_trains_from_the_shipped_source(tmp_path, forget_plugins):
+def test_a_worker_without_the_plugin_file_trains_from_the_shipped_source(tmp_path, forget):
     path = write_mixer(tmp_path, name="plug_trial", cls="TrialMixer")
     loaded = plugins.load_plugin(str(path))
     shipped = [r for r in plugins.shipped() if r["sha256"] == loaded.sha256]
