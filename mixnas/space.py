@@ -581,9 +581,14 @@ class Space:
         return StageSpec(**vals)
 
     def sample(self, trial: Any, task: InputSpec | None = None) -> ArchConfig:
-        """Define-by-run sampling over an Optuna trial (or ``FixedTrial``); cheap: builds no model.
+        """Define-by-run sampling over an Optuna trial (or ``FixedTrial``); cheap: builds no model. The search
+        samples through this very method, so a user's own Optuna objective that calls it asks for the same
+        parameters (named by their YAML paths) over the same distributions. ``task``: the input to build for
+        (default: the space's task; the search passes its dataset's).
 
-        Raises :class:`InvalidCandidate` when the sampled values break a validity rule.
+        Raises :class:`InvalidCandidate` when the sampled values break a validity rule. Optuna fixes a trial's
+        parameters once asked, so no other candidate can be drawn within that trial: the caller ends it (the
+        search records it as PRUNED with ``status=invalid``; a user's objective raises ``optuna.TrialPruned``).
         """
 
         def suggest(name: str, dom: Domain) -> Any:

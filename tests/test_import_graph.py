@@ -34,7 +34,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                  "mixnas.efficiency", "mixnas.study", "mixnas.study_match", "mixnas.study_stats")),
     ("readers and reports", ("mixnas.analysis", "mixnas.browser", "mixnas.dashboard")),
     ("study runs", ("mixnas.study_run",)),  # runs a study's trials, then reports them through the dashboard
-    ("interfaces", ("mixnas.cli", "mixnas")),
+    ("interfaces", ("mixnas.cli", "mixnas.api", "mixnas")),
 ]
 
 

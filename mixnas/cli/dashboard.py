@@ -1,7 +1,8 @@
 """The ``mixnas dashboard`` command (registered by :func:`register`).
 
 ``mixnas dashboard RUN [RUN ...] [-o report.html] [--js inline|file] [--screenshot PNG] [--serve [--port P]
-[--optuna-dashboard]]`` writes one offline HTML report of one or several search runs (see docs/dashboards.md).
+[--optuna-dashboard]]`` writes one offline HTML report of one or several search runs (see docs/dashboards.md)
+through :func:`mixnas.api.write_dashboard`, then renders or serves it.
 """
 
 from __future__ import annotations
@@ -40,24 +41,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
-    from mixnas import analysis
-    from mixnas.dashboard import build_report
+    from mixnas import api
 
-    runs = [analysis.load_run(r) for r in args.runs]  # every path is checked before anything is written
-    if args.bootstrap < 10:
-        raise MixnasError("--bootstrap must be at least 10")
-    out = Path(args.out) if args.out else (Path(args.runs[0]) / "report.html" if len(runs) == 1
-                                           else Path("report.html"))
-    info = build_report(runs, out, js=args.js, n_boot=args.bootstrap)
-    print(f"wrote {out} ({info['bytes'] / 1e6:.2f} MB, {info['figures']} figures; its files (trial YAMLs{', plotly.min.js' if args.js == 'file' else ''}) in {info['files']}, "
-          f"{info['files_bytes'] / 1e3:.0f} kB)", flush=True)
+    runs = [api.load_run(r) for r in args.runs]  # every path is checked before anything is written
+    report = api.write_dashboard(runs, args.out, js=args.js, bootstrap=args.bootstrap)
+    print(f"wrote {report.path} ({report.bytes / 1e6:.2f} MB, {report.figures} figures; its files (trial YAMLs"
+          f"{', plotly.min.js' if args.js == 'file' else ''}) in {report.files}, {report.files_bytes / 1e3:.0f} kB)",
+          flush=True)
     if args.screenshot:
         from mixnas.browser import screenshot
 
-        screenshot(out, args.screenshot)
+        screenshot(report.path, args.screenshot)
         print(f"wrote {args.screenshot}", flush=True)
     if args.serve:
-        serve(out, args.port, runs[0].storage_url if args.optuna_dashboard else None)
+        serve(report.path, args.port, runs[0].storage_url if args.optuna_dashboard else None)
     return 0
 
 

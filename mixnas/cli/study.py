@@ -3,7 +3,8 @@
 ``mixnas study check FILE`` validates a study file and lists its trials; ``mixnas study run FILE [--out RUN]
 [--resume] [--data-dir DIR] [--address RAY] [--runner ray|local]`` writes every trial as a file, then trains
 them through Ray Tune (or in this process with ``--runner local``), resumable;
-``mixnas study report RUN`` writes report.md / .csv / .tex / .html from the run's result files.
+``mixnas study report RUN`` writes report.md / .csv / .tex / .html from the run's result files. ``run`` and
+``report`` call :func:`mixnas.api.run_study` and :func:`mixnas.api.study_report`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import argparse
 
 from mixnas.errors import MixnasError
-from mixnas.vocab import OutcomeStatus
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -59,28 +59,20 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from mixnas.study import load_study
-    from mixnas.study_run import report, run_study
+    from mixnas import api
 
-    study = load_study(args.file)
-    out = args.out or f"runs/study-{study.name}"
-    if args.address and args.runner == "local":
-        raise MixnasError("--address needs the ray runner (drop --runner local)")
-    results = run_study(study, out, resume=args.resume, data_dir=args.data_dir, runner=args.runner,
+    run = api.run_study(args.file, out=args.out, resume=args.resume, data_dir=args.data_dir, runner=args.runner,
                         address=args.address)
-    bad = [r["key"] for r in results if r is None or r["status"] != OutcomeStatus.COMPLETED]
-    paths = report(out)
-    print(f"study {study.name}: {len(results) - len(bad)}/{len(results)} trials completed; report {paths['md']}")
-    if bad:
-        raise MixnasError(f"{len(bad)} trial(s) did not complete ({', '.join(bad[:5])}); see {out}/results, "
-                          "then run again with --resume")
+    if run.incomplete:
+        raise MixnasError(f"{len(run.incomplete)} trial(s) did not complete ({', '.join(run.incomplete[:5])}); see "
+                          f"{run.path}/results, then run again with --resume")
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from mixnas.study_run import report
+    from mixnas import api
 
-    paths = report(args.run, args.out)
+    paths = api.study_report(args.run, args.out)
     print(paths["md"].read_text())
     print("written: " + ", ".join(str(p) for p in paths.values()))
     return 0
