@@ -24,6 +24,9 @@ asked it (an id kept in the run folder's ``search.yaml``); a joined driver count
 with the same ``--seed`` do not propose the same sequence; training still uses ``--seed``), and before
 training an architecture it looks it up among every driver's finished records (``duplicate_of`` across
 drivers). One that another driver is training at that moment is trained again (a record of its own).
+
+This module is also callable: ``mixnas.search(space, ...)`` is the Python API's :func:`mixnas.api.search`
+(``mixnas/__init__.py`` says how), which builds a :class:`Search` from the command's settings and runs it.
 """
 
 from __future__ import annotations
