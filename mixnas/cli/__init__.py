@@ -3,6 +3,10 @@
 Every user mistake is a :class:`~mixnas.errors.MixnasError`: it is printed as one line on stderr and the
 command exits with status 2. Anything else is a bug and keeps its traceback.
 
+Every command takes ``--plugin PATH_OR_MODULE`` (repeatable, added here to each command's parser): the modules
+that register mixers, models or datasets of the user's own (:mod:`mixnas.plugins`) are loaded before the
+command runs, so that any file it reads may name them.
+
 This package's modules: :mod:`~mixnas.cli.format` (tables, percentages, progress, the parser class) is shared;
 each command group has a module with a ``register(sub)`` that adds its commands: :mod:`~mixnas.cli.models`
 (``models``, ``inspect``), :mod:`~mixnas.cli.space`, :mod:`~mixnas.cli.train` (``train``, ``proxy``),

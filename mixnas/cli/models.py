@@ -1,7 +1,7 @@
 """The ``mixnas models`` and ``mixnas inspect`` commands (registered by :func:`register`).
 
 ``mixnas models [--family F] [--json]`` counts every named model's params and MACs beside the figures its paper
-reports; ``mixnas inspect NAME|ARCH.yaml [--latency] [--json] [--save-yaml FILE]`` prints one architecture per
+reports (``--mixers``: the registered mixer families instead, the plugins' with the file that registered them); ``mixnas inspect NAME|ARCH.yaml [--latency] [--json] [--save-yaml FILE]`` prints one architecture per
 stage (or one row per architecture of a collection such as a search's ``pareto.yaml``).
 """
 
