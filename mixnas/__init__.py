@@ -42,8 +42,8 @@ from mixnas.models import create_model, resolve_arch  # noqa: E402
 from mixnas.network import build_model  # noqa: E402
 
 # The Python API, imported on first use (module-level __getattr__, PEP 562).
-API = ("Dashboard", "InvalidCandidate", "Run", "Space", "StudyRun", "load_run", "load_space", "run_study",
-       "study_report", "write_dashboard")
+API = ("Dashboard", "InvalidCandidate", "Run", "Space", "StudyRun", "load_run", "load_space", "load_study_run",
+       "run_study", "study_report", "write_dashboard")
 
 
 def __getattr__(name):

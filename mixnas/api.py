@@ -12,7 +12,8 @@ does.
   (:meth:`Run.dashboard`) and the Optuna study itself (:attr:`Run.study`).
 * :func:`load_space` (:func:`mixnas.space.load_space`): its ``sample(trial)`` puts a mixnas space inside one's
   own Optuna objective.
-* :func:`run_study` runs a reproduction study (a :class:`StudyRun`); :func:`study_report` writes its tables.
+* :func:`run_study` runs a reproduction study (a :class:`StudyRun`), :func:`load_study_run` reads one;
+  :func:`study_report` writes its tables.
 * :func:`write_dashboard`: one HTML report of one or several runs.
 
 The package root re-exports these names lazily (``mixnas.search(...)``, ``mixnas.load_run(...)``), and this
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -425,8 +427,9 @@ def write_dashboard(runs: Sequence[str | Path | Run], out: str | Path | None = N
 
 @dataclass
 class StudyRun:
-    """A study run folder after :func:`run_study`: every trial's result record (``None`` for one without a
-    result file) and, when written, the report's files by extension (``md``, ``csv``, ``tex``, ``html``)."""
+    """A study run folder (:func:`run_study`, :func:`load_study_run`): every trial's key and result record
+    (``None`` for one without a result file yet) and, when written, the report's files by extension (``md``,
+    ``csv``, ``tex``, ``html``)."""
 
     path: Path
     name: str
@@ -470,7 +473,7 @@ def run_study(study: str | Path | Study, *, out: str | Path | None = None, resum
     :attr:`StudyRun.incomplete`. The progress lines go to stderr and the summary to stdout unless ``quiet``."""
     from mixnas import study_run
     from mixnas.plugins import load_plugins
-    from mixnas.study import load_study, resolve
+    from mixnas.study import load_study
 
     load_plugins(plugins, where="plugins")
     spec = study if not isinstance(study, (str, Path)) else load_study(study)
@@ -478,15 +481,34 @@ def run_study(study: str | Path | Study, *, out: str | Path | None = None, resum
     if address and runner == "local":
         raise MixnasError("--address needs the ray runner (drop --runner local)")
     log = (lambda line: None) if quiet else None
-    results = study_run.run_study(spec, folder, resume=resume, data_dir=data_dir, runner=runner, address=address,
-                                  log=log)
-    result = StudyRun(folder, spec.name, [t.key for t in resolve(spec)], results)
-    if report:
-        result.report = study_run.report(folder)
+    study_run.run_study(spec, folder, resume=resume, data_dir=data_dir, runner=runner, address=address, log=log)
+    result = load_study_run(folder)
+    result.report = study_run.report(folder) if report else None
     if not quiet:
-        print(f"study {spec.name}: {len(result.completed)}/{len(results)} trials completed"
+        print(f"study {spec.name}: {len(result.completed)}/{len(result.keys)} trials completed"
               + (f"; report {result.report['md']}" if result.report else ""), flush=True)
     return result
+
+
+def load_study_run(path: str | Path) -> StudyRun:
+    """Read a study run folder as it is now (``study.yaml`` and ``results/``, while it runs too), with its
+    report's paths when the report was written; a folder that is not one is a MixnasError naming the file."""
+    from mixnas.study_run import read_result
+    from mixnas.yamlio import load_located
+
+    folder = Path(path)
+    meta = folder / "study.yaml"
+    if not meta.is_file():
+        raise MixnasError(f"{folder}: not a study run (no study.yaml; start one with mixnas study run)")
+    doc = load_located(meta, "the study run's record, study.yaml")
+    keys = doc.get("trials") if isinstance(doc, dict) else None
+    if not isinstance(keys, list) or not isinstance(doc.get("name"), str) \
+            or not all(isinstance(k, str) and re.fullmatch(r"[A-Za-z0-9_.+-]+", k) and k[0] != "." for k in keys):
+        raise MixnasError(f"{meta}: not a study run's record (expected its name and 'trials', the list of its trial "
+                          "keys); it was left as it is: run the study again with --resume to rewrite it")
+    paths = {ext: folder / f"report.{ext}" for ext in ("md", "csv", "tex", "html")}
+    return StudyRun(folder, doc["name"], list(keys), [read_result(folder, k) for k in keys],
+                    paths if all(p.is_file() for p in paths.values()) else None)
 
 
 def study_report(run: str | Path, out: str | Path | None = None) -> dict[str, Path]:
@@ -497,5 +519,5 @@ def study_report(run: str | Path, out: str | Path | None = None) -> dict[str, Pa
     return report(run, out)
 
 
-__all__ = ["Dashboard", "InvalidCandidate", "Run", "Space", "StudyRun", "load_run", "load_space", "run_study",
-           "search", "study_report", "write_dashboard"]
+__all__ = ["Dashboard", "InvalidCandidate", "Run", "Space", "StudyRun", "load_run", "load_space", "load_study_run",
+           "run_study", "search", "study_report", "write_dashboard"]

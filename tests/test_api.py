@@ -117,6 +117,8 @@ def test_keywords_take_python_values_and_match_the_command(tmp_path, capsys):
     assert not (tmp_path / "run").exists()
     with pytest.raises(MixnasError, match="--concurrency must be at least 1"):
         api.search(space, out=tmp_path / "run", concurrency=0, quiet=True)
+    with pytest.raises(MixnasError, match=r"plugins\[0\]: plugin file 'nope.py' not found"):
+        api.search(space, out=tmp_path / "run", plugins=["nope.py"], dry_run=True)
     with pytest.raises(MixnasError, match="unknown sampler 'cmaes'"):
         mixnas.search(space, out=tmp_path / "run", sampler="cmaes", quiet=True)  # the package root's name
 
@@ -173,6 +175,14 @@ def test_run_study_trains_reports_and_resumes(tmp_path, capsys):
     assert "2 already done, 0 to run" in captured.err and "study tiny: 2/2 trials completed" in captured.out
     assert again.results == run.results and again.report is None
     assert api.study_report(out, tmp_path / "rep")["csv"] == tmp_path / "rep" / "report.csv"
+    loaded = mixnas.load_study_run(out)
+    assert (loaded.keys, loaded.results, loaded.report) == (run.keys, run.results, run.report)
+    with pytest.raises(MixnasError, match="not a study run"):
+        api.load_study_run(tmp_path)
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "study.yaml").write_text("name: tiny\ntrials: [../../secret]\n")
+    with pytest.raises(MixnasError, match="not a study run's record"):
+        api.load_study_run(tmp_path / "bad")
     with pytest.raises(MixnasError, match="--address needs the ray runner"):
         api.run_study(tmp_path / "tiny.yaml", out=tmp_path / "x", runner="local", address="auto")
 
