@@ -465,21 +465,31 @@ class StudyRun:
 
 def run_study(study: str | Path | Study, *, out: str | Path | None = None, resume: bool = False,
               data_dir: str | None = None, address: str | None = None, runner: str = "ray", report: bool = True,
-              plugins: Sequence[str] = (), quiet: bool = False) -> StudyRun:
+              plugins: Sequence[str] = (), quiet: bool = False, add_mixer: str | None = None,
+              match: str | None = None) -> StudyRun:
     """Run a study file (or a loaded :class:`~mixnas.study.Study`) as ``mixnas study run`` does: write every
     trial as a file in ``out`` (default ``runs/study-NAME``), train those without a completed result (through
     Ray Tune; ``runner="local"``: one after another in this process), then write the report unless ``report``
     is false. ``resume``: continue a run in ``out``. A trial that fails is recorded, not raised: see
-    :attr:`StudyRun.incomplete`. The progress lines go to stderr and the summary to stdout unless ``quiet``."""
+    :attr:`StudyRun.incomplete`. The progress lines go to stderr and the summary to stdout unless ``quiet``.
+
+    ``add_mixer`` (``FILE.py:NAME``, ``module:NAME`` or a registered name) adds that token mixer as one more
+    level of the study file's mixer factor at the median MACs of its levels, the backbone's width (or, with
+    ``match="depth"``, depth) adjusted: ``out/extended.yaml`` is written and run (:mod:`mixnas.vs_zoo`)."""
     from mixnas import study_run
     from mixnas.plugins import load_plugins
     from mixnas.study import load_study
 
     load_plugins(plugins, where="plugins")
-    spec = study if not isinstance(study, (str, Path)) else load_study(study)
-    folder = Path(out) if out else Path(f"runs/study-{spec.name}")
     if address and runner == "local":
         raise MixnasError("--address needs the ray runner (drop --runner local)")
+    if add_mixer:
+        spec, folder = _with_mixer(study, add_mixer, match, out, resume, quiet)
+    else:
+        if match:
+            raise MixnasError("--match goes with --add-mixer (the level whose MACs it matches)")
+        spec = study if not isinstance(study, (str, Path)) else load_study(study)
+        folder = Path(out) if out else Path(f"runs/study-{spec.name}")
     log = (lambda line: None) if quiet else None
     study_run.run_study(spec, folder, resume=resume, data_dir=data_dir, runner=runner, address=address, log=log)
     result = load_study_run(folder)
@@ -509,6 +519,24 @@ def load_study_run(path: str | Path) -> StudyRun:
     paths = {ext: folder / f"report.{ext}" for ext in ("md", "csv", "tex", "html")}
     return StudyRun(folder, doc["name"], list(keys), [read_result(folder, k) for k in keys],
                     paths if all(p.is_file() for p in paths.values()) else None)
+
+
+def _with_mixer(study: str | Path | Study, target: str, match: str | None, out: str | Path | None, resume: bool,
+                quiet: bool) -> tuple[Study, Path]:
+    """The study file extended by ``target`` at matched MACs (written to the run folder), and that folder."""
+    from mixnas.study import load_study
+    from mixnas.study_run import matched_lines
+    from mixnas.vs_zoo import add_mixer
+
+    if not isinstance(study, (str, Path)):
+        raise MixnasError("add_mixer extends a study file: pass its path, not a loaded Study")
+    if match not in (None, "width", "depth"):
+        raise MixnasError(f"match must be width or depth, found {match!r}")
+    file, folder = add_mixer(study, target, match or "width", out, resume)
+    spec = load_study(file)
+    if not quiet:
+        print(f"study {spec.name}: {file} adds {target}; " + "; ".join(matched_lines(spec.to_dict())), flush=True)
+    return spec, folder
 
 
 def study_report(run: str | Path, out: str | Path | None = None) -> dict[str, Path]:

@@ -28,10 +28,11 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("models", ("mixnas.network", "mixnas.zoo", "mixnas.models")),
     ("measuring and training", ("mixnas.complexity", "mixnas.latency", "mixnas.data", "mixnas.train",
                                 "mixnas.proxies", "mixnas.contract")),
-    ("spaces and the trial", ("mixnas.space", "mixnas.checks", "mixnas.pareto", "mixnas.moasha", "mixnas.optuna_io",
+    ("spaces and the trial", ("mixnas.space", "mixnas.mixer_space", "mixnas.checks", "mixnas.pareto", "mixnas.moasha",
+                              "mixnas.optuna_io",
                               "mixnas.trial", "mixnas.runs")),
     ("drivers", ("mixnas.search", "mixnas.ray_io", "mixnas.tabular_stats", "mixnas.tabular", "mixnas.simulate",
-                 "mixnas.efficiency", "mixnas.study", "mixnas.study_match", "mixnas.study_stats")),
+                 "mixnas.efficiency", "mixnas.study", "mixnas.study_match", "mixnas.study_stats", "mixnas.vs_zoo")),
     ("readers and reports", ("mixnas.analysis", "mixnas.browser", "mixnas.dashboard")),
     ("study runs", ("mixnas.study_run",)),  # runs a study's trials, then reports them through the dashboard
     ("interfaces", ("mixnas.cli", "mixnas.api", "mixnas")),

@@ -2,7 +2,8 @@
 
 ``mixnas space check SPACE.yaml [--draws N] [--seed S]`` validates a search space as ``mixnas search`` does
 before launch and describes it (parameters, size, share of invalid draws and their causes);
-``mixnas space sample SPACE.yaml [-n N] [--latency] [--out DIR]`` writes N valid candidates as ArchConfig YAML.
+``mixnas space sample SPACE.yaml [-n N] [--latency] [--out DIR]`` writes N valid candidates as ArchConfig YAML;
+``mixnas space from-mixer TARGET [--out FILE]`` writes a space around one mixer (:mod:`mixnas.mixer_space`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--latency", action="store_true", help="also measure latency (constraints.latency settings)")
     p.add_argument("--out", help="folder for the YAML files (default runs/samples/SPACE-seedS)")
     p.set_defaults(func=cmd_space_sample)
+    p = ssub.add_parser("from-mixer", help="write a search space around a mixer: every declared parameter a "
+                                           "dimension, on a small isotropic backbone (docs/spaces.md)")
+    p.add_argument("target", help="FILE.py:NAME, module:NAME or a registered NAME (the registered or class name)")
+    p.add_argument("--out", help="the YAML file to write (default NAME_space.yaml)")
+    p.set_defaults(func=cmd_space_from_mixer)
 
 
 def cmd_space_check(args: argparse.Namespace) -> int:
@@ -73,6 +79,25 @@ def cmd_space_check(args: argparse.Namespace) -> int:
             print("  caused by (parameter values; invalid draws / draws with them):")
             for values, inv, n in report.causes:
                 print(f"  {inv:>5} / {n:<5} " + ", ".join(f"{k} = {v}" for k, v in values.items()))
+    return 0
+
+
+def cmd_space_from_mixer(args: argparse.Namespace) -> int:
+    from mixnas.mixer_space import dimensions, write_space
+    from mixnas.space import load_space
+
+    command = f"mixnas space from-mixer {args.target}" + (f" --out {args.out}" if args.out else "")
+    path, family = write_space(args.target, args.out, command)
+    space = load_space(path)
+    dims = dimensions(family)
+    kept = [d.param for d in dims if d.value is None]
+    size = space.size()
+    print(f"{path}: space {space.name!r} around {family.role} mixer {family.name!r}: "
+          f"{len(dims) - len(kept)} of its {len(dims)} parameters"
+          + (f" (left at their width-dependent defaults: {', '.join(kept)})" if kept else "")
+          + ", the backbone's width and depth, the channel MLP ratio; "
+          + (f"{size:,} parameter assignments" if size is not None else "float ranges included"))
+    print(f"next: mixnas space check {path}; mixnas search {path}")
     return 0
 
 

@@ -1,8 +1,9 @@
 """The ``mixnas study`` commands (registered by :func:`register`).
 
 ``mixnas study check FILE`` validates a study file and lists its trials; ``mixnas study run FILE [--out RUN]
-[--resume] [--data-dir DIR] [--address RAY] [--runner ray|local]`` writes every trial as a file, then trains
-them through Ray Tune (or in this process with ``--runner local``), resumable;
+[--resume] [--data-dir DIR] [--address RAY] [--runner ray|local] [--add-mixer TARGET [--match width|depth]]``
+writes every trial as a file, then trains them through Ray Tune (or in this process with ``--runner local``),
+resumable (``--add-mixer``: a user's mixer as one more level at matched MACs, :mod:`mixnas.vs_zoo`);
 ``mixnas study report RUN`` writes report.md / .csv / .tex / .html from the run's result files. ``run`` and
 ``report`` call :func:`mixnas.api.run_study` and :func:`mixnas.api.study_report`.
 """
@@ -32,6 +33,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--runner", choices=("ray", "local"), default="ray",
                    help="ray (default): trials in parallel through Ray Tune, as the study's resources allow; "
                         "local: one after another in this process, without Ray")
+    p.add_argument("--add-mixer", metavar="TARGET",
+                   help="add a token mixer (FILE.py:NAME, module:NAME or a registered NAME) as a level of the "
+                        "study's mixer factor at the median MACs of its levels; writes RUN/extended.yaml")
+    p.add_argument("--match", choices=("width", "depth"), help="with --add-mixer: adjust the backbone's width "
+                                                               "(default) or depth to match the MACs")
     p.set_defaults(func=cmd_run)
     p = ssub.add_parser("report", help="tables (Markdown, CSV, LaTeX) and a seed-spread figure of a study run")
     p.add_argument("run", help="a study run folder")
@@ -62,7 +68,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from mixnas import api
 
     run = api.run_study(args.file, out=args.out, resume=args.resume, data_dir=args.data_dir, runner=args.runner,
-                        address=args.address)
+                        address=args.address, add_mixer=args.add_mixer, match=args.match)
     if run.incomplete:
         raise MixnasError(f"{len(run.incomplete)} trial(s) did not complete ({', '.join(run.incomplete[:5])}); see "
                           f"{run.path}/results, then run again with --resume")

@@ -1,0 +1,89 @@
+"""``mixnas space from-mixer``: every declared parameter becomes a dimension, and the written space passes the
+space checker and samples architectures that build."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+import torch
+import yaml
+
+from mixnas.cli import main
+from mixnas.errors import MixnasError
+from mixnas.mixer_space import find_mixer, write_space
+from mixnas.network import build_model
+from mixnas.optuna_io import sample_candidates
+from mixnas.space import invalid_share, launch_check, load_space
+from tests.zoo_plugin import PARAMS, write_plugin
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def branch(path, name: str) -> dict:
+    return yaml.safe_load(path.read_text())["arch"]["stages"]["token_mixer"][name]
+
+
+def check_space(path, n: int = 3) -> None:
+    """What `mixnas space check` checks, then a few samples that build and run."""
+    space = load_space(path)
+    launch_check(space)
+    assert invalid_share(space, 40, 0).share < 0.5
+    archs = [arch for _, arch, _ in sample_candidates(space, n, 0) if arch is not None]
+    assert len(archs) == n
+    for arch in archs:
+        out = build_model(arch)(torch.zeros(1, 1, 32, 32))
+        assert out.shape == (1, 10)
+
+
+@pytest.fixture(scope="module")
+def plugin(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("plugin")
+    return write_plugin(folder, "zoo_space_mixer", "ZooSpaceMixer")
+
+
+def test_every_param_of_a_plugin_mixer_becomes_a_dimension(plugin, tmp_path):
+    out = tmp_path / "spaces" / "mine.yaml"
+    path, family = write_space(f"{plugin}:ZooSpaceMixer", out)  # the class name finds it too
+    assert path == out and family.name == "zoo_space_mixer"
+    text = out.read_text()
+    data = yaml.safe_load(text)
+    assert len(data["plugins"]) == 1 and (out.parent / data["plugins"][0]).resolve() == plugin.resolve()
+    got = branch(out, "zoo_space_mixer")
+    assert set(got) | {"hidden"} == set(PARAMS) and "hidden" not in got
+    assert "hidden: width-dependent default (128 at width 64): left at its default" in text
+    assert got["kernel"] == {"choice": [1, 3, 5]}  # half, the default, double (6) moved to the odd 5
+    assert got["scale"] == {"float": [0.25, 4.0], "log": True}
+    assert got["gate"] == {"choice": [False, True]} and got["pool"] == {"choice": ["mean", "max"]}
+    assert got["tag"] == "v1"  # text without choices: fixed
+    arch = data["arch"]
+    assert arch["stem"]["dim"]["choice"] and arch["stages"]["depth"]["choice"]  # the backbone is searched too
+    check_space(out)
+
+
+@pytest.mark.parametrize("name", ["strip", "smlp"])
+def test_a_space_around_a_builtin_mixer_passes_the_space_checker(tmp_path, name):
+    out = tmp_path / f"{name}.yaml"
+    _, family = write_space(name, out)
+    got = branch(out, name)
+    declared = {p.name for p in family.params}
+    width_dependent = {p.name for p in family.params if callable(p.default) and p.choices is None
+                       and p.kind is not bool}
+    assert set(got) == declared - width_dependent and "plugins" not in yaml.safe_load(out.read_text())
+    assert all(isinstance(v, dict) or v is not None for v in got.values())
+    check_space(out, 2)
+
+
+def test_the_command_writes_the_file_and_says_what_it_searched(tmp_path, capsys):
+    out = tmp_path / "hire.yaml"
+    assert main(["space", "from-mixer", "hire", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"{out}: space 'hire_space' around token mixer 'hire': 5 of its 5 parameters" in printed
+    assert main(["space", "check", str(out), "--draws", "20"]) == 0
+
+
+def test_unknown_mixers_say_what_is_there(plugin):
+    with pytest.raises(MixnasError, match=r"no mixer named 'hiree' \(did you mean 'hire'\?\)"):
+        find_mixer("hiree")
+    with pytest.raises(MixnasError, match=f"plugin '{plugin}' registers zoo_space_mixer"):
+        find_mixer(f"{plugin}:Nope")
