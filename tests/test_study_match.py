@@ -13,6 +13,7 @@ from mixnas.study import Factor, _resolve_level, load_study, resolve
 from mixnas.study_match import closest, variant_settings
 from mixnas.study_run import report, run_study
 from mixnas.trial import Outcome
+from tests.zoo_plugin import TINY_BASE
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -21,14 +22,7 @@ TOLERANCE_PCT = 5.0  # a width step of 2 channels at width 32 moves the MACs by 
 
 TINY = """\
 name: tiny_match
-base:
-  layout: isotropic
-  input: {image_size: 16, in_channels: 1, num_classes: 10}
-  stem: {patch_size: 4, dim: 32}
-  stages:
-    - {depth: 2, dim: 32, token_mixer: {name: attention, num_heads: 2},
-       channel_mixer: {name: mlp, channel_hidden_dim: 64}}
-task: {dataset: digits, image_size: 16}
+""" + TINY_BASE + """\
 train: {epochs: 1, batch_size: 64}
 factors:
   mixer:

@@ -12,20 +12,13 @@ from mixnas.cli import main
 from mixnas.errors import MixnasError
 from mixnas.study import load_study
 from mixnas.vs_zoo import FILE_NAME, add_mixer
-from tests.zoo_plugin import write_plugin
+from tests.zoo_plugin import TINY_BASE, write_plugin
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 ZOO = """\
 name: tiny_zoo
-base:
-  layout: isotropic
-  input: {image_size: 16, in_channels: 1, num_classes: 10}
-  stem: {patch_size: 4, dim: 32}
-  stages:
-    - {depth: 2, dim: 32, token_mixer: {name: mixer, token_hidden_dim: 8},
-       channel_mixer: {name: mlp, channel_hidden_dim: 64}}
-task: {dataset: digits, image_size: 16}
+""" + TINY_BASE + """\
 train: {epochs: 1, batch_size: 64, fraction: 0.2, val_fraction: 0.2}
 factors:
   mixer:

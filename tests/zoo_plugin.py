@@ -1,4 +1,4 @@
-"""A plugin token mixer for the vs-the-zoo tests: one parameter of every kind a Param can declare, an odd-kernel
+"""The tiny comparison studies' backbone, and a plugin token mixer for the vs-the-zoo tests: one parameter of every kind a Param can declare, an odd-kernel
 rule, and a width-dependent default, written to a ``.py`` file as a user would."""
 
 from __future__ import annotations
@@ -42,6 +42,17 @@ class {cls}(nn.Module):
         out = self.fc2(F.gelu(self.fc1(y + pooled))) * self.scale
         return out * torch.sigmoid(y) if self.gate else out
 '''
+# a width-32 isotropic backbone on 16x16 digits (a 4x4 token grid): the tiny studies' base and task
+TINY_BASE = """\
+base:
+  layout: isotropic
+  input: {image_size: 16, in_channels: 1, num_classes: 10}
+  stem: {patch_size: 4, dim: 32}
+  stages:
+    - {depth: 2, dim: 32, token_mixer: {name: attention, num_heads: 2},
+       channel_mixer: {name: mlp, channel_hidden_dim: 64}}
+task: {dataset: digits, image_size: 16}
+"""
 PARAMS = ("kernel", "scale", "gate", "pool", "tag", "hidden")
 
 
