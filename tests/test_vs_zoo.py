@@ -42,17 +42,17 @@ def test_the_plugin_mixer_joins_the_comparison_at_matched_macs(zoo, tmp_path, ca
     args = ["study", "run", str(study_file), "--add-mixer", f"{plugin}:zoo_run_mixer", "--out", str(run),
             "--runner", "local"]
     assert main(args) == 0
-    assert "MACs matched: mixer-zoo_run_mixer at width" in capsys.readouterr().out
+    assert "MACs matched: mixer-zoorunmixer at width" in capsys.readouterr().out
     written = yaml.safe_load((run / FILE_NAME).read_text())
     assert written["name"] == "tiny_zoo" and (run / written["plugins"][0]).resolve() == plugin.resolve()
     assert written["factors"]["mixer"]["levels"]["zoo_run_mixer"]["match_macs"] == {"target": "median", "by": "width"}
     rows = {r["level"]: r for r in csv.DictReader((run / "report.csv").open())}
-    assert list(rows) == ["mixer-mixer", "mixer-strip", "mixer-zoo_run_mixer"]
-    mine = rows["mixer-zoo_run_mixer"]
+    assert list(rows) == ["mixer-mixer", "mixer-strip", "mixer-zoorunmixer"]  # labels drop the _
+    mine = rows["mixer-zoorunmixer"]
     assert mine["n"] == "2" and mine["ci95_low"] and mine["ci95_high"] and mine["p_welch"]
     md = (run / "report.md").read_text()
-    assert "| mixer-zoo_run_mixer | 2 |" in md and "Power:" in md and "95% CI" in md
-    line = next(x for x in md.splitlines() if x.startswith("MACs matched: mixer-zoo_run_mixer"))
+    assert "| mixer-zoorunmixer | 2 |" in md and "Power:" in md and "95% CI" in md
+    line = next(x for x in md.splitlines() if x.startswith("MACs matched: mixer-zoorunmixer"))
     record = yaml.safe_load((run / "study.yaml").read_text())["matched"]["mixer"]["zoo_run_mixer"]
     assert f"at width {record['value']} (base 32)" in line and "(median of 2 levels)" in line
     assert abs(record["off_pct"]) <= 10  # width steps of 2 at width ~32 move the MACs by up to ~13 %
