@@ -213,16 +213,21 @@ def match(base: ArchConfig, spec: MacMatch, build: Callable[[dict[str, Any]], Ar
     ``target`` MACs; returns the settings to prepend to the level's and the outcome."""
     from mixnas.complexity import complexity
 
+    failures: list[str] = []
+
     def macs_of(value: int) -> int | None:
         try:
             arch = build(copy.deepcopy(variant_settings(base, spec.by, value)))
             return complexity(arch).macs
-        except (ArchError, MixnasError, ValueError):
-            return None
+        except (ArchError, MixnasError) as err:  # a width the mixer rejects: skipped
+            failures.append(f"at {spec.by} {value}: {err}")
+        except Exception as err:  # noqa: BLE001 - a user's mixer that fails to build or trace there
+            failures.append(f"at {spec.by} {value}: {type(err).__name__}: {str(err)[:200]}")
+        return None
 
     found = closest(candidates(base, spec), macs_of, target)
     if found is None:
-        raise MixnasError(f"no {spec.by} the level's architecture accepts")
+        raise MixnasError(f"no {spec.by} the level's architecture accepts" + (f" ({failures[0]})" if failures else ""))
     value, macs = found
     return variant_settings(base, spec.by, value), Matched(spec.by, value, base_value(base, spec.by), int(macs),
                                                            float(target), target_of)
