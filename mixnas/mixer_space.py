@@ -205,7 +205,7 @@ def space_text(family: MixerFamily, plugin_ref: str | None, command: str) -> str
                               "defaults) and depth are searched too. Check it with `mixnas space check FILE`, "
                               "then `mixnas search FILE`.")
     body = yaml.dump(_flow_domains(space_dict(family, plugin_ref)), Dumper=_Dumper, sort_keys=False,
-                     default_flow_style=False, width=110)
+                     default_flow_style=None, width=110)
     return "\n".join(lines) + "\n" + body
 
 
