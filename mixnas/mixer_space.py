@@ -31,9 +31,10 @@ from typing import Any
 
 import yaml
 
-from mixnas.errors import ArchError, MixnasError, did_you_mean
-from mixnas.plugins import Plugin, PluginError, load_plugin, split_target
-from mixnas.registry import MixerContext, MixerFamily, Param, mixer_families
+from mixnas.errors import ArchError, MixnasError
+from mixnas.plugins import Plugin, load_plugin, split_target
+from mixnas.registry import MixerContext, MixerFamily, Param
+from mixnas.registry import find_mixer as registry_find_mixer
 
 GRID = (8, 8)  # a patch-4 stem on 32x32 inputs
 WIDTHS = (32, 48, 64, 96, 128)
@@ -52,23 +53,12 @@ class Dimension:
     note: str
 
 
-def find_mixer(target: str) -> tuple[MixerFamily, Plugin | None]:
-    """The family ``target`` names (``FILE.py:NAME``, ``module:NAME`` or a registered ``NAME``; ``NAME`` is the
-    registered name or the class name) and the plugin it came from."""
-    module, name = split_target(target)
-    plugin = load_plugin(module) if module else None
-    for role in ("token", "channel"):
-        families = mixer_families(role).values()
-        found = [f for f in families if f.name == name] or [
-            f for f in families if f.cls.__name__ == name and (plugin is None or f.cls.__module__ == plugin.module)]
-        if found:
-            return found[0], plugin
-    own = sorted(f.name for role in ("token", "channel") for f in mixer_families(role).values()
-                 if plugin is not None and f.cls.__module__ == plugin.module)
-    known = [f.name for role in ("token", "channel") for f in mixer_families(role).values()]
-    where = f"plugin {module!r} registers " + (", ".join(own) if own else "no mixer") if plugin else \
-        "no registered mixer has that name (FILE.py:NAME or module:NAME loads a plugin first)"
-    raise PluginError(f"{target!r}: no mixer named {name!r}{did_you_mean(name, own or known)}; {where}")
+def find_mixer(target: str, role: str | None = None) -> tuple[MixerFamily, Plugin | None]:
+    """The family ``target`` names (:func:`mixnas.registry.find_mixer`: ``FILE.py:NAME``, ``module:NAME`` or a
+    registered ``NAME``, the registered or class name) and the plugin it came from, for ``plugins:``."""
+    module, _ = split_target(target)
+    family = registry_find_mixer(target, role)
+    return family, load_plugin(module) if module else None  # loaded already: the same Plugin record
 
 
 def _accepts(family: MixerFamily, params: dict[str, Any], dim: int = PROBE_WIDTH) -> bool:
@@ -219,12 +209,12 @@ def plugin_reference(plugin: Plugin | None, out: Path) -> str | None:
 
 
 def write_space(target: str, out: str | Path | None = None, command: str = "",
-                check: Callable[[Path], Any] | None = None) -> tuple[Path, MixerFamily]:
+                check: Callable[[Path], Any] | None = None, role: str | None = None) -> tuple[Path, MixerFamily]:
     """Write the space around ``target``'s mixer to ``out`` (default ``NAME_space.yaml``) and load it back
     (``check``, :func:`mixnas.space.load_space` by default); returns the path and the family."""
     from mixnas.space import load_space
 
-    family, plugin = find_mixer(target)
+    family, plugin = find_mixer(target, role)
     path = Path(out) if out else Path(f"{family.name}_space.yaml")
     if path.exists() and path.is_dir():
         raise MixnasError(f"--out {path} is a folder; name the YAML file to write")

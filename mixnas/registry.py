@@ -24,6 +24,7 @@ import inspect
 import math
 import numbers
 import re
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -266,6 +267,47 @@ def get_mixer(role: str, name: str) -> MixerFamily:
     if name not in families:
         raise UnknownNameError(f"{role} mixer", name, families)
     return families[name]
+
+
+def find_mixer(target: str, role: str | None = None) -> MixerFamily:
+    """The family ``target`` names: ``FILE.py:NAME`` or ``module:NAME`` (loading that plugin first, and looking
+    only at what it defines) or a registered ``NAME``; NAME is the registered name or the class name. Used by
+    ``mixnas check-mixer``, ``space from-mixer`` and ``study run --add-mixer``."""
+    from mixnas.plugins import load_plugin, split_target
+
+    module, name = split_target(target)
+    plugin = load_plugin(module) if module else None
+    roles = (role,) if role else ROLES
+    families = [f for r in roles for f in mixer_families(r).values()]
+    if plugin is not None:
+        families = [f for f in families if _defined_in(f.cls, plugin.module)]
+    matches = [f for f in families if name in (f.name, f.cls.__name__, f.cls.__qualname__)]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        both = " and ".join(f"a {f.role} mixer ({f.cls.__name__})" for f in matches)
+        raise MixnasError(f"{name!r} is registered as {both}; add --role {' or --role '.join(f.role for f in matches)}")
+    raise MixnasError(_not_found(target, name, families, role, plugin))
+
+
+def _defined_in(cls: type, module: str) -> bool:
+    return cls.__module__ == module or cls.__module__.startswith(module + ".")
+
+
+def _not_found(target: str, name: str, families: list[Any], role: str | None, plugin: Any) -> str:
+    """Why ``name`` names no family: with a did-you-mean, what is registered, and an unregistered class."""
+    kind = f"{role} mixer" if role else "mixer"
+    known = sorted({f.name for f in families} | {f.cls.__name__ for f in families})
+    where = f" in {plugin.file or plugin.module}" if plugin is not None else ""
+    if plugin is not None:
+        obj = getattr(sys.modules.get(plugin.module), name, None)
+        if isinstance(obj, type) and hasattr(obj, "forward"):
+            return (f"{target}: class {name} is not registered as a mixer: decorate it with "
+                    "@register_mixer(role, name, params=[...]) from mixnas.registry")
+        if not families:
+            return f"{target}: {plugin.file or plugin.module} registers no {kind}"
+    registered = ", ".join(f"{f.name} ({f.role})" for f in sorted(families, key=lambda f: (f.role, f.name)))
+    return f"unknown {kind} {name!r}{where}{did_you_mean(name, known)}; registered: {registered}"
 
 
 # ---------------------------------------------------------------------------------------------------------

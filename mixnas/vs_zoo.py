@@ -51,9 +51,7 @@ def _plugin_ref(plugin: Plugin | None, run_dir: Path) -> list[str]:
 def extended_study(study_file: str | Path, target: str, by: str, run_dir: Path) -> dict[str, Any]:
     """The extending study as plain data (paths relative to ``run_dir``), keeping the levels and plugins an
     earlier ``--add-mixer`` of the same study wrote to this run folder."""
-    family, plugin = find_mixer(target)
-    if family.role != "token":
-        raise MixnasError(f"{target!r} is a {family.role} mixer; --add-mixer adds a token mixer to the comparison")
+    family, plugin = find_mixer(target, "token")  # the comparison's factor varies token mixers
     base = load_study(study_file)
     factor, path = mixer_factor(base)
     if family.name in factor.levels:

@@ -83,7 +83,10 @@ def test_the_command_writes_the_file_and_says_what_it_searched(tmp_path, capsys)
 
 
 def test_unknown_mixers_say_what_is_there(plugin):
-    with pytest.raises(MixnasError, match=r"no mixer named 'hiree' \(did you mean 'hire'\?\)"):
+    with pytest.raises(MixnasError, match=r"unknown mixer 'hiree' \(did you mean 'hire'\?\)"):
         find_mixer("hiree")
-    with pytest.raises(MixnasError, match=f"plugin '{plugin}' registers zoo_space_mixer"):
+    with pytest.raises(MixnasError, match=f"unknown mixer 'Nope' in {plugin.resolve()}.*registered: zoo_space_mixer"):
         find_mixer(f"{plugin}:Nope")
+    with pytest.raises(MixnasError, match="'moe' is registered as a token mixer .* and a channel mixer"):
+        find_mixer("moe")
+    assert find_mixer("moe", "channel")[0].role == "channel"

@@ -69,43 +69,10 @@ def _skipped(values: list[str], fast: bool, known: tuple[str, ...]) -> dict[str,
 
 
 def resolve_target(target: str, role: str | None) -> Any:
-    """The :class:`~mixnas.registry.MixerFamily` that ``target`` names (loading its plugin module first)."""
-    from mixnas.plugins import load_plugin, split_target
-    from mixnas.registry import ROLES, mixer_families
+    """The :class:`~mixnas.registry.MixerFamily` that ``target`` names (:func:`mixnas.registry.find_mixer`)."""
+    from mixnas.registry import find_mixer
 
-    module, name = split_target(target)
-    plugin = load_plugin(module) if module else None
-    roles = (role,) if role else ROLES
-    families = [f for r in roles for f in mixer_families(r).values()]
-    if plugin is not None:
-        families = [f for f in families if _defined_in(f.cls, plugin.module)]
-    matches = [f for f in families if name in (f.name, f.cls.__name__, f.cls.__qualname__)]
-    if len(matches) == 1:
-        return matches[0]
-    if matches:
-        both = " and ".join(f"a {f.role} mixer ({f.cls.__name__})" for f in matches)
-        raise MixnasError(f"{name!r} is registered as {both}; add --role {' or --role '.join(f.role for f in matches)}")
-    raise MixnasError(_not_found(target, name, families, role, plugin))
-
-
-def _defined_in(cls: type, module: str) -> bool:
-    return cls.__module__ == module or cls.__module__.startswith(module + ".")
-
-
-def _not_found(target: str, name: str, families: list[Any], role: str | None, plugin: Any) -> str:
-    """Why ``name`` names no family: with a did-you-mean, what is registered, and an unregistered class."""
-    kind = f"{role} mixer" if role else "mixer"
-    known = sorted({f.name for f in families} | {f.cls.__name__ for f in families})
-    where = f" in {plugin.file or plugin.module}" if plugin is not None else ""
-    if plugin is not None:
-        obj = getattr(sys.modules.get(plugin.module), name, None)
-        if isinstance(obj, type) and hasattr(obj, "forward"):
-            return (f"{target}: class {name} is not registered as a mixer: decorate it with "
-                    "@register_mixer(role, name, params=[...]) from mixnas.registry")
-        if not families:
-            return f"{target}: {plugin.file or plugin.module} registers no {kind}"
-    registered = ", ".join(f"{f.name} ({f.role})" for f in sorted(families, key=lambda f: (f.role, f.name)))
-    return f"unknown {kind} {name!r}{where}{did_you_mean(name, known)}; registered: {registered}"
+    return find_mixer(target, role)
 
 
 def _report(family: Any, results: list[Any], ref: Any, failed: list[str]) -> str:

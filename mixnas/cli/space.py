@@ -38,6 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                            "dimension, on a small isotropic backbone (docs/spaces.md)")
     p.add_argument("target", help="FILE.py:NAME, module:NAME or a registered NAME (the registered or class name)")
     p.add_argument("--out", help="the YAML file to write (default NAME_space.yaml)")
+    p.add_argument("--role", choices=("token", "channel"), help="for a name registered as both (moe)")
     p.set_defaults(func=cmd_space_from_mixer)
 
 
@@ -87,7 +88,7 @@ def cmd_space_from_mixer(args: argparse.Namespace) -> int:
     from mixnas.space import load_space
 
     command = f"mixnas space from-mixer {args.target}" + (f" --out {args.out}" if args.out else "")
-    path, family = write_space(args.target, args.out, command)
+    path, family = write_space(args.target, args.out, command, role=args.role)
     space = load_space(path)
     dims = dimensions(family)
     kept = [d.param for d in dims if d.value is None]
