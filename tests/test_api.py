@@ -187,6 +187,27 @@ def test_run_study_trains_reports_and_resumes(tmp_path, capsys):
         api.run_study(tmp_path / "tiny.yaml", out=tmp_path / "x", runner="local", address="auto")
 
 
+def test_study_run_command_reports_the_trials_the_api_left_incomplete(tmp_path, monkeypatch, capsys):
+    """``mixnas study run`` is api.run_study plus one error line for the trials that did not complete."""
+    from mixnas import trial
+    from mixnas.trial import Outcome
+
+    def body(config, report):
+        if config["arch"]["stages"][0]["token_mixer"]["strip_width"] == 3:
+            raise RuntimeError("worker died")
+        return Outcome("completed", [{"epoch": 1, "val_top1": 50.0}], wall_time_s=0.1)
+
+    monkeypatch.setattr(trial, "run_candidate", body)
+    (tmp_path / "tiny.yaml").write_text(STUDY)
+    out = tmp_path / "study"
+    assert main(["study", "run", str(tmp_path / "tiny.yaml"), "--out", str(out), "--runner", "local"]) == 2
+    captured = capsys.readouterr()
+    assert f"study tiny: 1/2 trials completed; report {out / 'report.md'}" in captured.out
+    assert captured.err.endswith(f"1 trial(s) did not complete (strip_width-3-s0); see {out}/results, then run again "
+                                 "with --resume\n")
+    assert api.load_study_run(out).incomplete == ["strip_width-3-s0"]
+
+
 HEADS = """\
 name: heads
 task: {dataset: digits, image_size: 16, in_channels: 1, num_classes: 10, objectives: [macs:min, params:min]}
