@@ -8,6 +8,7 @@ import csv
 import pytest
 import yaml
 
+from mixnas import api
 from mixnas.cli import main
 from mixnas.errors import MixnasError
 from mixnas.study import load_study
@@ -76,3 +77,7 @@ def test_a_depth_match_and_the_mistakes(zoo, tmp_path, capsys):
         add_mixer(study_file, "grn", out=tmp_path / "other")
     assert main(["study", "run", str(study_file), "--match", "depth"]) == 2
     assert "--match goes with --add-mixer" in capsys.readouterr().err
+    with pytest.raises(MixnasError, match="add_mixer extends a study file"):  # the Python API, as the CLI
+        api.run_study(load_study(study_file), add_mixer="gmlp")
+    with pytest.raises(MixnasError, match="match must be width or depth"):
+        api.run_study(study_file, add_mixer="gmlp", match="height")
