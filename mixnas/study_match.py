@@ -41,6 +41,7 @@ from mixnas.yamlio import LocatedError, LocDict
 KEY = "match_macs"
 MATCH_KEYS = ("target", "by", "step", "tolerance")
 BY = ("width", "depth")
+OUT_OF_REACH = 0.05  # past the narrowest (widest) candidate by more than this share of the target: an error
 
 
 @dataclass(frozen=True)
@@ -225,10 +226,15 @@ def match(base: ArchConfig, spec: MacMatch, build: Callable[[dict[str, Any]], Ar
             failures.append(f"at {spec.by} {value}: {type(err).__name__}: {str(err)[:200]}")
         return None
 
-    found = closest(candidates(base, spec), macs_of, target)
+    values = candidates(base, spec)
+    found = closest(values, macs_of, target)
     if found is None:
         raise MixnasError(f"no {spec.by} the level's architecture accepts" + (f" ({failures[0]})" if failures else ""))
     value, macs = found
+    edge = (value == values[0] and macs > target) or (value == values[-1] and macs < target)
+    if edge and abs(macs - target) > OUT_OF_REACH * target:
+        raise MixnasError(f"the target {human(target)} MACs is out of reach by {spec.by}: the closest, {spec.by} "
+                          f"{value}, costs {human(macs)}")
     return variant_settings(base, spec.by, value), Matched(spec.by, value, base_value(base, spec.by), int(macs),
                                                            float(target), target_of)
 

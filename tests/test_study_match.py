@@ -97,6 +97,8 @@ def test_closest_bisects_over_valid_values_only():
     ("{target: median, tolerance: 0.001}", "the tolerance is 0.001 %"),
     ("{by: depth, step: 4}", "only for by: width"),
     ("{widht: 3}", "match_macs.widht: unknown key; allowed: target, by, step, tolerance"),
+    ("{target: 1000}", "the target 1.00K MACs is out of reach by width: the closest, width 2, costs"),
+    ("{target: 1G, by: depth}", "the target 1.00G MACs is out of reach by depth: the closest, depth 64, costs"),
 ])
 def test_mistakes_are_located(tmp_path, match, message):
     with pytest.raises(MixnasError) as err:
