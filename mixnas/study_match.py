@@ -16,7 +16,7 @@ its family's width-dependent default is re-defaulted at the new width (a channel
 dim), any other width-dependent integer is scaled with the width (a set ratio is kept); widths the mixer
 rejects (heads or groups that do not divide them) are skipped. ``by: depth`` sets the depth of the deepest
 stage (the first of the deepest). ``tolerance: P`` refuses the study when the closest match is more than P %
-off. MACs come from :func:`mixnas.complexity.complexity` (fvcore, cached on disk), which grow with width and
+off; a target more than 5 % past what the narrowest or widest candidate reaches is refused anyway. MACs come from :func:`mixnas.complexity.complexity` (fvcore, cached on disk), which grow with width and
 depth, so the search is a bisection over the candidates.
 
 :func:`mixnas.study.load_study` does the matching when it loads the file; the chosen width or depth becomes
