@@ -193,7 +193,7 @@ def space_text(family: MixerFamily, plugin_ref: str | None, command: str) -> str
     lines += ["#"] + _comment("On a backbone like the token-mixer comparison's (isotropic, patch-4 stem on 32x32 "
                               "inputs, an MLP channel mixer), whose width (those the mixer accepts at its "
                               "defaults) and depth are searched too. Check it with `mixnas space check FILE`, "
-                              "then `mixnas search FILE`.")
+                              "then `mixnas search --space FILE`.")
     body = yaml.dump(_flow_domains(space_dict(family, plugin_ref)), Dumper=_Dumper, sort_keys=False,
                      default_flow_style=None, width=110)
     return "\n".join(lines) + "\n" + body

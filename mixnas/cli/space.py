@@ -98,7 +98,7 @@ def cmd_space_from_mixer(args: argparse.Namespace) -> int:
           + (f" (left at their width-dependent defaults: {', '.join(kept)})" if kept else "")
           + ", the backbone's width and depth, the channel MLP ratio; "
           + (f"{size:,} parameter assignments" if size is not None else "float ranges included"))
-    print(f"next: mixnas space check {path}; mixnas search {path}")
+    print(f"next: mixnas space check {path}; mixnas search --space {path}")
     return 0
 
 
