@@ -16,7 +16,7 @@ Three parts (``--parts``, default all three), each run through mixnas' own code 
   time, evaluation excluded). The trainer reads the loss, the gradient norm and the accuracy count on the
   host every step, and each read waits for the device, so every timed step ends synchronised.
 * ``search``: a 4-trial search of ``search_spaces/strip_mlp.yaml`` on Fashion-MNIST at small fidelity
-  through :class:`mixnas.search.Search` and :func:`mixnas.ray_io.run_search`, with per-trial resources
+  through :class:`mixnas.search_driver.Search` and :func:`mixnas.ray_io.run_search`, with per-trial resources
   ``{"cpu": C, "gpu": 0.25}`` and concurrency 4, so all four trials share one GPU. Every trial records where
   it ran (:data:`mixnas.ray_io.PLACEMENT_KEYS`: its worker's start and last report times, the device it
   trained on and the GPU ids Ray gave it); the check verifies that all four overlapped in time (one common
@@ -357,11 +357,11 @@ def search_checks(rows: Sequence[TrialRow], trials: int, device: str) -> list[tu
 
 
 def search_settings(s: Settings, device: str, out: str, data_dir: str | None, cpus: int) -> Any:
-    """The :class:`mixnas.search.SearchSettings` of the check: ``trials`` trials at once, each with a GPU share
+    """The :class:`mixnas.search_driver.SearchSettings` of the check: ``trials`` trials at once, each with a GPU share
     (none on a CPU) and at most ``cpus_per_trial`` cores, no early stopping (every trial runs its epochs)."""
     import torch
 
-    from mixnas.search import SearchSettings
+    from mixnas.search_driver import SearchSettings
 
     gpu = s.gpu_per_trial if torch.device(device).type == "cuda" else 0.0
     cpu = max(0.25, min(s.cpus_per_trial, cpus / s.concurrency))
@@ -393,7 +393,7 @@ def ray_runner(search: Any) -> None:
 
 def search_part(s: Settings, device: str, out: str, data_dir: str | None, cpus: int,
                 runner: Callable[[Any], None] = ray_runner) -> tuple[str, list[tuple[str, bool]]]:
-    from mixnas.search import Search
+    from mixnas.search_driver import Search
 
     settings = search_settings(s, device, out, data_dir, cpus)
     search = Search(settings, log=lambda line: print(f"search: {line}", file=sys.stderr, flush=True),
@@ -416,7 +416,7 @@ def render_search(s: Settings, settings: Any, rows: Sequence[TrialRow], wall: fl
               f"{r.end - r.start:.1f}" if r.start is not None and r.end is not None else "—", str(r.fidelity),
               _num(r.top1, "{:.2f}")] for r in rows]
     res = settings.resources
-    text = (f"`mixnas.search.Search` + `mixnas.ray_io.run_search` on `{s.space}` (Fashion-MNIST 32x32): "
+    text = (f"`mixnas.search_driver.Search` + `mixnas.ray_io.run_search` on `{s.space}` (Fashion-MNIST 32x32): "
             f"{settings.trials} trials, concurrency {settings.concurrency}, resources per trial "
             f"`{{\"cpu\": {res['cpu']:g}, \"gpu\": {res['gpu']:g}}}`, scheduler `none`, {settings.max_epochs} "
             f"epoch(s) on {settings.train['fraction']:.0%} of the training split. Wall time of the search (Ray start "

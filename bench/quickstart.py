@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     from bench._report import load_average, machine_note, publish
     from bench.search_efficiency import load_trials, log_wall_time
     from mixnas.cli.search import QUICKSTART
-    from mixnas.search import slot_gaps
+    from mixnas.search_driver import slot_gaps
 
     load_start = None if args.from_run else load_average()
     if args.from_run:

@@ -21,7 +21,7 @@ its trials are stopped early; the comparison is at equal compute:
 * "compute to reach" = the compute the default search needed to reach random search's final hypervolume,
   as a share of random search's total compute (target: at most one third).
 
-Overhead per trial = the mean gap between two trials on one worker process (:func:`mixnas.search.slot_gaps`:
+Overhead per trial = the mean gap between two trials on one worker process (:func:`mixnas.search_driver.slot_gaps`:
 Tune's scheduling, Optuna's ask/tell, checks not ready in time), as a share of the mean trial time; Ray's
 start-up is reported apart.
 """
@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from bench._report import load_average, machine_note, publish
-    from mixnas.search import slot_gaps
+    from mixnas.search_driver import slot_gaps
     from mixnas.space import load_space
 
     budget = load_space(args.space).constraints.max_macs

@@ -72,7 +72,7 @@ def mark_default(s: Any, grace: int) -> Any:
     from dataclasses import replace
 
     from mixnas.cli.search import QUICKSTART
-    from mixnas.search import SearchSettings
+    from mixnas.search_driver import SearchSettings
 
     d = SearchSettings(space="", out="")
     sampler = "tpe" if d.sampler == "auto" else d.sampler  # auto is TPE on the conditional benchmark space

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
     from mixnas import analysis
     from mixnas.config import ArchConfig
-    from mixnas.search import Search, SearchSettings
+    from mixnas.search_driver import Search, SearchSettings
     from mixnas.study import Study
     from mixnas.tabular import Table
 
@@ -90,7 +90,7 @@ def search(space: str | Path | Space | None = None, *, out: str | Path | None = 
 
 def _search(opts: argparse.Namespace) -> Run | None:
     from mixnas.plugins import load_plugins
-    from mixnas.search import Search
+    from mixnas.search_driver import Search
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     load_plugins(opts.plugins, where="plugins")
@@ -186,8 +186,8 @@ def _fill_fidelity(opts: argparse.Namespace, space: Space, out: str,
 
 
 def _settings(opts: argparse.Namespace, out: str) -> SearchSettings:
-    """The :class:`~mixnas.search.SearchSettings` of the filled-in options."""
-    from mixnas.search import SearchSettings, parse_resources
+    """The :class:`~mixnas.search_driver.SearchSettings` of the filled-in options."""
+    from mixnas.search_driver import SearchSettings, parse_resources
 
     train = {"fraction": opts.fraction, "val_fraction": opts.val_fraction}
     if opts.bf16:
@@ -203,7 +203,7 @@ def _settings(opts: argparse.Namespace, out: str) -> SearchSettings:
 
 def _dry_run_line(opts: argparse.Namespace, settings: SearchSettings, space: Space) -> str:
     """``dry_run``: the checks a search makes before launch, and nothing else."""
-    from mixnas.search import prelaunch
+    from mixnas.search_driver import prelaunch
 
     plan, sampler = prelaunch(settings, space)
     return (f"search --dry-run: {opts.space} passes the checks before launch: dataset {plan.dataset}, objectives "

@@ -7,7 +7,7 @@ renders tables and figures):
   such as MACs and latency on a log scale, since they span orders of magnitude); the hypervolume reference
   point is 1.1 in every coordinate (10 % beyond the table's worst value, as the dashboard's), and every
   hypervolume is reported as a share of the table's true front's (1.0 = the whole true front found).
-* :func:`replay`: one strategy at one seed on a table: the real :class:`mixnas.search.Search` with an
+* :func:`replay`: one strategy at one seed on a table: the real :class:`mixnas.search_driver.Search` with an
   in-memory study and no files, driven by :class:`mixnas.simulate.SimulatedRunner` until a simulated time
   budget; returns when each architecture was completed.
 * :func:`returned` / :func:`score`: what a run returns is the front of its completed trials *by the values
@@ -142,7 +142,7 @@ def replay(table: Any, space_path: str, strategy: Strategy, seed: int, *, object
     """Run one strategy at one seed on ``table`` (no files, in-memory study); an :data:`Event` per trained
     COMPLETE trial, in the order they ended. ``info`` (if given) receives ``trials`` (all recorded),
     ``trained`` (architectures trained) and ``clock`` (the simulated time the run ended at: below the budget when it ran out of trials)."""
-    from mixnas.search import Search, SearchSettings
+    from mixnas.search_driver import Search, SearchSettings
     from mixnas.simulate import SimulatedRunner, validate
 
     recipe = table.build_train()

@@ -1,6 +1,6 @@
 """The one module that imports Ray: the Tune runner of ``mixnas search``.
 
-* :class:`OptunaAskTellSearcher`: a Ray Tune ``Searcher`` around :class:`mixnas.search.Search` (Optuna
+* :class:`OptunaAskTellSearcher`: a Ray Tune ``Searcher`` around :class:`mixnas.search_driver.Search` (Optuna
   ask/tell through our own bookkeeping; Ray's ``OptunaSearch`` is not used: it never forwards intermediate
   results, tells COMPLETE with truncated values when a scheduler stops a trial and leaves NaN trials RUNNING).
 * :class:`MOASHAScheduler`: multi-objective ASHA as a Tune scheduler, a thin wrapper of :mod:`mixnas.moasha`.
@@ -24,7 +24,7 @@ from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, TrialSch
 from ray.tune.search import Searcher
 
 from mixnas.moasha import CONTINUE, MOASHA
-from mixnas.search import Search
+from mixnas.search_driver import Search
 from mixnas.trial import Candidate, Outcome
 from mixnas.vocab import OutcomeStatus
 
@@ -124,7 +124,7 @@ class MOASHAScheduler(FIFOScheduler):
 
 
 class OptunaAskTellSearcher(Searcher):
-    """Ray Tune asks this for configs; each comes from :class:`mixnas.search.Search`.
+    """Ray Tune asks this for configs; each comes from :class:`mixnas.search_driver.Search`.
 
     A background thread prepares the next candidate while trials train (Optuna's ask, sampling, and the
     fvcore / latency checks, which take up to a second per candidate and used to stall Tune's event loop

@@ -1,6 +1,6 @@
 """A run and its trials, read the same way by the search console, the run readers and the dashboard.
 
-One definition each of what the search driver (:mod:`mixnas.search`) and the readers of a finished run
+One definition each of what the search driver (:mod:`mixnas.search_driver`) and the readers of a finished run
 (:mod:`mixnas.analysis`, :mod:`mixnas.dashboard`) both need, so their numbers cannot drift apart:
 
 * :func:`category`: the :class:`~mixnas.vocab.Category` of one trial from its state and record;

@@ -1,6 +1,6 @@
 """The simulated backend: a search replayed on a benchmark table instead of trained.
 
-``mixnas search --space SPACE --table TABLE`` runs the same :class:`mixnas.search.Search` (Optuna sampler,
+``mixnas search --space SPACE --table TABLE`` runs the same :class:`mixnas.search_driver.Search` (Optuna sampler,
 checks, de-duplication, MO-ASHA, trials.csv, pareto.yaml, the dashboard) with only the trial body
 replaced: a trial's per-epoch results are the table's record of its architecture (seed 0, the table
 setting), and time advances on a simulated clock with ``concurrency`` workers. Each epoch costs its
@@ -204,7 +204,7 @@ def table_run(table: Table, out: str, *, objectives: str = "top1:max,macs:min,la
               log: Any = None) -> Any:
     """Every architecture of the table as one run folder (a simulated exhaustive sweep: each architecture
     enqueued once, trained to the table's highest fidelity, no early stopping), for ``mixnas dashboard``."""
-    from mixnas.search import Search, SearchSettings
+    from mixnas.search_driver import Search, SearchSettings
     from mixnas.tabular import SPACE_FILE, space_archs
 
     recipe = table.build_train()

@@ -1137,7 +1137,7 @@ def launch_check(space: Space, *, dataset: str | None = None, objectives: str | 
                  train: Mapping[str, Any] | None = None, seed: int = 0) -> LaunchPlan:
     """Everything about a space's task that a search checks before launch: the dataset is registered, every
     objective is a metric trials report, and the training recipe (``task.train``, then ``train`` overrides)
-    is a valid ``TrainConfig``. ``mixnas space check`` and ``mixnas search`` (:func:`mixnas.search.prelaunch`)
+    is a valid ``TrainConfig``. ``mixnas space check`` and ``mixnas search`` (:func:`mixnas.search_driver.prelaunch`)
     both call it, so the check rejects whatever the search would. A mistake in the space is located at its
     line; one in an override (``dataset``, ``objectives``, ``train``: the search's flags) names the flag."""
     from mixnas.data import get_dataset

@@ -1,6 +1,6 @@
 """The trial body: one architecture trained (or looked up) and reported epoch by epoch.
 
-This is the seam between deciding *what* to train (:mod:`mixnas.search`, :mod:`mixnas.study_run`, the
+This is the seam between deciding *what* to train (:mod:`mixnas.search_driver`, :mod:`mixnas.study_run`, the
 benchmark build in :mod:`mixnas.tabular`) and *how* a trial is executed: live by :func:`run_candidate` (in
 this process, or on a Ray worker through :mod:`mixnas.ray_io`), or replayed from a benchmark table by
 :mod:`mixnas.simulate`. Everything here is plain data that travels to Ray workers.
@@ -13,7 +13,7 @@ this process, or on a Ray worker through :mod:`mixnas.ray_io`), or replayed from
 * :class:`Stopper`: the in-process early-stopping decision (MO-ASHA, or single-objective ASHA on the first
   objective) shared by the local and the simulated runners; the Ray runner wraps the same rule.
 * :class:`LocalRunner`: a search's trials one after another in this process (tests, and the schedulers'
-  logic without Ray); it drives any :class:`Driver` (:class:`mixnas.search.Search` is one).
+  logic without Ray); it drives any :class:`Driver` (:class:`mixnas.search_driver.Search` is one).
 * :func:`load_data` / :func:`forget_data`: the per-process dataset cache (a reused Ray actor loads once).
 """
 
@@ -228,7 +228,7 @@ class Stopper:
 
 
 class Driver(Protocol):
-    """What :class:`LocalRunner` needs of a search driver (:class:`mixnas.search.Search`)."""
+    """What :class:`LocalRunner` needs of a search driver (:class:`mixnas.search_driver.Search`)."""
 
     settings: Any  # scheduler, grace, eta
     directions: list[str]

@@ -1,7 +1,7 @@
 """bench.gpu_check on a CPU: everything but the torch.cuda calls themselves.
 
 The throughput helper runs the real trainer (``device="cpu"``, a tiny model, two steps an epoch); the search
-part runs :class:`mixnas.search.Search` with the check's settings and records, a fake trial body standing in for
+part runs :class:`mixnas.search_driver.Search` with the check's settings and records, a fake trial body standing in for
 Ray (which a GPU machine runs); the no-CUDA exit is checked in process and through ``python -m``.
 """
 

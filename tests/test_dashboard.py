@@ -17,7 +17,7 @@ from mixnas import analysis as A
 from mixnas import browser
 from mixnas import dashboard as D
 from mixnas.cli import main
-from mixnas.search import Search, SearchSettings
+from mixnas.search_driver import Search, SearchSettings
 from mixnas.trial import LocalRunner
 
 ROOT = Path(__file__).resolve().parents[1]

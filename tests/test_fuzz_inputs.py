@@ -393,7 +393,7 @@ def fixtures(tmp_path_factory) -> dict[str, Path]:
     """Pristine folders: shipped spaces, studies + examples, a tiny search run, a cut of the bench table."""
     from search_helpers import fake_body, write_space
 
-    from mixnas.search import Search, SearchSettings
+    from mixnas.search_driver import Search, SearchSettings
     from mixnas.tabular import read_records
     from mixnas.trial import LocalRunner
 

@@ -30,7 +30,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                                 "mixnas.proxies", "mixnas.contract")),
     ("spaces and the trial", ("mixnas.space", "mixnas.mixer_space", "mixnas.checks", "mixnas.pareto", "mixnas.moasha",
                               "mixnas.optuna_io", "mixnas.trial", "mixnas.runs")),
-    ("drivers", ("mixnas.search", "mixnas.ray_io", "mixnas.tabular_stats", "mixnas.tabular", "mixnas.simulate",
+    ("drivers", ("mixnas.search_driver", "mixnas.ray_io", "mixnas.tabular_stats", "mixnas.tabular", "mixnas.simulate",
                  "mixnas.efficiency", "mixnas.study", "mixnas.study_match", "mixnas.study_stats", "mixnas.vs_zoo")),
     ("readers and reports", ("mixnas.analysis", "mixnas.browser", "mixnas.dashboard")),
     ("study runs", ("mixnas.study_run",)),  # runs a study's trials, then reports them through the dashboard
@@ -143,7 +143,7 @@ def test_every_import_points_to_the_same_layer_or_below() -> None:
 
 
 def test_the_layer_check_catches_an_upward_import() -> None:
-    assert layer_of("mixnas.mixers.strip") < layer_of("mixnas.network") < layer_of("mixnas.search")
+    assert layer_of("mixnas.mixers.strip") < layer_of("mixnas.network") < layer_of("mixnas.search_driver")
     assert layer_of("mixnas.cli.search") == layer_of("mixnas") == len(LAYERS) - 1
     with pytest.raises(AssertionError, match="has no layer"):
         layer_of("mixnas.nowhere")

@@ -21,7 +21,7 @@ import pytest
 from search_helpers import fake_body, write_space
 
 from mixnas.browser import dump_dom, find_chromium
-from mixnas.search import Search, SearchSettings
+from mixnas.search_driver import Search, SearchSettings
 from mixnas.trial import LocalRunner
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,7 +15,7 @@ from mixnas.errors import MixnasError
 
 
 def _search(tmp_path: Path, storage: str | None = None) -> Path:
-    from mixnas.search import Search, SearchSettings
+    from mixnas.search_driver import Search, SearchSettings
     from mixnas.trial import LocalRunner
 
     space = write_space(tmp_path, "1G")

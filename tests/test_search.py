@@ -11,7 +11,7 @@ from search_helpers import fake_body, write_space
 
 from mixnas.config import ArchConfig
 from mixnas.errors import MixnasError
-from mixnas.search import Search, SearchSettings
+from mixnas.search_driver import Search, SearchSettings
 from mixnas.trial import LocalRunner
 
 
@@ -168,7 +168,7 @@ def test_user_errors(tmp_path):
 def test_slot_gaps_are_per_worker_and_skip_duplicates():
     from types import SimpleNamespace
 
-    from mixnas.search import overhead_line, slot_gaps
+    from mixnas.search_driver import overhead_line, slot_gaps
 
     def t(pid, start, end, **extra):
         return SimpleNamespace(user_attrs={"pid": pid, "node_id": "n", "worker_start": start, "worker_time": end,

@@ -115,7 +115,7 @@ def test_export_onnx(tmp_path, capsys):
     pytest.importorskip("onnx")
     from search_helpers import fake_body
 
-    from mixnas.search import Search, SearchSettings
+    from mixnas.search_driver import Search, SearchSettings
     from mixnas.trial import LocalRunner
 
     space = write_space(tmp_path, "1G")
@@ -133,7 +133,7 @@ def test_pareto_yaml_is_accepted_by_inspect_and_train(tmp_path, capsys):
     from search_helpers import fake_body
 
     from mixnas.models import resolve_arch
-    from mixnas.search import Search, SearchSettings
+    from mixnas.search_driver import Search, SearchSettings
     from mixnas.trial import LocalRunner
 
     space = write_space(tmp_path, "1G")

@@ -31,7 +31,7 @@ def two_nodes():
 
 
 def cluster_search(space, out, address, trials: int):
-    from mixnas.search import Search, SearchSettings
+    from mixnas.search_driver import Search, SearchSettings
 
     return Search(SearchSettings(space=str(space), out=str(out), trials=trials, max_epochs=1, sampler="random",
                                  scheduler="none", concurrency=2, seed=5, address=address,

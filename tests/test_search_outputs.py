@@ -6,7 +6,7 @@ from __future__ import annotations
 from search_helpers import TOKEN_MIXERS, fake_body, write_space
 
 from mixnas.config import ArchConfig
-from mixnas.search import Search, SearchSettings
+from mixnas.search_driver import Search, SearchSettings
 from mixnas.trial import LocalRunner, Outcome
 
 

@@ -29,7 +29,7 @@ def ray_session(tmp_path_factory):
 
 def test_search_through_ray_on_digits(ray_session, tmp_path):
     from mixnas.ray_io import run_search
-    from mixnas.search import Search, SearchSettings, slot_gaps
+    from mixnas.search_driver import Search, SearchSettings, slot_gaps
 
     space = write_space(tmp_path, "1G")
     search = Search(SearchSettings(space=str(space), out=str(tmp_path / "run"), trials=10, max_epochs=2,
@@ -80,7 +80,7 @@ def test_a_worker_killed_mid_trial_is_retried(ray_session, tmp_path):
     """SIGKILL of a Ray worker after its trial reported epoch 1 of 3: Tune restarts the trial (up to
     --retries), the record's curve has each epoch once, and the search completes with every trial told."""
     from mixnas.ray_io import run_search
-    from mixnas.search import Search, SearchSettings
+    from mixnas.search_driver import Search, SearchSettings
 
     killed = ray_session.parent / "killed"
     space = write_space(tmp_path, "1G")

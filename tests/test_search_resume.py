@@ -132,7 +132,7 @@ def test_a_flag_wins_over_the_space_epochs_and_the_space_over_the_default(tmp_pa
 
 
 def test_a_second_driver_on_one_run_folder_is_refused(tmp_path):
-    from mixnas.search import Search, SearchSettings
+    from mixnas.search_driver import Search, SearchSettings
     from mixnas.trial import LocalRunner
 
     space = write_space(tmp_path, "1G")
@@ -162,13 +162,13 @@ def test_a_second_driver_on_one_run_folder_is_refused(tmp_path):
 def test_a_lock_left_by_a_killed_driver_does_not_block(tmp_path):
     """flock dies with its holder: a driver killed with SIGKILL leaves no stale lock."""
     from mixnas.runs import LOCK_FILE
-    from mixnas.search import Search, SearchSettings
+    from mixnas.search_driver import Search, SearchSettings
 
     space = write_space(tmp_path, "1G")
     out = tmp_path / "run"
     script = textwrap.dedent(f"""
         import os, signal
-        from mixnas.search import Search, SearchSettings
+        from mixnas.search_driver import Search, SearchSettings
         s = Search(SearchSettings(space={str(space)!r}, out={str(out)!r}, trials=2, scheduler="none"))
         os.kill(os.getpid(), signal.SIGKILL)
     """)

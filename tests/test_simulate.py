@@ -88,7 +88,7 @@ def test_grace_defaults_to_the_tables_recommendation(table_dir, tmp_path, monkey
 
 
 def test_workers_share_the_simulated_clock(table_dir, tmp_path):
-    from mixnas.search import Search, SearchSettings
+    from mixnas.search_driver import Search, SearchSettings
     from mixnas.simulate import SimulatedRunner
 
     table = Table(table_dir)

@@ -27,7 +27,7 @@ from search_helpers import fake_body, write_space
 
 from mixnas import optuna_io
 from mixnas.errors import MixnasError
-from mixnas.search import Search, SearchSettings
+from mixnas.search_driver import Search, SearchSettings
 from mixnas.trial import LocalRunner
 
 ROOT = Path(__file__).resolve().parents[1]
