@@ -225,10 +225,17 @@ class ArchConfig:
     @classmethod
     def from_yaml(cls, text: str, where: str = "") -> ArchConfig:
         """Parse an ArchConfig YAML document (safely: :mod:`mixnas.yamlio`); a mistake names ``where``, the
-        line and the dotted path: ``my_arch.yaml:7: stages[0].token_mixer.num_heads: ...``."""
-        from mixnas.yamlio import loads_located
+        line and the dotted path: ``my_arch.yaml:7: stages[0].token_mixer.num_heads: ...``. A top-level
+        ``plugins:`` list (what mixnas writes atop an architecture while plugins are loaded) is loaded first:
+        paths relative to the folder of ``where`` when it names a file, else to the working directory."""
+        from mixnas.plugins import yaml_plugins
+        from mixnas.yamlio import loads_located, without
 
-        return arch_from_data(loads_located(text, where or "<yaml>"), where or "<yaml>")
+        data = loads_located(text, where or "<yaml>")
+        if isinstance(data, dict) and "plugins" in data:
+            yaml_plugins(data)
+            data = without(data, "plugins")
+        return arch_from_data(data, where or "<yaml>")
 
     def digest(self) -> str:
         """A stable 16-hex-digit hash of the architecture (the ``name`` label is not part of it)."""

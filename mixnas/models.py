@@ -44,7 +44,7 @@ def _arch_file(path: str | Path) -> tuple[Any, list[tuple[str, ArchConfig, dict]
     collection (else None). A top-level ``plugins:`` list (.py paths relative to the file, or module names;
     :func:`mixnas.plugins.yaml_plugins`) is loaded first, so the file may use the mixers they register."""
     from mixnas.plugins import yaml_plugins
-    from mixnas.yamlio import exists, load_located
+    from mixnas.yamlio import exists, load_located, without
 
     path = Path(path)
     if not exists(path):
@@ -52,7 +52,7 @@ def _arch_file(path: str | Path) -> tuple[Any, list[tuple[str, ArchConfig, dict]
     data = load_located(path, "an ArchConfig YAML")
     if isinstance(data, dict) and "plugins" in data:
         yaml_plugins(data)
-        data = _without(data, "plugins")
+        data = without(data, "plugins")
     if not isinstance(data, dict) or "pareto" not in data:
         return data, None
     entries = data["pareto"]
@@ -67,16 +67,6 @@ def _arch_file(path: str | Path) -> tuple[Any, list[tuple[str, ArchConfig, dict]
         arch = arch_from_data(entry["arch"], str(path), f"pareto[{i}].arch")
         out.append((label, arch, {k: v for k, v in entry.items() if k != "arch"}))
     return data, out
-
-
-def _without(data: Any, key: str) -> Any:
-    """A located mapping without ``key`` (its other keys keep their lines)."""
-    from mixnas.yamlio import LocDict
-
-    out = LocDict({k: v for k, v in data.items() if k != key})
-    out.locs = {k: v for k, v in getattr(data, "locs", {}).items() if k != key}
-    out.start = getattr(data, "start", None)
-    return out
 
 
 def _line(node: Any, key: Any) -> int:

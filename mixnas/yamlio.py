@@ -394,3 +394,12 @@ def load_extended(path: str | Path, what: str, keys: tuple[str, ...], rebase: tu
                                          (str(path.parent / parent),
                                           *getattr(sources.get(parent), "extends", ()))))
     return merged
+
+
+def without(data: LocDict, key: str) -> LocDict:
+    """A located mapping without ``key``; its other keys keep their lines (an architecture file's ``plugins:``
+    is loaded, then the rest is the ArchConfig)."""
+    out = LocDict({k: v for k, v in data.items() if k != key})
+    out.locs = {k: v for k, v in getattr(data, "locs", {}).items() if k != key}
+    out.start = getattr(data, "start", None)
+    return out

@@ -63,24 +63,41 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-@pytest.fixture
-def forget():
-    """Undo what a test's plugins registered and loaded (mixers, modules), so that names can be reused and
-    later tests see only the built-in families."""
+def _unloading_plugins():
+    """Snapshot the registries and the loaded plugins; after the yield, undo what was registered and loaded
+    since (mixers, models, datasets, modules), so names can be reused and later tests see only the built-ins:
+    a plugin loaded in one test must not be shipped with, or written atop the files of, another's search."""
     from mixnas import plugins
-    from mixnas.registry import _FAMILIES, get_mixer
+    from mixnas.data import DATASETS
+    from mixnas.registry import _FAMILIES, _MODELS, get_mixer, named_models
 
     get_mixer("token", "attention")  # the built-ins first: they stay
+    named_models()
     before = {r: dict(f) for r, f in _FAMILIES.items()}
-    loaded = dict(plugins._LOADED)
+    models, datasets, loaded = dict(_MODELS), dict(DATASETS), dict(plugins._LOADED)
     yield
     for role, fams in before.items():
         _FAMILIES[role].clear()
         _FAMILIES[role].update(fams)
+    for registry, kept in ((_MODELS, models), (DATASETS, datasets)):
+        registry.clear()
+        registry.update(kept)
     for key in set(plugins._LOADED) - set(loaded):
         sys.modules.pop(plugins._LOADED[key].module, None)
     plugins._LOADED.clear()
     plugins._LOADED.update(loaded)
+
+
+@pytest.fixture
+def forget():
+    """A test's plugins unloaded when it ends (:func:`_unloading_plugins`)."""
+    yield from _unloading_plugins()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _plugins_stay_in_their_module():
+    """Every test module's plugins unloaded when it ends, whether or not its tests asked for ``forget``."""
+    yield from _unloading_plugins()
 
 
 def pytest_report_header(config) -> str:

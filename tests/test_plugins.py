@@ -169,3 +169,25 @@ def test_a_run_reloads_its_recorded_plugins_warns_when_changed_and_fails_when_go
     with pytest.raises(PluginError, match=rf"run/search.yaml: plugins\[0\]: the plugin file {path.resolve()} this "
                                           "run was made with is gone"):
         reload_recorded(records, "run/search.yaml: plugins")
+
+
+def test_an_architecture_written_with_plugins_loaded_parses_in_a_fresh_process(tmp_path, forget):
+    """What a search writes atop pareto files while plugins are loaded (``plugins: [...]``) is read back by
+    ArchConfig.from_yaml too, which loads them first (it once refused the key)."""
+    import subprocess
+
+    from mixnas.config import ArchConfig
+
+    path = write(tmp_path, "fresh_mixer.py", MIXER.format(name="plug_fresh", cls="FreshMixer"))
+    load_plugin(str(path))
+    arch = ArchConfig.from_dict({"layout": "isotropic", "input": {"image_size": 16, "in_channels": 1, "num_classes": 3},
+                                 "stem": {"patch_size": 4, "dim": 16},
+                                 "stages": [{"depth": 1, "dim": 16, "token_mixer": {"name": "plug_fresh"},
+                                             "channel_mixer": {"name": "mlp"}}]})
+    text = plugins.yaml_header() + arch.to_yaml()
+    assert text.startswith(f"plugins: ['{path.resolve()}']") or text.startswith(f"plugins: [{path.resolve()}]")
+    assert ArchConfig.from_yaml(text).digest() == arch.digest()
+    code = ("import sys; from mixnas.config import ArchConfig; "
+            "print(ArchConfig.from_yaml(sys.stdin.read()).digest())")
+    out = subprocess.run([sys.executable, "-c", code], input=text, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == arch.digest()
