@@ -228,13 +228,10 @@ class ArchConfig:
         line and the dotted path: ``my_arch.yaml:7: stages[0].token_mixer.num_heads: ...``. A top-level
         ``plugins:`` list (what mixnas writes atop an architecture while plugins are loaded) is loaded first:
         paths relative to the folder of ``where`` when it names a file, else to the working directory."""
-        from mixnas.plugins import yaml_plugins
-        from mixnas.yamlio import loads_located, without
+        from mixnas.plugins import load_and_drop_plugins
+        from mixnas.yamlio import loads_located
 
-        data = loads_located(text, where or "<yaml>")
-        if isinstance(data, dict) and "plugins" in data:
-            yaml_plugins(data)
-            data = without(data, "plugins")
+        data = load_and_drop_plugins(loads_located(text, where or "<yaml>"))
         return arch_from_data(data, where or "<yaml>")
 
     def digest(self) -> str:

@@ -43,16 +43,13 @@ def _arch_file(path: str | Path) -> tuple[Any, list[tuple[str, ArchConfig, dict]
     """The parsed file (an untrusted YAML file, read by :mod:`mixnas.yamlio`) and its entries when it is a
     collection (else None). A top-level ``plugins:`` list (.py paths relative to the file, or module names;
     :func:`mixnas.plugins.yaml_plugins`) is loaded first, so the file may use the mixers they register."""
-    from mixnas.plugins import yaml_plugins
-    from mixnas.yamlio import exists, load_located, without
+    from mixnas.plugins import load_and_drop_plugins
+    from mixnas.yamlio import exists, load_located
 
     path = Path(path)
     if not exists(path):
         raise MixnasError(f"{path}: no such architecture file")
-    data = load_located(path, "an ArchConfig YAML")
-    if isinstance(data, dict) and "plugins" in data:
-        yaml_plugins(data)
-        data = without(data, "plugins")
+    data = load_and_drop_plugins(load_located(path, "an ArchConfig YAML"))
     if not isinstance(data, dict) or "pareto" not in data:
         return data, None
     entries = data["pareto"]

@@ -307,6 +307,18 @@ def yaml_plugins(data: Any, key: str = "plugins") -> list[Plugin]:
     return out
 
 
+def load_and_drop_plugins(data: Any) -> Any:
+    """Load the plugins a parsed YAML mapping's top-level ``plugins:`` names (:func:`yaml_plugins`) and return the
+    mapping without that key, so the rest of the file is validated as the document it describes (an architecture
+    file mixnas writes while plugins are loaded starts with such a line). Anything else is returned as it is."""
+    from mixnas.yamlio import without
+
+    if not isinstance(data, dict) or "plugins" not in data:
+        return data
+    yaml_plugins(data)
+    return without(data, "plugins")
+
+
 def plugin_ref(plugin: Plugin) -> str:
     """How a written file names a loaded plugin so that it loads again from anywhere: the absolute path of a
     file plugin, the module name of the others."""
