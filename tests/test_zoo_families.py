@@ -105,6 +105,27 @@ def test_moe_routing_is_deterministic_and_respects_capacity():
     assert (out.abs().sum(dim=1) == 0).sum() >= 40 - 4 * small.capacity(40)
 
 
+@pytest.mark.parametrize("experts, top_k", [(4, 2), (3, 1), (8, 3)])
+def test_moe_positions_for_onnx_export_are_the_sorted_ones(monkeypatch, experts, top_k):
+    """Under torch.onnx.export the queue positions come from a running count, not a stable sort: the same
+    positions, so the same routing, drops and outputs."""
+    import torch
+
+    from mixnas.mixers import moe
+
+    torch.manual_seed(experts)
+    choice = torch.randint(0, experts, (top_k * 50,))
+    sorted_positions = moe._positions(choice, experts)
+    for e in range(experts):  # the k-th assignment to expert e (in serving order) has position k
+        assert sorted_positions[choice == e].tolist() == list(range(int((choice == e).sum())))
+    layer = moe.SparseMoE(16, 32, num_experts=experts, top_k=top_k, capacity_factor=0.5).eval()
+    x = torch.randn(50, 16)
+    eager = layer(x)
+    monkeypatch.setattr(torch.onnx, "is_in_onnx_export", lambda: True)
+    assert torch.equal(moe._positions(choice, experts), sorted_positions)
+    assert torch.equal(layer(x), eager)
+
+
 def test_token_mixer_space_produces_every_family():
     from pathlib import Path
 

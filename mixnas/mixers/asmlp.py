@@ -30,7 +30,8 @@ default knobs:
 
 * tokens stay channels-last, so the 1x1 convolutions run as ``nn.Linear`` and GroupNorm(1, C) runs on the
   ``(B, C, N)`` view of the tokens (:class:`mixnas.layers.TokenGroupNorm`, same statistics and affine);
-* the shift is a CPU/GPU PyTorch operator instead of the official CUDA-only CuPy kernel (same values);
+* the shift is a CPU/GPU PyTorch operator instead of the official CUDA-only CuPy kernel (same values); under
+  ``torch.onnx.export`` the same shift is spelled in standard operators (:func:`axial_shift_traceable`);
 * ``shift_size`` 1 is accepted and means no shift (the official ``Shift`` module returns its input for 1,
   though its kernel asserts ``>= 3``);
 * initialisation is PyTorch's default for the projections, as in the official code (its ``_init_weights``
@@ -87,6 +88,26 @@ def _axial_shift_backward(ctx, grad: Tensor):
 axial_shift.register_autograd(_axial_shift_backward, setup_context=_axial_shift_setup)
 
 
+def axial_shift_traceable(x: Tensor, dim: int, shift_size: int, dilation: int) -> Tensor:
+    """:func:`axial_shift` spelled in standard operators (split, narrow, zeros, cat), for the ONNX exporter,
+    which knows no symbolic for the registered operator. Same values; the operator stays the default because
+    it is one node to fvcore (no copies to account for) and writes the output once."""
+    size = x.shape[dim]
+    width = -(-x.shape[-1] // shift_size)
+    parts = []
+    for g, part in enumerate(torch.split(x, width, dim=-1)):
+        move = (g - shift_size // 2) * dilation
+        if abs(move) >= size:
+            parts.append(torch.zeros_like(part))
+        elif move == 0:
+            parts.append(part)
+        else:
+            fill = torch.zeros_like(part.narrow(dim, 0, abs(move)))
+            kept = part.narrow(dim, max(-move, 0), size - abs(move))
+            parts.append(torch.cat([fill, kept] if move > 0 else [kept, fill], dim=dim))
+    return torch.cat(parts, dim=-1)
+
+
 # -- validity rules ---------------------------------------------------------------------------------------
 
 
@@ -135,7 +156,8 @@ class AxialShiftMixer(nn.Module):
 
     def _branch(self, proj: nn.Linear, img: Tensor, dim: int) -> Tensor:
         if self.shift_size > 1:
-            img = axial_shift(img, dim, self.shift_size, self.dilation)
+            shift = axial_shift_traceable if torch.onnx.is_in_onnx_export() else axial_shift
+            img = shift(img, dim, self.shift_size, self.dilation)
         return F.gelu(proj(img))
 
     def forward(self, x: Tensor) -> Tensor:

@@ -63,6 +63,20 @@ def _top_k_fits(params, ctx: MixerContext) -> list[tuple[str, str]]:
     return []
 
 
+def _positions(choice: Tensor, experts: int) -> Tensor:
+    """Each assignment's position within its expert's queue (how many earlier assignments chose the same
+    expert). A stable sort by expert does it in ``O(n log n)``; under ``torch.onnx.export``, whose legacy
+    exporter cannot export a stable sort, a running count over a one-hot matrix (``O(n * experts)``) gives the
+    same positions in standard operators. Both count zero MACs (integer bookkeeping)."""
+    if torch.onnx.is_in_onnx_export():
+        onehot = (choice.unsqueeze(1) == torch.arange(experts, device=choice.device)).to(choice.dtype)
+        return (onehot.cumsum(dim=0) * onehot).sum(dim=1) - 1
+    order = torch.sort(choice, stable=True).indices  # grouped by expert, serving order kept within
+    start = (choice.unsqueeze(1) < torch.arange(experts, device=choice.device)).sum(dim=0)  # each group's start
+    ranked = torch.arange(choice.shape[0], device=choice.device) - start[choice[order]]
+    return torch.empty_like(choice).index_put_((order,), ranked)
+
+
 class SparseMoE(nn.Module):
     """Top-k routed MLP experts with a capacity, on rows of length ``dim``; publishes ``aux_loss``."""
 
@@ -88,10 +102,7 @@ class SparseMoE(nn.Module):
         gates, experts = probs.topk(self.top_k, dim=-1)  # (R, k)
         # assignments in serving order (choice rank first, then row) and their position within their expert
         choice = experts.t().reshape(-1)  # (k*R,)
-        order = torch.sort(choice, stable=True).indices  # grouped by expert, serving order kept within
-        start = (choice.unsqueeze(1) < torch.arange(e, device=x.device)).sum(dim=0)  # first index of each group
-        ranked = torch.arange(self.top_k * r, device=x.device) - start[choice[order]]
-        position = torch.empty_like(choice).index_put_((order,), ranked)
+        position = _positions(choice, e)
         # shapes stay fixed (meta tensors, tracing): a dropped assignment goes to a spare slot e * cap that no
         # expert reads and that returns zero
         slots = torch.where(position < cap, choice * cap + position, torch.full_like(position, e * cap))

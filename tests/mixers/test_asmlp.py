@@ -13,7 +13,7 @@ from torch.nn import functional as F
 
 import mixnas.complexity as cx
 from mixnas.errors import ArchError
-from mixnas.mixers.asmlp import axial_shift
+from mixnas.mixers.asmlp import axial_shift, axial_shift_traceable
 from mixnas.network import build_model
 from mixnas.registry import MixerContext, get_mixer, get_named_model
 
@@ -58,6 +58,14 @@ def test_dilated_shift_follows_its_formula_and_fills_zeros(dilation):
     # nothing wraps around: a shift by the whole grid leaves the outer groups empty
     out = axial_shift(x, 1, 5, 9)
     assert (out[..., :4] == 0).all() and (out[..., 6:] == 0).all() and torch.equal(out[..., 4:6], x[..., 4:6])
+
+
+@pytest.mark.parametrize("shift_size, dilation", [(5, 1), (3, 2), (7, 1), (5, 3), (1, 1), (5, 9)])
+def test_the_shift_in_standard_operators_for_onnx_is_the_same(shift_size, dilation):
+    x = torch.randn(2, 9, 11, 13)  # (B, H, W, C): an uneven last channel group
+    for dim in (1, 2):
+        assert torch.equal(axial_shift_traceable(x, dim, shift_size, dilation),
+                           axial_shift(x, dim, shift_size, dilation))
 
 
 def test_gradient_is_the_opposite_shift():
