@@ -15,23 +15,20 @@ detail) instead of raising, so that a report can list them all:
 * ``parameters``: every declared :class:`~mixnas.registry.Param` changes the built module (its parameter
   count or its output, in one of the first blocks of a stage: Hire-MLP's shift acts only in some blocks);
 * ``compile``: ``torch.compile`` gives the eager output (slow the first time: 30-40 s on a CPU);
-* ``onnx``: the legacy ONNX exporter (as ``mixnas export``) writes a model ``onnx.checker`` accepts.
+* ``onnx``: the legacy ONNX exporter (as ``mixnas export``) writes a model ``onnx.checker`` accepts and that,
+  run by onnxruntime when it is installed, computes the module's output (:mod:`mixnas.onnx_io`).
 
 An exception from the module's own code is a failed check whose detail names its type, file and line.
 """
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import functools
 import inspect
-import io
-import os
-import sys
 import traceback
 import warnings
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -426,41 +423,18 @@ def _compile_unavailable() -> str | None:
 @_check("onnx")
 def check_onnx(family: MixerFamily) -> str:
     """The legacy TorchScript exporter (``dynamo=False``, as ``mixnas export``) writes a model that
-    ``onnx.checker`` accepts."""
-    try:
-        import onnx
-    except ImportError:
-        raise _NotApplicable("the onnx package is not installed (pip install 'mixnas[export]')") from None
+    ``onnx.checker`` accepts and, when onnxruntime is installed, that computes what the module computes
+    (:func:`mixnas.onnx_io.export`)."""
+    from mixnas.onnx_io import OnnxExportError, OnnxUnavailable, export
+
     ctx = contexts(family)[0]
-    module, buffer = build(family, {}, ctx).eval(), io.BytesIO()
     try:
-        with warnings.catch_warnings(), _quiet_stderr():
-            warnings.simplefilter("ignore")  # the exporter's deprecation and tracer warnings
-            torch.onnx.export(module, (tokens(ctx),), buffer, input_names=["tokens"], output_names=["mixed"],
-                              dynamic_axes={"tokens": {0: "batch"}, "mixed": {0: "batch"}}, dynamo=False)
-    except Exception as err:  # noqa: BLE001 - why it cannot be exported, on one line
-        raise _Failed(f"torch.onnx.export failed: {_raised(err, family)}") from None
-    model = onnx.load_from_string(buffer.getvalue())
-    try:
-        onnx.checker.check_model(model)
-    except onnx.checker.ValidationError as err:
-        raise _Failed(f"onnx.checker: {str(err).strip().splitlines()[0]}") from None
-    return f"exported (legacy exporter, {len(model.graph.node)} nodes), passes onnx.checker"
-
-
-@contextlib.contextmanager
-def _quiet_stderr() -> Iterator[None]:
-    """Send file descriptor 2 to /dev/null: on a failure the legacy exporter dumps its whole TorchScript graph
-    there from C++ (torch 2.13 turns its log on whatever ``verbose`` says)."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+        return export(build(family, {}, ctx), tokens(ctx), "tokens", "mixed").summary()
+    except OnnxUnavailable:
+        raise _NotApplicable("the onnx package is not installed (pip install 'mixnas[export]')") from None
+    except OnnxExportError as err:
+        cause = err.__cause__
+        raise _Failed(f"torch.onnx.export failed: {_raised(cause, family)}" if cause else str(err)) from None
 
 
 # -- all of them -------------------------------------------------------------------------------------------

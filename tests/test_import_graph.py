@@ -27,7 +27,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("token and channel mixers", ("mixnas.mixers",)),
     ("models", ("mixnas.network", "mixnas.zoo", "mixnas.models")),
     ("measuring and training", ("mixnas.complexity", "mixnas.latency", "mixnas.data", "mixnas.train",
-                                "mixnas.proxies", "mixnas.contract")),
+                                "mixnas.proxies", "mixnas.onnx_io", "mixnas.contract")),
     ("spaces and the trial", ("mixnas.space", "mixnas.mixer_space", "mixnas.checks", "mixnas.pareto", "mixnas.moasha",
                               "mixnas.optuna_io", "mixnas.trial", "mixnas.runs")),
     ("drivers", ("mixnas.search_driver", "mixnas.ray_io", "mixnas.tabular_stats", "mixnas.tabular", "mixnas.simulate",

@@ -124,6 +124,7 @@ def test_export_onnx(tmp_path, capsys):
     number = s.front()[0].number
     assert main(["export", str(tmp_path / "run"), "--trial", str(number), "--onnx", str(tmp_path / "a.onnx")]) == 0
     assert (tmp_path / "a.onnx").stat().st_size > 1000
+    assert "passes onnx.checker, onnxruntime matches PyTorch" in capsys.readouterr().out
     assert main(["inspect", str(tmp_path / "run" / "pareto" / f"trial_{number:05d}.yaml")]) == 0
     assert main(["export", str(tmp_path / "run"), "--trial", "99", "--onnx", str(tmp_path / "b.onnx")]) == 2
     assert "no trial 99" in capsys.readouterr().err

@@ -1,7 +1,9 @@
 """The ``mixnas export`` command (registered by :func:`register`).
 
 ``mixnas export RUN --trial N --onnx out.onnx`` exports one architecture of a search run to ONNX, with the
-trial's trained weights when the search kept them (``--keep-checkpoints``), else with its initial weights.
+trial's trained weights when the search kept them (``--keep-checkpoints``), else with its initial weights. The
+model is checked by ``onnx.checker`` and, with onnxruntime installed, compared with PyTorch's output
+(:mod:`mixnas.onnx_io`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     from mixnas.config import ArchConfig
     from mixnas.network import build_model
+    from mixnas.onnx_io import OnnxExportError, export
 
     run = Path(args.run)
     rows = _trial_attrs(run, args.trial)
@@ -37,22 +40,15 @@ def cmd_export(args: argparse.Namespace) -> int:
 
         model = load_checkpoint(ckpt).model
     model.eval()
-    x = torch.zeros(1, arch.input.in_channels, arch.input.image_size, arch.input.image_size)
+    x = torch.randn(2, arch.input.in_channels, arch.input.image_size, arch.input.image_size,
+                    generator=torch.Generator().manual_seed(0))
     try:
-        import onnx  # noqa: F401 - the exporter needs it
-    except ImportError:
-        raise MixnasError("ONNX export needs the onnx package: pip install 'mixnas[export]'") from None
-    import warnings
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            torch.onnx.export(model, (x,), args.onnx, input_names=["image"], output_names=["logits"],
-                              dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False)
-    except Exception as err:  # noqa: BLE001 - reported on one line
-        raise MixnasError(f"ONNX export of trial {args.trial} failed: {type(err).__name__}: {err}") from None
+        exported = export(model, x, "image", "logits", args.onnx)
+    except OnnxExportError as err:
+        raise MixnasError(f"ONNX export of trial {args.trial} failed: {err}") from None
     print(f"wrote {args.onnx} (trial {args.trial}, digest {arch.digest()}"
-          f"{', with its checkpoint' if ckpt.is_file() else ', initial weights: no checkpoint was kept'})")
+          f"{', with its checkpoint' if ckpt.is_file() else ', initial weights: no checkpoint was kept'}): "
+          f"{exported.summary()}")
     return 0
 
 
