@@ -56,10 +56,11 @@ import json
 import logging
 import math
 import os
+import re
 import tempfile
 import warnings
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -72,7 +73,7 @@ from torch.overrides import TorchFunctionMode
 from mixnas import __version__
 from mixnas.config import ArchConfig
 from mixnas.network import build_model
-from mixnas.registry import get_mixer
+from mixnas.registry import RegistrationError, get_mixer
 
 with warnings.catch_warnings():
     # fvcore decorates helpers with torch.jit.script at import time; torch >= 2.10 deprecates it.
@@ -82,7 +83,7 @@ with warnings.catch_warnings():
     from fvcore.nn.jit_handles import get_shape
 
 __all__ = ["EXTRA_HANDLES", "MAC_CONVENTION", "ZERO_COST_OPS", "Complexity", "CostRow", "UnhandledOperatorError",
-           "cache_dir", "clear_memory_cache", "complexity", "count_macs"]
+           "cache_dir", "clear_memory_cache", "complexity", "count_macs", "register_operator", "registered_operators"]
 
 log = logging.getLogger(__name__)
 
@@ -228,6 +229,54 @@ EXTRA_HANDLES: Mapping[str, Any] = {
 }
 """Handles mixnas adds to (or replaces in) fvcore's defaults, by operator."""
 
+ShapeHandle = Callable[[list[list[int] | None], list[list[int] | None]], int]
+_PLUGIN_OPS: dict[str, ShapeHandle | None] = {}
+_OP_NAME = re.compile(r"^[A-Za-z_]\w*::[A-Za-z_]\w*(\.\w+)?$")
+
+
+def register_operator(op: str, macs: ShapeHandle | None = None) -> None:
+    """Teach the counter an operator that a plugin's mixer runs and mixnas does not know (a custom
+    ``torch.library`` operator, or an ``aten`` one no built-in mixer uses): ``macs(input_shapes,
+    output_shapes) -> int`` gets each traced input's and output's shape (None for an argument that is not a
+    tensor, such as an int) and returns its multiply-adds; ``macs=None`` declares that it does none (memory,
+    indexing, integer bookkeeping). Call it at the top level of the plugin file, next to ``register_mixer``:
+    workers import the plugin, so they count the same.
+
+    An unknown operator otherwise fails the count (:class:`UnhandledOperatorError`): a silent undercount
+    would put the mixer at a false place on every accuracy/MACs front. Raises
+    :class:`mixnas.registry.RegistrationError` for a malformed name, an operator mixnas already counts, a
+    handle that is not callable, or a second registration of one operator with another handle."""
+    if not isinstance(op, str) or not _OP_NAME.match(op):
+        raise RegistrationError(f"register_operator: {op!r} is not an operator name; allowed: "
+                                "'namespace::name' as the traced graph spells it, e.g. 'aten::cumsum', 'mylib::shift'")
+    if op in EXTRA_HANDLES or op in ZERO_COST_OPS:
+        raise RegistrationError(f"register_operator: {op} is already counted by mixnas "
+                                f"({'a MAC handle' if op in EXTRA_HANDLES else 'zero cost'}); it cannot be replaced")
+    if macs is not None and not callable(macs):
+        raise RegistrationError(f"register_operator: macs for {op} must be a function (input_shapes, "
+                                f"output_shapes) -> int, or None for no multiply-adds; found {type(macs).__name__}")
+    if op in _PLUGIN_OPS and _PLUGIN_OPS[op] is not macs:
+        raise RegistrationError(f"register_operator: {op} is registered twice with different handles")
+    _PLUGIN_OPS[op] = macs
+
+
+def registered_operators() -> dict[str, ShapeHandle | None]:
+    """The operators plugins registered (:func:`register_operator`), by name."""
+    return dict(_PLUGIN_OPS)
+
+
+def _fvcore_handle(op: str, macs: ShapeHandle) -> Any:
+    """An fvcore handle calling a plugin's shape-level ``macs`` and checking what it returns."""
+
+    def handle(inputs: list[Any], outputs: list[Any]) -> int:
+        count = macs([get_shape(v) for v in inputs], [get_shape(v) for v in outputs])
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise UnhandledOperatorError(f"the MAC handle registered for {op} returned {count!r}; it must return "
+                                         "a non-negative int", (op,))
+        return count
+
+    return handle
+
 
 # -- counting --------------------------------------------------------------------------------------------
 
@@ -237,6 +286,8 @@ def _analysis(model: nn.Module, inputs: tuple[Tensor, ...]) -> FlopCountAnalysis
     analysis = FlopCountAnalysis(model, inputs)
     analysis.set_op_handle(**EXTRA_HANDLES)
     analysis.set_op_handle(**{op: None for op in ZERO_COST_OPS})
+    analysis.set_op_handle(**{op: None if macs is None else _fvcore_handle(op, macs)
+                              for op, macs in _PLUGIN_OPS.items()})
     analysis.unsupported_ops_warnings(False)
     analysis.uncalled_modules_warnings(False)
     with torch.no_grad():
@@ -244,9 +295,9 @@ def _analysis(model: nn.Module, inputs: tuple[Tensor, ...]) -> FlopCountAnalysis
     unhandled = analysis.unsupported_ops()
     if unhandled:
         ops = _describe_unhandled(analysis, unhandled)
-        raise UnhandledOperatorError("no MAC handle for " + "; ".join(ops) + ". Add a handle to "
-                                     "mixnas.complexity.EXTRA_HANDLES, or, if the operator does no multiply-add, "
-                                     "list it in mixnas.complexity.ZERO_COST_OPS", ops)
+        raise UnhandledOperatorError("no MAC handle for " + "; ".join(ops) + ". A plugin declares its operators "
+                                     "with mixnas.complexity.register_operator(OP, macs=FUNCTION) (macs=None if it "
+                                     "does no multiply-add); mixnas' own go in EXTRA_HANDLES or ZERO_COST_OPS", ops)
     return analysis
 
 
@@ -524,12 +575,25 @@ def _external_source_hash(cls: type) -> str | None:
     return _file_hash(source)[:16]
 
 
+def _handle_tag(macs: ShapeHandle | None) -> str:
+    """What a registered operator's count depends on: ``free``, or its handle's name and source file hash."""
+    if macs is None:
+        return "free"
+    try:
+        source = _external_source_hash(macs)
+    except TypeError:  # a built-in function: no source file
+        source = None
+    return f"{getattr(macs, '__qualname__', type(macs).__name__)}@{source or 'builtin'}"
+
+
 def _cache_version(arch: ArchConfig) -> str:
-    """The base version, plus the source hash of mixers used by ``arch`` that live outside mixnas."""
+    """The base version, plus the source hash of mixers used by ``arch`` that live outside mixnas, and of the
+    operator handles plugins registered (a changed handle is a changed count)."""
     extra = {_external_source_hash(get_mixer(role, spec.name).cls)
              for stage in arch.stages
              for role, spec in (("token", stage.token_mixer), ("channel", stage.channel_mixer))}
-    return _base_version() + "".join(f";ext-{h}" for h in sorted(extra - {None}))
+    ops = "".join(f";op-{op}-{_handle_tag(macs)}" for op, macs in sorted(_PLUGIN_OPS.items()))
+    return _base_version() + "".join(f";ext-{h}" for h in sorted(extra - {None})) + ops
 
 
 def _cache_file(digest: str, version: str) -> Path:

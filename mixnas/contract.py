@@ -279,7 +279,12 @@ def check_fvcore(family: MixerFamily) -> str:
         try:
             total, _ = count_macs(build(family, {}, ctx).eval(), (tokens(ctx, batch=1),))
         except UnhandledOperatorError as err:
-            raise _Failed(f"fvcore cannot count {'; '.join(err.ops)}: no MAC handle in mixnas.complexity") from None
+            if str(err).startswith("the MAC handle registered"):
+                raise _Failed(str(err)) from None
+            first = err.ops[0].split(" ")[0] if err.ops else "OP"
+            raise _Failed(f"fvcore cannot count {'; '.join(err.ops)}: declare it in the plugin with "
+                          f"mixnas.complexity.register_operator('{first}', macs=FUNCTION) (macs=None if it does "
+                          "no multiply-add)") from None
         counts.append(total)
     return f"{counts[0]:,} MACs at batch 1, every operator counted"
 

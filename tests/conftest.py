@@ -65,21 +65,22 @@ def one_thread():
 
 def _unloading_plugins():
     """Snapshot the registries and the loaded plugins; after the yield, undo what was registered and loaded
-    since (mixers, models, datasets, modules), so names can be reused and later tests see only the built-ins:
+    since (mixers, models, datasets, counted operators, modules), so names can be reused and later tests see only the built-ins:
     a plugin loaded in one test must not be shipped with, or written atop the files of, another's search."""
     from mixnas import plugins
+    from mixnas.complexity import _PLUGIN_OPS
     from mixnas.data import DATASETS
     from mixnas.registry import _FAMILIES, _MODELS, get_mixer, named_models
 
     get_mixer("token", "attention")  # the built-ins first: they stay
     named_models()
     before = {r: dict(f) for r, f in _FAMILIES.items()}
-    models, datasets, loaded = dict(_MODELS), dict(DATASETS), dict(plugins._LOADED)
+    models, datasets, loaded, ops = dict(_MODELS), dict(DATASETS), dict(plugins._LOADED), dict(_PLUGIN_OPS)
     yield
     for role, fams in before.items():
         _FAMILIES[role].clear()
         _FAMILIES[role].update(fams)
-    for registry, kept in ((_MODELS, models), (DATASETS, datasets)):
+    for registry, kept in ((_MODELS, models), (DATASETS, datasets), (_PLUGIN_OPS, ops)):
         registry.clear()
         registry.update(kept)
     for key in set(plugins._LOADED) - set(loaded):

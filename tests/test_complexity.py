@@ -131,6 +131,70 @@ def test_an_unhandled_operator_raises_naming_it_and_where():
     assert err.value.ops == ("aten::cumsum (x1, in '1')",)  # for reports that name them (mixnas check-mixer)
 
 
+def test_the_unhandled_error_tells_a_plugin_author_what_to_call():
+    with pytest.raises(cx.UnhandledOperatorError, match=r"register_operator\(OP, macs=FUNCTION\)"):
+        cx.count_macs(Cumsum(), (torch.randn(2, 4),))
+
+
+def test_a_registered_operator_is_counted_by_its_handle(forget):
+    model = nn.Sequential(nn.Linear(4, 4), Cumsum())
+    x = torch.randn(3, 4)
+    linears = 2 * 3 * 4 * 4
+    seen = []
+
+    def prefix_sum_adds(inputs, outputs):  # one add per element after the first along the summed axis
+        seen.append((inputs, outputs))
+        rows, cols = inputs[0]
+        return rows * (cols - 1)
+
+    cx.register_operator("aten::cumsum", prefix_sum_adds)
+    assert cx.count_macs(model, (x,))[0] == linears + 3 * 3
+    # shapes for tensors, None for the int dimension and the dtype
+    assert seen[0] == ([[3, 4], None, None], [[3, 4]])
+    assert cx.registered_operators() == {"aten::cumsum": prefix_sum_adds}
+
+
+def test_an_operator_registered_as_free_counts_zero(forget):
+    cx.register_operator("aten::cumsum")
+    assert cx.count_macs(Cumsum(), (torch.randn(3, 4),))[0] == 3 * 4 * 4
+
+
+@pytest.mark.parametrize("op, macs, message", [
+    ("cumsum", None, "not an operator name; allowed: 'namespace::name'"),
+    ("aten::matmul", None, "already counted by mixnas \\(a MAC handle\\)"),
+    ("aten::gelu", None, "already counted by mixnas \\(zero cost\\)"),
+    ("aten::cumsum", 3, "must be a function"),
+])
+def test_a_bad_operator_registration_is_refused(forget, op, macs, message):
+    from mixnas.registry import RegistrationError
+
+    with pytest.raises(RegistrationError, match=message):
+        cx.register_operator(op, macs)
+    assert op not in cx.registered_operators()
+
+
+def test_an_operator_registered_twice_with_other_handles_is_refused(forget):
+    from mixnas.registry import RegistrationError
+
+    cx.register_operator("aten::cumsum")
+    cx.register_operator("aten::cumsum")  # the same declaration again is harmless
+    with pytest.raises(RegistrationError, match="registered twice"):
+        cx.register_operator("aten::cumsum", lambda i, o: 0)
+
+
+def test_a_handle_that_returns_no_count_fails_naming_the_operator(forget):
+    cx.register_operator("aten::cumsum", lambda inputs, outputs: -1)
+    with pytest.raises(cx.UnhandledOperatorError, match="registered for aten::cumsum returned -1"):
+        cx.count_macs(Cumsum(), (torch.randn(3, 4),))
+
+
+def test_a_registered_operator_changes_the_cache_version(forget):
+    arch = tiny_mixer()
+    before = cx._cache_version(arch)
+    cx.register_operator("aten::cumsum")
+    assert cx._cache_version(arch) != before and "op-aten::cumsum-free" in cx._cache_version(arch)
+
+
 def test_unhandled_operator_in_an_architecture_raises(monkeypatch):
     monkeypatch.setattr(cx, "ZERO_COST_OPS", cx.ZERO_COST_OPS - {"aten::gelu"})
     with pytest.raises(cx.UnhandledOperatorError, match="aten::gelu"):

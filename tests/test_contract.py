@@ -56,6 +56,19 @@ def test_a_broken_mixer_fails_exactly_its_check(plugin, name):
     assert words in failed[check]
 
 
+def test_a_plugin_that_declares_its_operator_passes_the_count(plugin, tmp_path):
+    """The fix the fvcore failure points to: the plugin registers aten::cumsum with a MAC handle."""
+    declared = tmp_path / "declared.py"
+    declared.write_text(
+        "from mixnas.complexity import register_operator\n"
+        "register_operator('aten::cumsum', lambda inputs, outputs: inputs[0][0] * inputs[0][1] * inputs[0][2])\n")
+    load_plugin(str(declared))
+    result = contract.check_fvcore(get_mixer("token", "cumulative"))
+    assert result.status is contract.Status.PASSED, result.detail
+    tokens, dim = 64, 64  # the reference context: an 8x8 grid at width 64, batch 1
+    assert result.detail == f"{tokens * dim * dim + tokens * dim:,} MACs at batch 1, every operator counted"
+
+
 def test_an_exception_in_forward_names_the_plugin_file_and_line(plugin):
     line = SOURCE.splitlines().index('        raise ValueError("this mixer is not finished")') + 1
     result = contract.check_shape(get_mixer("token", "raises"))
