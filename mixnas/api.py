@@ -483,6 +483,8 @@ def run_study(study: str | Path | Study, *, out: str | Path | None = None, resum
     load_plugins(plugins, where="plugins")
     if address and runner == "local":
         raise MixnasError("--address needs the ray runner (drop --runner local)")
+    if resume and not add_mixer and isinstance(study, (str, Path)):
+        _reload_study_run_plugins(Path(study), out)
     if add_mixer:
         spec, folder = _with_mixer(study, add_mixer, match, out, resume, quiet)
     else:
@@ -498,6 +500,27 @@ def run_study(study: str | Path | Study, *, out: str | Path | None = None, resum
         print(f"study {spec.name}: {len(result.completed)}/{len(result.keys)} trials completed"
               + (f"; report {result.report['md']}" if result.report else ""), flush=True)
     return result
+
+
+def _reload_study_run_plugins(study_file: Path, out: str | Path | None) -> None:
+    """Resuming: load the plugins the run folder recorded before the study file is read, so a study whose mixer
+    came from ``--plugin`` alone resumes without it (as every other reader of a run does). The folder is ``out``
+    or the default ``runs/study-NAME``, NAME peeked from the file (a file that cannot be read is left to
+    :func:`~mixnas.study.load_study`, which names the mistake)."""
+    from mixnas.plugins import reload_recorded
+    from mixnas.yamlio import load_located
+
+    if out is None:
+        try:
+            data = load_located(study_file, "a study file")
+        except MixnasError:
+            return
+        name = data.get("name") if isinstance(data, dict) else None
+        out = f"runs/study-{name if isinstance(name, str) else study_file.stem}"
+    meta = Path(out) / "study.yaml"
+    if meta.is_file():
+        doc = load_located(meta, "the study run's record, study.yaml")
+        reload_recorded(doc.get("plugins") if isinstance(doc, dict) else None, f"{meta}: plugins")
 
 
 def load_study_run(path: str | Path) -> StudyRun:

@@ -264,3 +264,41 @@ def test_a_study_varies_a_plugin_mixer_and_its_run_records_the_plugin(tmp_path, 
     with pytest.raises(MixnasError, match=rf"study.yaml: plugins\[\d\]: the plugin file {plugin.resolve()} this run "
                                           "was made with is gone"):
         report(run)
+
+
+def test_a_study_run_resumes_without_the_plugin_flag_it_started_with(tmp_path, monkeypatch):
+    """The study file does not name the plugin (it came from --plugin): resuming reloads the run's record."""
+    import functools
+
+    from conftest import _unloading_plugins
+    from plugin_helpers import write_mixer
+
+    from mixnas import api, study_run
+    from mixnas.trial import Outcome
+
+    trained = []
+
+    def body(config, report):
+        trained.append(config["key"] if "key" in config else len(trained))
+        return Outcome("completed", [{"epoch": 1, "val_top1": 50.0, "partial": 1.0}], "", 0.1, {})
+
+    monkeypatch.setattr(study_run, "run_study", functools.partial(study_run.run_study, body=body))
+    (tmp_path / "lab").mkdir()
+    (tmp_path / "studies").mkdir()
+    plugin = write_mixer(tmp_path / "lab", name="plug_study")
+    (tmp_path / "lab" / "arch.yaml").write_text(PLUGIN_ARCH.replace("plugins: [mean_mixer.py]\n", ""))
+    study_file = write(tmp_path / "studies", PLUGIN_STUDY.replace("plugins: [../lab/mean_mixer.py]\n", ""))
+    run = tmp_path / "run"
+    session = _unloading_plugins()  # a first process: the plugin only from --plugin
+    next(session)
+    api.run_study(study_file, out=run, runner="local", report=False, quiet=True, plugins=[str(plugin)])
+    next(session, None)
+    assert len(trained) == 2
+    with pytest.raises(MixnasError, match="plug_study"):  # without the run's record the mixer is unknown
+        api.run_study(study_file, out=tmp_path / "fresh", runner="local", report=False, quiet=True)
+    session = _unloading_plugins()  # a second process: resumed without --plugin
+    next(session)
+    resumed = api.run_study(study_file, out=run, resume=True, runner="local", quiet=True)
+    next(session, None)
+    assert len(trained) == 2 and len(resumed.completed) == 2  # nothing trained again; the report was written
+    assert resumed.report is not None
