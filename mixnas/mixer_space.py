@@ -3,7 +3,8 @@
 A researcher with a new token mixer wants to know which of its settings matter before comparing it with the
 zoo. Its :class:`~mixnas.registry.Param` declarations already say what it accepts, so each becomes a dimension
 of a space in the space language (docs/spaces.md), on a small isotropic backbone like the token-mixer
-comparison's (patch-4 stem on 32x32 inputs, an 8x8 token grid, an MLP channel mixer):
+comparison's (patch-4 stem on 32x32 inputs, an 8x8 token grid, an MLP channel mixer; another dataset or input
+size keeps the 8x8 grid with a patch of ``image_size / 8``):
 
 * a parameter with ``choices``: a categorical over them; a ``bool``: ``[false, true]``;
 * an ``int``: a small set around its default (half, the default, double; ``0, 1, 2`` style from a default of 0
@@ -143,7 +144,42 @@ def _widths(family: MixerFamily) -> list[int]:
     return ok
 
 
-def space_dict(family: MixerFamily, plugin_ref: str | None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class SpaceTask:
+    """The task a written space trains on: a registered dataset, its classes and input size (the stem's patch is
+    ``image_size // 8``, so the token grid stays the 8x8 the mixer was probed on)."""
+
+    dataset: str = "fashion-mnist"
+    num_classes: int = 10
+    image_size: int = 32
+    in_channels: int = 1
+
+    @property
+    def patch_size(self) -> int:
+        return self.image_size // GRID[0]
+
+
+def space_task(dataset: str = "fashion-mnist", num_classes: int | None = None,
+               image_size: int | None = None) -> SpaceTask:
+    """The :class:`SpaceTask` for a registered dataset: its channels, its class count unless given (a dataset
+    whose classes the user's folder decides needs ``num_classes``), its default image size unless given (a
+    multiple of 8)."""
+    from mixnas.data import get_dataset
+
+    spec = get_dataset(dataset)  # an unknown name: the list of registered ones
+    classes = num_classes if num_classes is not None else spec.num_classes
+    if classes is None:
+        raise MixnasError(f"dataset {dataset!r} has as many classes as its folder: pass --num-classes N")
+    if classes < 2:
+        raise MixnasError(f"--num-classes must be at least 2, found {classes}")
+    size = image_size if image_size is not None else spec.default_image_size
+    if size < GRID[0] or size % GRID[0]:
+        raise MixnasError(f"--image-size {size}: must be a positive multiple of {GRID[0]} (the written stem's patch "
+                          f"is image_size / {GRID[0]}, for an {GRID[0]}x{GRID[1]} token grid); allowed: 32, 64, 224, ...")
+    return SpaceTask(dataset, classes, size, spec.in_channels)
+
+
+def space_dict(family: MixerFamily, plugin_ref: str | None, task: SpaceTask = SpaceTask()) -> dict[str, Any]:
     """The space as plain data (see the module docstring)."""
     branch = {d.param: d.value for d in dimensions(family) if d.value is not None}
     mixers = {"token_mixer": {family.name: branch}, "channel_mixer": {"mlp": {
@@ -153,9 +189,9 @@ def space_dict(family: MixerFamily, plugin_ref: str | None) -> dict[str, Any]:
     return {
         "name": f"{family.name}_space",
         **({"plugins": [plugin_ref]} if plugin_ref else {}),
-        "task": {"dataset": "fashion-mnist", "image_size": 32, "in_channels": 1, "num_classes": 10,
-                 "objectives": ["top1:max", "macs:min"], "train": {"epochs": 2}},
-        "arch": {"layout": "isotropic", "stem": {"patch_size": 4, "dim": {"choice": _widths(family)}},
+        "task": {"dataset": task.dataset, "image_size": task.image_size, "in_channels": task.in_channels,
+                 "num_classes": task.num_classes, "objectives": ["top1:max", "macs:min"], "train": {"epochs": 2}},
+        "arch": {"layout": "isotropic", "stem": {"patch_size": task.patch_size, "dim": {"choice": _widths(family)}},
                  "head": {"norm": "layernorm", "pool": "mean"},
                  "stages": {"count": 1, "depth": {"choice": list(DEPTHS)}, **mixers}},
     }
@@ -183,18 +219,18 @@ def _comment(text: str, indent: str = "") -> list[str]:
     return textwrap.wrap(text, 110, initial_indent=f"# {indent}", subsequent_indent=f"# {indent}  ")
 
 
-def space_text(family: MixerFamily, plugin_ref: str | None, command: str) -> str:
+def space_text(family: MixerFamily, plugin_ref: str | None, command: str, task: SpaceTask = SpaceTask()) -> str:
     """The YAML file: a header saying where each parameter's domain comes from, then the space."""
     lines = _comment(f"A search space around the {family.role} mixer {family.name!r}"
                      + (f" ({family.doc.rstrip('.')})" if family.doc else "") + f", written by `{command}`.")
     lines += ["#", "# Every declared parameter is a dimension:"]
     for d in dimensions(family):
         lines += _comment(f"{d.param}: {d.note}", "  ")
-    lines += ["#"] + _comment("On a backbone like the token-mixer comparison's (isotropic, patch-4 stem on 32x32 "
-                              "inputs, an MLP channel mixer), whose width (those the mixer accepts at its "
-                              "defaults) and depth are searched too. Check it with `mixnas space check FILE`, "
-                              "then `mixnas search --space FILE`.")
-    body = yaml.dump(_flow_domains(space_dict(family, plugin_ref)), Dumper=_Dumper, sort_keys=False,
+    lines += ["#"] + _comment(f"On a backbone like the token-mixer comparison's (isotropic, patch-{task.patch_size} "
+                              f"stem on {task.image_size}x{task.image_size} {task.dataset} inputs, an MLP channel "
+                              "mixer), whose width (those the mixer accepts at its defaults) and depth are searched "
+                              "too. Check it with `mixnas space check FILE`, then `mixnas search --space FILE`.")
+    body = yaml.dump(_flow_domains(space_dict(family, plugin_ref, task)), Dumper=_Dumper, sort_keys=False,
                      default_flow_style=None, width=110)
     return "\n".join(lines) + "\n" + body
 
@@ -209,9 +245,11 @@ def plugin_reference(plugin: Plugin | None, out: Path) -> str | None:
 
 
 def write_space(target: str, out: str | Path | None = None, command: str = "",
-                check: Callable[[Path], Any] | None = None, role: str | None = None) -> tuple[Path, MixerFamily]:
-    """Write the space around ``target``'s mixer to ``out`` (default ``NAME_space.yaml``) and load it back
-    (``check``, :func:`mixnas.space.load_space` by default); returns the path and the family."""
+                check: Callable[[Path], Any] | None = None, role: str | None = None,
+                task: SpaceTask = SpaceTask()) -> tuple[Path, MixerFamily]:
+    """Write the space around ``target``'s mixer to ``out`` (default ``NAME_space.yaml``), training on ``task``
+    (:func:`space_task`; Fashion-MNIST by default), and load it back (``check``, :func:`mixnas.space.load_space`
+    by default); returns the path and the family."""
     from mixnas.space import load_space
 
     family, plugin = find_mixer(target, role)
@@ -220,6 +258,6 @@ def write_space(target: str, out: str | Path | None = None, command: str = "",
         raise MixnasError(f"--out {path} is a folder; name the YAML file to write")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(space_text(family, plugin_reference(plugin, path),
-                               command or f"mixnas space from-mixer {target}"))
+                               command or f"mixnas space from-mixer {target}", task))
     (check or load_space)(path)
     return path, family

@@ -90,3 +90,33 @@ def test_unknown_mixers_say_what_is_there(plugin):
     with pytest.raises(MixnasError, match="'moe' is registered as a token mixer .* and a channel mixer"):
         find_mixer("moe")
     assert find_mixer("moe", "channel")[0].role == "channel"
+
+
+def test_another_dataset_sets_the_task_and_keeps_the_token_grid(tmp_path, capsys):
+    out = tmp_path / "caltech.yaml"
+    args = ["space", "from-mixer", "strip", "--out", str(out), "--dataset", "imagefolder", "--num-classes", "101"]
+    assert main(args) == 0
+    written = yaml.safe_load(out.read_text())
+    assert {k: written["task"][k] for k in ("dataset", "image_size", "in_channels", "num_classes")} == \
+        {"dataset": "imagefolder", "image_size": 64, "in_channels": 3, "num_classes": 101}
+    assert written["arch"]["stem"]["patch_size"] == 8  # 64 / 8: the 8x8 grid the parameters were probed on
+    header = " ".join(out.read_text().replace("#", " ").split())
+    assert "--dataset imagefolder --num-classes 101`" in header  # the header says how it was written
+    space = load_space(out)
+    assert (space.task.image_size, space.task.num_classes) == (64, 101)
+    assert main(["space", "from-mixer", "strip", "--out", str(tmp_path / "c100.yaml"), "--dataset", "cifar100",
+                 "--image-size", "64"]) == 0
+    c100 = yaml.safe_load((tmp_path / "c100.yaml").read_text())
+    assert (c100["task"]["num_classes"], c100["task"]["in_channels"], c100["arch"]["stem"]["patch_size"]) == (100, 3, 8)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--dataset", "imagefolder"], "has as many classes as its folder: pass --num-classes N"),
+    (["--image-size", "60"], "--image-size 60: must be a positive multiple of 8"),
+    (["--dataset", "cifar"], "unknown dataset 'cifar' (did you mean 'cifar10'?)"),
+    (["--num-classes", "1"], "--num-classes must be at least 2"),
+])
+def test_a_task_that_cannot_be_written_is_one_line_and_writes_nothing(tmp_path, capsys, extra, message):
+    out = tmp_path / "space.yaml"
+    assert main(["space", "from-mixer", "strip", "--out", str(out), *extra]) == 2
+    assert message in capsys.readouterr().err and not out.exists()

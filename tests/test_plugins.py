@@ -72,6 +72,17 @@ def test_a_plugin_that_registers_something_invalid_names_its_file_and_line(tmp_p
     assert "RegistrationError" in str(err.value)
 
 
+@pytest.mark.parametrize("classes", [1, 2.5, True])
+def test_a_dataset_with_an_impossible_class_count_is_refused(forget, classes):
+    from mixnas.data import DATASETS, register_dataset
+    from mixnas.data.base import DatasetSpec
+
+    with pytest.raises(RegistrationError, match="num_classes must be an integer of at least 2, or None"):
+        register_dataset(DatasetSpec("mine", lambda request: None, 3, 32, True, "a test's", classes))
+    assert "mine" not in DATASETS
+    register_dataset(DatasetSpec("mine", lambda request: None, 3, 32, True, "a test's", None))  # the folder decides
+
+
 def test_registration_errors_are_user_errors_for_the_builtin_path_too(forget):
     from mixnas.registry import register_mixer
 

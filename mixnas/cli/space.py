@@ -39,6 +39,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("target", help="FILE.py:NAME, module:NAME or a registered NAME (the registered or class name)")
     p.add_argument("--out", help="the YAML file to write (default NAME_space.yaml)")
     p.add_argument("--role", choices=("token", "channel"), help="for a name registered as both (moe)")
+    p.add_argument("--dataset", default="fashion-mnist", help="the task's dataset, a registered name: cifar10, "
+                                                               "cifar100, digits, fashion-mnist (default), "
+                                                               "imagefolder, mnist, or a plugin's")
+    p.add_argument("--num-classes", type=int, help="classes (default: the dataset's; needed for imagefolder)")
+    p.add_argument("--image-size", type=int, help="input size, a multiple of 8 (default: the dataset's); the stem's "
+                                                  "patch is image_size / 8")
     p.set_defaults(func=cmd_space_from_mixer)
 
 
@@ -84,11 +90,15 @@ def cmd_space_check(args: argparse.Namespace) -> int:
 
 
 def cmd_space_from_mixer(args: argparse.Namespace) -> int:
-    from mixnas.mixer_space import dimensions, write_space
+    from mixnas.mixer_space import dimensions, space_task, write_space
     from mixnas.space import load_space
 
-    command = f"mixnas space from-mixer {args.target}" + (f" --out {args.out}" if args.out else "")
-    path, family = write_space(args.target, args.out, command, role=args.role)
+    task = space_task(args.dataset, args.num_classes, args.image_size)
+    command = " ".join([f"mixnas space from-mixer {args.target}"]
+                       + [f"--{flag.replace('_', '-')} {getattr(args, flag)}"
+                          for flag in ("out", "dataset", "num_classes", "image_size")
+                          if getattr(args, flag) is not None and (flag != "dataset" or args.dataset != "fashion-mnist")])
+    path, family = write_space(args.target, args.out, command, role=args.role, task=task)
     space = load_space(path)
     dims = dimensions(family)
     kept = [d.param for d in dims if d.value is None]

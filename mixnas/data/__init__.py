@@ -59,22 +59,26 @@ def register_dataset(spec: DatasetSpec) -> DatasetSpec:
     if spec.in_channels not in (1, 3) or not isinstance(spec.default_image_size, int) or spec.default_image_size < 1:
         raise RegistrationError(f"dataset {spec.name!r}: in_channels must be 1 or 3 and default_image_size a positive "
                                 f"integer; found {spec.in_channels!r}, {spec.default_image_size!r}")
+    if spec.num_classes is not None and (isinstance(spec.num_classes, bool) or not isinstance(spec.num_classes, int)
+                                         or spec.num_classes < 2):
+        raise RegistrationError(f"dataset {spec.name!r}: num_classes must be an integer of at least 2, or None when "
+                                f"the data decide; found {spec.num_classes!r}")
     DATASETS[spec.name] = spec
     return spec
 
 
 register_dataset(DatasetSpec("fashion-mnist", load_idx_dataset, 1, 32, True,
-                             "Zalando's Fashion-MNIST: 60k/10k 28x28 grey, 10 classes (padded to 32)"))
+                             "Zalando's Fashion-MNIST: 60k/10k 28x28 grey, 10 classes (padded to 32)", 10))
 register_dataset(DatasetSpec("mnist", load_idx_dataset, 1, 32, False,
-                             "MNIST IDX files, user-provided: 60k/10k 28x28 grey, 10 classes"))
+                             "MNIST IDX files, user-provided: 60k/10k 28x28 grey, 10 classes", 10))
 register_dataset(DatasetSpec("cifar10", load_cifar, 3, 32, True,
-                             "CIFAR-10 python version, user-provided: 50k/10k 32x32 RGB, 10 classes"))
+                             "CIFAR-10 python version, user-provided: 50k/10k 32x32 RGB, 10 classes", 10))
 register_dataset(DatasetSpec("cifar100", load_cifar, 3, 32, True,
-                             "CIFAR-100 python version, user-provided: 50k/10k 32x32 RGB, 100 fine classes"))
+                             "CIFAR-100 python version, user-provided: 50k/10k 32x32 RGB, 100 fine classes", 100))
 register_dataset(DatasetSpec("imagefolder", load_imagefolder, 3, 64, True,
                              "one sub-folder of images per class under --data-dir (e.g. Caltech-101)"))
 register_dataset(DatasetSpec("digits", load_digits_dataset, 1, 32, False,
-                             "scikit-learn's bundled 8x8 digits: 1,797 images, 10 classes (resized)"))
+                             "scikit-learn's bundled 8x8 digits: 1,797 images, 10 classes (resized)", 10))
 
 
 def get_dataset(name: str) -> DatasetSpec:

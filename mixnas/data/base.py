@@ -86,6 +86,7 @@ class DatasetSpec:
     default_image_size: int
     flip: bool  # whether a horizontal flip keeps the label (not for digits)
     doc: str
+    num_classes: int | None = None  # when fixed by the dataset (None: a user's folder decides)
 
 
 def stratified_split(labels: Tensor, fraction: float, seed: int) -> tuple[Tensor, Tensor]:
