@@ -61,7 +61,8 @@ FIDELITY = ("max_epochs", "fraction", "val_fraction", "grace")
 
 def search(space: str | Path | Space | None = None, *, out: str | Path | None = None, trials: int | None = None,
            objectives: str | Sequence[str] | None = None, sampler: str | None = None,
-           scheduler: str | None = None, max_epochs: int | None = None, grace: int | None = None,
+           sampler_options: Mapping[str, Any] | Sequence[str] | None = None, scheduler: str | None = None,
+           max_epochs: int | None = None, grace: int | None = None,
            eta: float | None = None, fraction: float | None = None, val_fraction: float | None = None,
            bf16: bool | None = None, dataset: str | None = None, data_dir: str | None = None,
            concurrency: int | None = None, resources: str | Mapping[str, float] | None = None,
@@ -79,7 +80,9 @@ def search(space: str | Path | Space | None = None, *, out: str | Path | None = 
     and ``grace`` from ``table``, else the space's ``task.train``, else 2 epochs on 10 % of the data, grace 1),
     and a resumed one (``resume=True``, ``out`` the run folder) the value its record holds. ``out`` defaults to
     ``runs/SPACE-sSEED``. ``objectives``: ``"top1:max,macs:min"`` or a list of such; ``resources``:
-    ``"cpu=1,gpu=0.25"`` or ``{"cpu": 1, "gpu": 0.25}``; ``address``: a Ray cluster (default: a local Ray);
+    ``"cpu=1,gpu=0.25"`` or ``{"cpu": 1, "gpu": 0.25}``; ``sampler_options``: keyword arguments of the Optuna
+    sampler over mixnas's settings (``{"population_size": 16}``, or ``["population_size=16"]`` as the flag
+    ``--sampler-option`` gives them); ``address``: a Ray cluster (default: a local Ray);
     ``table``: replay the search on a mixnas-bench table instead of training. ``plugins``: files or modules
     that register mixers, models or datasets, loaded first. ``dry_run``: the checks before launch only,
     nothing written. The console lines of the command (the first line, each trial, the progress, the summary)
@@ -129,6 +132,41 @@ def _normalise(opts: argparse.Namespace) -> None:
         opts.objectives = ",".join(map(str, opts.objectives))
     if isinstance(opts.resources, Mapping):
         opts.resources = ",".join(f"{k}={v}" for k, v in opts.resources.items())
+    if opts.sampler_options is not None:
+        opts.sampler_options = parse_sampler_options(opts.sampler_options)
+
+
+def parse_sampler_options(given: Mapping[str, Any] | Sequence[str]) -> dict[str, Any]:
+    """``["population_size=16", "constant_liar=false"]`` (values read as YAML scalars) or a mapping -> a dict
+    of keyword arguments; a malformed item is a MixnasError naming it. Whether the sampler takes them is
+    checked when it is made (:func:`mixnas.optuna_io.make_sampler`)."""
+    import yaml
+
+    if isinstance(given, Mapping):
+        items = list(given.items())
+    else:
+        items = []
+        for item in given:
+            key, sep, value = str(item).partition("=")
+            if not sep or not key.strip().isidentifier():
+                raise MixnasError(f"--sampler-option {item!r}: expected KEY=VALUE with KEY a keyword argument of "
+                                  "the sampler, e.g. population_size=16")
+            try:
+                parsed = yaml.safe_load(value) if value.strip() else None
+            except yaml.YAMLError:
+                parsed = value
+            items.append((key.strip(), parsed))
+    out = {}
+    for key, value in items:
+        if not isinstance(key, str) or not key.isidentifier():
+            raise MixnasError(f"sampler options: {key!r} is not a keyword argument name")
+        if not (value is None or isinstance(value, (bool, int, float, str))):
+            raise MixnasError(f"sampler option {key}: expected a number, a bool or a string, found "
+                              f"{type(value).__name__}")
+        if key == "seed":
+            raise MixnasError("sampler option seed: the sampler's seed is --seed's (joined drivers derive theirs)")
+        out[key] = value
+    return out
 
 
 def _run_folder(opts: argparse.Namespace) -> str:
@@ -194,7 +232,8 @@ def _settings(opts: argparse.Namespace, out: str) -> SearchSettings:
         train["bf16"] = True
     return SearchSettings(
         space=opts.space, out=out, dataset=opts.dataset, data_dir=opts.data_dir, trials=opts.trials,
-        objectives=opts.objectives, sampler=opts.sampler, scheduler=opts.scheduler, max_epochs=opts.max_epochs,
+        objectives=opts.objectives, sampler=opts.sampler, sampler_options=dict(opts.sampler_options or {}),
+        scheduler=opts.scheduler, max_epochs=opts.max_epochs,
         grace=opts.grace, eta=opts.eta, concurrency=opts.concurrency, resources=parse_resources(opts.resources),
         address=opts.address, storage=opts.storage, study_name=opts.study_name, resume=opts.resume,
         seed=opts.seed, train=train, max_retries=opts.retries, common_fidelity_front=opts.common_fidelity_front,
@@ -206,9 +245,20 @@ def _dry_run_line(opts: argparse.Namespace, settings: SearchSettings, space: Spa
     from mixnas.search_driver import prelaunch
 
     plan, sampler = prelaunch(settings, space)
+    if settings.sampler_options and sampler != "grid":  # options the sampler does not take: refused now
+        from mixnas.optuna_io import make_sampler
+        from mixnas.search_driver import is_conditional
+
+        make_sampler(sampler, 0, conditional=is_conditional(space), options=settings.sampler_options)
     return (f"search --dry-run: {opts.space} passes the checks before launch: dataset {plan.dataset}, objectives "
-            f"{', '.join(map(str, plan.objectives))}, sampler {sampler}, scheduler {settings.scheduler}, "
+            f"{', '.join(map(str, plan.objectives))}, sampler {_sampler_text(sampler, settings)}, scheduler {settings.scheduler}, "
             f"{settings.trials} trials x up to {plan.train['epochs']} epochs; nothing was written or trained")
+
+
+def _sampler_text(name: str, settings: SearchSettings) -> str:
+    """``tpe`` or, with options, ``tpe (n_startup_trials=8)``."""
+    options = ", ".join(f"{k}={v}" for k, v in sorted(settings.sampler_options.items()))
+    return f"{name} ({options})" if options else name
 
 
 def _first_line(driver: Search, settings: SearchSettings, opts: argparse.Namespace, out: str,
@@ -217,7 +267,7 @@ def _first_line(driver: Search, settings: SearchSettings, opts: argparse.Namespa
     where = f"replayed on the table {opts.table} with {settings.concurrency} simulated workers" if table else "trained"
     resumed = f" (resumed: settings from {out}/search.yaml)" if opts.resume else ""
     return (f"search {driver.study_name}{resumed}: space {opts.space}, dataset {driver.dataset}, sampler "
-            f"{driver.sampler_name}, scheduler {settings.scheduler}, {settings.trials} trials x up to "
+            f"{_sampler_text(driver.sampler_name, settings)}, scheduler {settings.scheduler}, {settings.trials} trials x up to "
             f"{driver.max_epochs} epochs ({origin['max_epochs']}) on {opts.fraction:g} of the training split "
             f"({origin['fraction']}), {where}, out {out}")
 

@@ -250,3 +250,48 @@ def test_a_space_inside_a_users_optuna_objective(tmp_path):
     for t in done:  # the parameters replay the architecture, whose cost the objective returned
         cost = complexity(space.sample(FixedTrial(t.params)))
         assert t.values == [cost.macs, cost.params]
+
+
+def test_sampler_options_reach_the_sampler_are_recorded_and_kept_on_resume(tmp_path, capsys, monkeypatch):
+    from mixnas import optuna_io
+
+    made = []
+    real = optuna_io.make_sampler
+
+    def spy(kind, seed, **kw):
+        made.append((kind, dict(kw.get("options") or {})))
+        return real(kind, seed, **kw)
+
+    monkeypatch.setattr(optuna_io, "make_sampler", spy)
+    out = tmp_path / "opts"
+    api.search(BENCH_SPACE, table=TABLE, trials=5, out=out, sampler="tpe", sampler_options={"n_startup_trials": 3},
+               quiet=True)
+    assert made == [("tpe", {"n_startup_trials": 3})]
+    assert yaml.safe_load((out / "search.yaml").read_text())["settings"]["sampler_options"] == {"n_startup_trials": 3}
+    api.search(out=out, resume=True, trials=7, quiet=True)  # the record's options, not the defaults
+    assert made[-1] == ("tpe", {"n_startup_trials": 3})
+    with pytest.raises(MixnasError, match="--sampler-option .* differs from the search recorded"):
+        api.search(out=out, resume=True, sampler_options=["n_startup_trials=4"], quiet=True)
+    flags = ["search", "--space", str(BENCH_SPACE), "--table", str(TABLE), "--out", str(tmp_path / "dry"), "--sampler", "nsga2",
+             "--sampler-option", "population_size=16", "--sampler-option", "crossover_prob=0.8", "--dry-run"]
+    assert main(flags) == 0
+    assert "sampler nsga2 (crossover_prob=0.8, population_size=16)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("options, message", [
+    (["population_size"], "expected KEY=VALUE"),
+    (["=3"], "expected KEY=VALUE"),
+    (["seed=3"], "the sampler's seed is --seed's"),
+    ({"population_size": [1, 2]}, "expected a number, a bool or a string"),
+    (["populaton_size=16"], r"options \['populaton_size'\] are not all arguments of NSGAIISampler"),
+])
+def test_bad_sampler_options_are_one_line_before_anything_runs(tmp_path, options, message):
+    with pytest.raises(MixnasError, match=message):
+        api.search(BENCH_SPACE, table=TABLE, out=tmp_path / "bad", sampler="nsga2", sampler_options=options,
+                   dry_run=True)
+    assert not (tmp_path / "bad").exists()
+
+
+def test_sampler_option_values_are_read_as_yaml_scalars():
+    assert api.parse_sampler_options(["population_size=16", "constant_liar=false", "prob=0.5", "name=x"]) == \
+        {"population_size": 16, "constant_liar": False, "prob": 0.5, "name": "x"}

@@ -17,7 +17,7 @@ from mixnas.errors import MixnasError
 # two searches in one study and one Pareto front. Only these may change on resume:
 EXECUTION = ("trials", "concurrency", "resources", "address", "data_dir", "retries", "keep_checkpoints",
              "common_fidelity_front")
-MEANING = ("space", "dataset", "objectives", "sampler", "scheduler", "max_epochs", "grace", "eta", "fraction",
+MEANING = ("space", "dataset", "objectives", "sampler", "sampler_options", "scheduler", "max_epochs", "grace", "eta", "fraction",
            "val_fraction", "bf16", "seed", "storage", "study_name", "table", "join")
 # The EXECUTION settings under the names the record gives them (``retries`` is recorded as ``max_retries``).
 EXECUTION_KEYS = ("trials", "concurrency", "resources", "address", "data_dir", "max_retries", "keep_checkpoints",
@@ -65,7 +65,8 @@ def recorded_value(record: dict, flag: str) -> object:
             "data_dir": record.get("data_dir"), "retries": record.get("max_retries"),
             "keep_checkpoints": record.get("keep_checkpoints"),
             "common_fidelity_front": record.get("common_fidelity_front"),
-            "resources": ",".join(f"{k}={v:g}" for k, v in (record.get("resources") or {}).items())}[flag]
+            "resources": ",".join(f"{k}={v:g}" for k, v in (record.get("resources") or {}).items()),
+            "sampler_options": dict(record.get("sampler_options") or {})}[flag]
 
 
 def _same(flag: str, given: object, recorded: object, record: dict) -> bool:
@@ -95,7 +96,8 @@ def resume_args(args: argparse.Namespace, out: Path) -> Path:
             continue
         recorded = recorded_value(record, flag)
         if not _same(flag, given, recorded, record):
-            raise MixnasError(f"--resume: --{flag.replace('_', '-')} {given} differs from the search recorded in "
+            name = "sampler-option" if flag == "sampler_options" else flag.replace("_", "-")
+            raise MixnasError(f"--resume: --{name} {given} differs from the search recorded in "
                               f"{out}/search.yaml ({flag}: {recorded}); a resumed search keeps what its trials "
                               f"mean. Drop the flag, or start a new search in another --out (only --trials and "
                               f"execution settings ({', '.join('--' + f.replace('_', '-') for f in EXECUTION)}) may "

@@ -29,6 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--objectives", help="e.g. top1:max,macs:min,latency_ms:min (default: the space's)")
     p.add_argument("--sampler", help="tpe | nsga2 | nsga3 | gp | random | grid | auto (default auto: "
                                                      "grouped multivariate TPE for conditional spaces, else NSGA-II)")
+    p.add_argument("--sampler-option", action="append", dest="sampler_options", metavar="KEY=VALUE",
+                   help="a keyword argument of the Optuna sampler, repeatable, over mixnas's settings "
+                        "(docs/search.md): --sampler-option population_size=16 --sampler-option n_startup_trials=8")
     p.add_argument("--scheduler", help="moasha | asha | none (default moasha)")
     p.add_argument("--max-epochs", type=int,
                    help=f"full fidelity in epochs (default {QUICKSTART['max_epochs']}; with --table, the table's)")
