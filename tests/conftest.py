@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
@@ -48,6 +47,7 @@ tempfile.tempdir = None  # forget the cached default so that tempfile reads TMPD
 
 import pytest  # noqa: E402  (after the environment above)
 import torch  # noqa: E402
+from plugin_helpers import unloading_plugins  # noqa: E402  (tests/ is on sys.path: pytest puts it there)
 
 # The CI machine has 2 cores; more threads than that only adds noise to timings and float reductions.
 torch.set_num_threads(min(2, os.cpu_count() or 1))
@@ -63,42 +63,16 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-def _unloading_plugins():
-    """Snapshot the registries and the loaded plugins; after the yield, undo what was registered and loaded
-    since (mixers, models, datasets, counted operators, modules), so names can be reused and later tests see only the built-ins:
-    a plugin loaded in one test must not be shipped with, or written atop the files of, another's search."""
-    from mixnas import plugins
-    from mixnas.complexity import _PLUGIN_OPS
-    from mixnas.data import DATASETS
-    from mixnas.registry import _FAMILIES, _MODELS, get_mixer, named_models
-
-    get_mixer("token", "attention")  # the built-ins first: they stay
-    named_models()
-    before = {r: dict(f) for r, f in _FAMILIES.items()}
-    models, datasets, loaded, ops = dict(_MODELS), dict(DATASETS), dict(plugins._LOADED), dict(_PLUGIN_OPS)
-    yield
-    for role, fams in before.items():
-        _FAMILIES[role].clear()
-        _FAMILIES[role].update(fams)
-    for registry, kept in ((_MODELS, models), (DATASETS, datasets), (_PLUGIN_OPS, ops)):
-        registry.clear()
-        registry.update(kept)
-    for key in set(plugins._LOADED) - set(loaded):
-        sys.modules.pop(plugins._LOADED[key].module, None)
-    plugins._LOADED.clear()
-    plugins._LOADED.update(loaded)
-
-
 @pytest.fixture
 def forget():
-    """A test's plugins unloaded when it ends (:func:`_unloading_plugins`)."""
-    yield from _unloading_plugins()
+    """A test's plugins unloaded when it ends (:func:`plugin_helpers.unloading_plugins`)."""
+    yield from unloading_plugins()
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _plugins_stay_in_their_module():
     """Every test module's plugins unloaded when it ends, whether or not its tests asked for ``forget``."""
-    yield from _unloading_plugins()
+    yield from unloading_plugins()
 
 
 def pytest_report_header(config) -> str:

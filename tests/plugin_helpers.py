@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 MIXER = '''
@@ -62,3 +64,29 @@ def unload(plugin: Path, name: str) -> None:
     loaded = plugins._LOADED.pop(str(plugin.resolve()), None)
     if loaded is not None:
         sys.modules.pop(loaded.module, None)
+
+
+def unloading_plugins() -> Iterator[None]:
+    """Snapshot the registries and the loaded plugins; after the yield, undo what was registered and loaded
+    since (mixers, models, datasets, counted operators, modules), so names can be reused and later tests see only the built-ins:
+    a plugin loaded in one test must not be shipped with, or written atop the files of, another's search."""
+    from mixnas import plugins
+    from mixnas.complexity import _PLUGIN_OPS
+    from mixnas.data import DATASETS
+    from mixnas.registry import _FAMILIES, _MODELS, get_mixer, named_models
+
+    get_mixer("token", "attention")  # the built-ins first: they stay
+    named_models()
+    before = {r: dict(f) for r, f in _FAMILIES.items()}
+    models, datasets, loaded, ops = dict(_MODELS), dict(DATASETS), dict(plugins._LOADED), dict(_PLUGIN_OPS)
+    yield
+    for role, fams in before.items():
+        _FAMILIES[role].clear()
+        _FAMILIES[role].update(fams)
+    for registry, kept in ((_MODELS, models), (DATASETS, datasets), (_PLUGIN_OPS, ops)):
+        registry.clear()
+        registry.update(kept)
+    for key in set(plugins._LOADED) - set(loaded):
+        sys.modules.pop(plugins._LOADED[key].module, None)
+    plugins._LOADED.clear()
+    plugins._LOADED.update(loaded)

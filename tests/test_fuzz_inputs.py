@@ -30,7 +30,6 @@ import random
 import shutil
 import signal
 import sqlite3
-import sys
 import traceback
 from collections import Counter
 from collections.abc import Callable
@@ -374,15 +373,16 @@ def cheap_leaves(monkeypatch):
     monkeypatch.setattr(dashboard, "build_report", some_real_report)
     import torch
 
-    from mixnas import complexity, network
+    from mixnas import complexity, network, onnx_io
 
-    def fake_export(model, args, f, **kwargs):
-        Path(f).write_bytes(b"onnx")
+    def fake_export(module, example, input_name, output_name, path=None):
+        if path is not None:
+            Path(path).write_bytes(b"onnx")
+        return onnx_io.Exported(b"onnx", 1, 0.0)
 
     monkeypatch.setattr(complexity, "complexity", _fake_complexity)
     monkeypatch.setattr(network, "build_model", lambda arch, seed=0: torch.nn.Identity())
-    monkeypatch.setattr(torch.onnx, "export", fake_export)
-    monkeypatch.setitem(sys.modules, "onnx", sys.modules.get("onnx") or type(sys)("onnx"))
+    monkeypatch.setattr(onnx_io, "export", fake_export)
 
 
 # -- the fixture folders ---------------------------------------------------------------------------------------

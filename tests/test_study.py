@@ -270,8 +270,7 @@ def test_a_study_run_resumes_without_the_plugin_flag_it_started_with(tmp_path, m
     """The study file does not name the plugin (it came from --plugin): resuming reloads the run's record."""
     import functools
 
-    from conftest import _unloading_plugins
-    from plugin_helpers import write_mixer
+    from plugin_helpers import unloading_plugins, write_mixer
 
     from mixnas import api, study_run
     from mixnas.trial import Outcome
@@ -289,14 +288,14 @@ def test_a_study_run_resumes_without_the_plugin_flag_it_started_with(tmp_path, m
     (tmp_path / "lab" / "arch.yaml").write_text(PLUGIN_ARCH.replace("plugins: [mean_mixer.py]\n", ""))
     study_file = write(tmp_path / "studies", PLUGIN_STUDY.replace("plugins: [../lab/mean_mixer.py]\n", ""))
     run = tmp_path / "run"
-    session = _unloading_plugins()  # a first process: the plugin only from --plugin
+    session = unloading_plugins()  # a first process: the plugin only from --plugin
     next(session)
     api.run_study(study_file, out=run, runner="local", report=False, quiet=True, plugins=[str(plugin)])
     next(session, None)
     assert len(trained) == 2
     with pytest.raises(MixnasError, match="plug_study"):  # without the run's record the mixer is unknown
         api.run_study(study_file, out=tmp_path / "fresh", runner="local", report=False, quiet=True)
-    session = _unloading_plugins()  # a second process: resumed without --plugin
+    session = unloading_plugins()  # a second process: resumed without --plugin
     next(session)
     resumed = api.run_study(study_file, out=run, resume=True, runner="local", quiet=True)
     next(session, None)
