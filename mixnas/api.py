@@ -251,7 +251,8 @@ def _dry_run_line(opts: argparse.Namespace, settings: SearchSettings, space: Spa
 
         make_sampler(sampler, 0, conditional=is_conditional(space), options=settings.sampler_options)
     return (f"search --dry-run: {opts.space} passes the checks before launch: dataset {plan.dataset}, objectives "
-            f"{', '.join(map(str, plan.objectives))}, sampler {_sampler_text(sampler, settings)}, scheduler {settings.scheduler}, "
+            f"{', '.join(map(str, plan.objectives))}, sampler {_sampler_text(sampler, settings)}, "
+            f"scheduler {settings.scheduler}, "
             f"{settings.trials} trials x up to {plan.train['epochs']} epochs; nothing was written or trained")
 
 
@@ -267,7 +268,8 @@ def _first_line(driver: Search, settings: SearchSettings, opts: argparse.Namespa
     where = f"replayed on the table {opts.table} with {settings.concurrency} simulated workers" if table else "trained"
     resumed = f" (resumed: settings from {out}/search.yaml)" if opts.resume else ""
     return (f"search {driver.study_name}{resumed}: space {opts.space}, dataset {driver.dataset}, sampler "
-            f"{_sampler_text(driver.sampler_name, settings)}, scheduler {settings.scheduler}, {settings.trials} trials x up to "
+            f"{_sampler_text(driver.sampler_name, settings)}, scheduler {settings.scheduler}, "
+            f"{settings.trials} trials x up to "
             f"{driver.max_epochs} epochs ({origin['max_epochs']}) on {opts.fraction:g} of the training split "
             f"({origin['fraction']}), {where}, out {out}")
 

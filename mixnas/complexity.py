@@ -83,7 +83,8 @@ with warnings.catch_warnings():
     from fvcore.nn.jit_handles import get_shape
 
 __all__ = ["EXTRA_HANDLES", "MAC_CONVENTION", "ZERO_COST_OPS", "Complexity", "CostRow", "UnhandledOperatorError",
-           "cache_dir", "clear_memory_cache", "complexity", "count_macs", "register_operator", "registered_operators"]
+           "cache_dir", "clear_memory_cache", "complexity", "count_macs", "register_operator", "registered_operators",
+           "OperatorRuleError"]
 
 log = logging.getLogger(__name__)
 
@@ -234,6 +235,10 @@ _PLUGIN_OPS: dict[str, ShapeHandle | None] = {}
 _OP_NAME = re.compile(r"^[A-Za-z_]\w*::[A-Za-z_]\w*(\.\w+)?$")
 
 
+class OperatorRuleError(UnhandledOperatorError):
+    """A MAC rule a plugin registered (:func:`register_operator`) returned something that is not a count."""
+
+
 def register_operator(op: str, macs: ShapeHandle | None = None) -> None:
     """Teach the counter an operator that a plugin's mixer runs and mixnas does not know (a custom
     ``torch.library`` operator, or an ``aten`` one no built-in mixer uses): ``macs(input_shapes,
@@ -271,8 +276,8 @@ def _fvcore_handle(op: str, macs: ShapeHandle) -> Any:
     def handle(inputs: list[Any], outputs: list[Any]) -> int:
         count = macs([get_shape(v) for v in inputs], [get_shape(v) for v in outputs])
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-            raise UnhandledOperatorError(f"the MAC handle registered for {op} returned {count!r}; it must return "
-                                         "a non-negative int", (op,))
+            raise OperatorRuleError(f"the MAC handle registered for {op} returned {count!r}; it must return "
+                                    "a non-negative int", (op,))
         return count
 
     return handle

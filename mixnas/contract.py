@@ -36,7 +36,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from mixnas.complexity import UnhandledOperatorError, count_macs
+from mixnas.complexity import OperatorRuleError, UnhandledOperatorError, count_macs
 from mixnas.errors import ArchError
 from mixnas.registry import MixerContext, MixerFamily, Param
 
@@ -279,7 +279,7 @@ def check_fvcore(family: MixerFamily) -> str:
         try:
             total, _ = count_macs(build(family, {}, ctx).eval(), (tokens(ctx, batch=1),))
         except UnhandledOperatorError as err:
-            if str(err).startswith("the MAC handle registered"):
+            if isinstance(err, OperatorRuleError):
                 raise _Failed(str(err)) from None
             first = err.ops[0].split(" ")[0] if err.ops else "OP"
             raise _Failed(f"fvcore cannot count {'; '.join(err.ops)}: declare it in the plugin with "

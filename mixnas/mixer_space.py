@@ -174,8 +174,9 @@ def space_task(dataset: str = "fashion-mnist", num_classes: int | None = None,
         raise MixnasError(f"--num-classes must be at least 2, found {classes}")
     size = image_size if image_size is not None else spec.default_image_size
     if size < GRID[0] or size % GRID[0]:
-        raise MixnasError(f"--image-size {size}: must be a positive multiple of {GRID[0]} (the written stem's patch "
-                          f"is image_size / {GRID[0]}, for an {GRID[0]}x{GRID[1]} token grid); allowed: 32, 64, 224, ...")
+        raise MixnasError(f"--image-size {size}: must be a positive multiple of {GRID[0]} (the written stem's "
+                          f"patch is image_size / {GRID[0]}, for an {GRID[0]}x{GRID[1]} token grid); allowed: 32, "
+                          "64, 224, ...")
     return SpaceTask(dataset, classes, size, spec.in_channels)
 
 

@@ -68,7 +68,8 @@ def unload(plugin: Path, name: str) -> None:
 
 def unloading_plugins() -> Iterator[None]:
     """Snapshot the registries and the loaded plugins; after the yield, undo what was registered and loaded
-    since (mixers, models, datasets, counted operators, modules), so names can be reused and later tests see only the built-ins:
+    since (mixers, models, datasets, counted operators, modules), so names can be reused and later tests see only
+    the built-ins:
     a plugin loaded in one test must not be shipped with, or written atop the files of, another's search."""
     from mixnas import plugins
     from mixnas.complexity import _PLUGIN_OPS

@@ -272,7 +272,8 @@ def test_sampler_options_reach_the_sampler_are_recorded_and_kept_on_resume(tmp_p
     assert made[-1] == ("tpe", {"n_startup_trials": 3})
     with pytest.raises(MixnasError, match="--sampler-option .* differs from the search recorded"):
         api.search(out=out, resume=True, sampler_options=["n_startup_trials=4"], quiet=True)
-    flags = ["search", "--space", str(BENCH_SPACE), "--table", str(TABLE), "--out", str(tmp_path / "dry"), "--sampler", "nsga2",
+    flags = ["search", "--space", str(BENCH_SPACE), "--table", str(TABLE), "--out", str(tmp_path / "dry"),
+             "--sampler", "nsga2",
              "--sampler-option", "population_size=16", "--sampler-option", "crossover_prob=0.8", "--dry-run"]
     assert main(flags) == 0
     assert "sampler nsga2 (crossover_prob=0.8, population_size=16)" in capsys.readouterr().out

@@ -69,6 +69,15 @@ def test_a_plugin_that_declares_its_operator_passes_the_count(plugin, tmp_path):
     assert result.detail == f"{tokens * dim * dim + tokens * dim:,} MACs at batch 1, every operator counted"
 
 
+def test_a_declared_rule_that_returns_no_count_fails_the_count_naming_it(plugin, forget):
+    from mixnas.complexity import register_operator
+
+    register_operator("aten::cumsum", lambda inputs, outputs: None)
+    result = contract.check_fvcore(get_mixer("token", "cumulative"))
+    assert result.failed and result.detail == ("the MAC handle registered for aten::cumsum returned None; it must "
+                                               "return a non-negative int")
+
+
 def test_an_exception_in_forward_names_the_plugin_file_and_line(plugin):
     line = SOURCE.splitlines().index('        raise ValueError("this mixer is not finished")') + 1
     result = contract.check_shape(get_mixer("token", "raises"))

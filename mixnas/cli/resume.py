@@ -17,8 +17,8 @@ from mixnas.errors import MixnasError
 # two searches in one study and one Pareto front. Only these may change on resume:
 EXECUTION = ("trials", "concurrency", "resources", "address", "data_dir", "retries", "keep_checkpoints",
              "common_fidelity_front")
-MEANING = ("space", "dataset", "objectives", "sampler", "sampler_options", "scheduler", "max_epochs", "grace", "eta", "fraction",
-           "val_fraction", "bf16", "seed", "storage", "study_name", "table", "join")
+MEANING = ("space", "dataset", "objectives", "sampler", "sampler_options", "scheduler", "max_epochs", "grace",
+           "eta", "fraction", "val_fraction", "bf16", "seed", "storage", "study_name", "table", "join")
 # The EXECUTION settings under the names the record gives them (``retries`` is recorded as ``max_retries``).
 EXECUTION_KEYS = ("trials", "concurrency", "resources", "address", "data_dir", "max_retries", "keep_checkpoints",
                   "common_fidelity_front")

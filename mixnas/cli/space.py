@@ -97,7 +97,8 @@ def cmd_space_from_mixer(args: argparse.Namespace) -> int:
     command = " ".join([f"mixnas space from-mixer {args.target}"]
                        + [f"--{flag.replace('_', '-')} {getattr(args, flag)}"
                           for flag in ("out", "dataset", "num_classes", "image_size")
-                          if getattr(args, flag) is not None and (flag != "dataset" or args.dataset != "fashion-mnist")])
+                          if getattr(args, flag) is not None
+                          and (flag != "dataset" or args.dataset != "fashion-mnist")])
     path, family = write_space(args.target, args.out, command, role=args.role, task=task)
     space = load_space(path)
     dims = dimensions(family)
